@@ -1,0 +1,42 @@
+//! Datapath settings, written by the agent into the pinned config map.
+
+use crate::tuple::IpAddrBytes;
+
+/// Node-wide datapath settings, one entry at index 0 of the config map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatapathConfig {
+    /// The node's IPv4 address, used as the masquerade source.
+    pub node_ipv4: IpAddrBytes,
+    /// The node's IPv6 address, used as the masquerade source.
+    pub node_ipv6: IpAddrBytes,
+    /// Destinations inside this IPv4 prefix are never masqueraded (the cluster's pods).
+    pub non_masq_ipv4: IpAddrBytes,
+    /// Destinations inside this IPv6 prefix are never masqueraded.
+    pub non_masq_ipv6: IpAddrBytes,
+    /// Interface index of the device masquerading applies to (the uplink).
+    pub masq_ifindex: u32,
+    /// First port of the masquerade range (host byte order).
+    pub nat_port_min: u16,
+    /// Last port of the masquerade range (host byte order).
+    pub nat_port_max: u16,
+    /// Prefix length of [`Self::non_masq_ipv4`] (0 disables the exemption).
+    pub non_masq_ipv4_len: u8,
+    /// Prefix length of [`Self::non_masq_ipv6`] (0 disables the exemption).
+    pub non_masq_ipv6_len: u8,
+    /// [`config_flags`] bits.
+    pub flags: u16,
+    /// Padding, always zero.
+    pub _pad: [u8; 4],
+}
+const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 80);
+
+/// Bits of [`DatapathConfig::flags`].
+pub mod config_flags {
+    /// The entry has been written by the agent.
+    pub const VALID: u16 = 1 << 0;
+    /// Masquerade IPv4 traffic leaving the node.
+    pub const MASQUERADE_V4: u16 = 1 << 1;
+    /// Masquerade IPv6 traffic leaving the node.
+    pub const MASQUERADE_V6: u16 = 1 << 2;
+}

@@ -1,0 +1,41 @@
+//! Local endpoints (pods on this node), looked up by address.
+
+use crate::tuple::IpAddrBytes;
+
+/// Key of the endpoints map: one of a pod's addresses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EndpointKey {
+    /// The pod address.
+    pub addr: IpAddrBytes,
+    /// [`crate::Family`] constant.
+    pub family: u8,
+    /// Padding, always zero.
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(core::mem::size_of::<EndpointKey>() == 20);
+
+/// How to deliver a packet to a local endpoint.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// Interface index of the pod's host-side veth (the redirect target).
+    pub ifindex: u32,
+    /// Endpoint id (assigned by the agent, unique on the node).
+    pub endpoint_id: u16,
+    /// [`endpoint_flags`] bits.
+    pub flags: u16,
+    /// MAC address of the pod's interface (destination MAC of delivered frames).
+    pub pod_mac: [u8; 6],
+    /// MAC address of the host-side veth (source MAC of delivered frames).
+    pub host_mac: [u8; 6],
+    /// Security identity of the endpoint (0 until identities exist).
+    pub identity: u32,
+}
+const _: () = assert!(core::mem::size_of::<EndpointInfo>() == 24);
+
+/// Bits of [`EndpointInfo::flags`].
+pub mod endpoint_flags {
+    /// The endpoint is being deleted: deliver nothing new to it.
+    pub const TERMINATING: u16 = 1 << 0;
+}

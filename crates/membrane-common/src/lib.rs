@@ -1,0 +1,64 @@
+//! Types shared by the eBPF programs and userspace: map keys and values, map names, constants.
+//!
+//! Every type is `#[repr(C)]` with explicit padding and a size assertion, so that the
+//! kernel and user sides agree byte for byte. No `bool`, `Option` or Rust enums appear
+//! inside map types: integers plus named constants.
+#![no_std]
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod ct;
+pub mod endpoint;
+pub mod metrics;
+pub mod nat;
+#[cfg(feature = "user")]
+mod pod;
+pub mod tuple;
+
+pub use config::DatapathConfig;
+pub use ct::{CtEntry, CtKey};
+pub use endpoint::{EndpointInfo, EndpointKey};
+pub use metrics::{MetricsKey, MetricsValue};
+pub use nat::NatEntry;
+pub use tuple::{Family, IpAddrBytes};
+
+/// Names of the pinned maps, spelled once for both sides.
+pub mod map_names {
+    /// Datapath settings ([`crate::DatapathConfig`]), one entry at index 0.
+    pub const CONFIG: &str = "MEMBRANE_CONFIG";
+    /// Local endpoints by address ([`crate::EndpointKey`] to [`crate::EndpointInfo`]).
+    pub const ENDPOINTS: &str = "MEMBRANE_ENDPOINTS";
+    /// Connection tracking (LRU, [`crate::CtKey`] to [`crate::CtEntry`]).
+    pub const CT: &str = "MEMBRANE_CT";
+    /// Masquerade translations in both directions (LRU, [`crate::CtKey`] to [`crate::NatEntry`]).
+    pub const NAT: &str = "MEMBRANE_NAT";
+    /// Per-CPU packet and byte counters by reason and direction.
+    pub const METRICS: &str = "MEMBRANE_METRICS";
+}
+
+/// Names of the eBPF programs, as the loader finds them in the object.
+pub mod program_names {
+    /// tc ingress on a pod's host-side veth: traffic leaving the pod.
+    pub const FROM_CONTAINER: &str = "from_container";
+    /// tc ingress on the node's uplink: traffic arriving from the network.
+    pub const FROM_NETDEV: &str = "from_netdev";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, size_of};
+
+    #[test]
+    fn map_types_have_the_layout_the_kernel_side_expects() {
+        assert_eq!(size_of::<CtKey>(), 40);
+        assert_eq!(size_of::<CtEntry>(), 64);
+        assert_eq!(size_of::<NatEntry>(), 32);
+        assert_eq!(size_of::<EndpointKey>(), 20);
+        assert_eq!(size_of::<EndpointInfo>(), 24);
+        assert_eq!(size_of::<MetricsKey>(), 4);
+        assert_eq!(size_of::<MetricsValue>(), 16);
+        assert_eq!(size_of::<DatapathConfig>(), 80);
+        assert_eq!(align_of::<CtEntry>(), 8);
+    }
+}

@@ -1,0 +1,89 @@
+//! Per-CPU counters of what the datapath did with packets, by reason and direction.
+
+/// Key of the metrics map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MetricsKey {
+    /// A [`reason`] constant.
+    pub reason: u8,
+    /// A [`direction`] constant.
+    pub direction: u8,
+    /// Padding, always zero.
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(core::mem::size_of::<MetricsKey>() == 4);
+
+/// Counter values (one per CPU in the map; userspace sums them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetricsValue {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+const _: () = assert!(core::mem::size_of::<MetricsValue>() == 16);
+
+/// Traffic direction, relative to the endpoint or node.
+pub mod direction {
+    /// Leaving a pod.
+    pub const EGRESS: u8 = 0;
+    /// Entering a pod or the node.
+    pub const INGRESS: u8 = 1;
+}
+
+/// What happened to a packet. Values below [`reason::DROP_FIRST`] are forwarding
+/// outcomes; the rest are drop reasons.
+pub mod reason {
+    /// Redirected to a local pod (same-node forwarding in eBPF).
+    pub const FORWARD_LOCAL: u8 = 0;
+    /// Passed to the node's network stack (traffic for the node itself).
+    pub const TO_STACK: u8 = 1;
+    /// Masqueraded and redirected to the uplink.
+    pub const MASQUERADE: u8 = 2;
+    /// A reply to a masqueraded connection, translated back and delivered to its pod.
+    pub const REVERSE_NAT: u8 = 3;
+    /// Redirected by a FIB lookup to another device.
+    pub const FORWARD_FIB: u8 = 4;
+    /// First drop reason; everything from here on is a drop.
+    pub const DROP_FIRST: u8 = 128;
+    /// Truncated or malformed packet.
+    pub const DROP_INVALID_PACKET: u8 = 128;
+    /// A protocol the datapath does not handle from pods.
+    pub const DROP_UNSUPPORTED_L3: u8 = 129;
+    /// Source address is not the sending pod's (spoofing).
+    pub const DROP_INVALID_SOURCE: u8 = 130;
+    /// No free port for masquerading.
+    pub const DROP_NAT_NO_PORT: u8 = 131;
+    /// A map update failed (map full).
+    pub const DROP_MAP_FULL: u8 = 132;
+    /// A checksum or header rewrite failed.
+    pub const DROP_REWRITE_FAILED: u8 = 133;
+    /// The FIB lookup found no route.
+    pub const DROP_NO_ROUTE: u8 = 134;
+    /// The datapath configuration has not been written yet.
+    pub const DROP_NO_CONFIG: u8 = 135;
+    /// An IP fragment the datapath cannot track.
+    pub const DROP_FRAGMENT: u8 = 136;
+
+    /// Human-readable name of a reason code, for metrics and CLI output.
+    pub const fn name(code: u8) -> &'static str {
+        match code {
+            FORWARD_LOCAL => "forward_local",
+            TO_STACK => "to_stack",
+            MASQUERADE => "masquerade",
+            REVERSE_NAT => "reverse_nat",
+            FORWARD_FIB => "forward_fib",
+            DROP_INVALID_PACKET => "invalid_packet",
+            DROP_UNSUPPORTED_L3 => "unsupported_l3_protocol",
+            DROP_INVALID_SOURCE => "invalid_source_address",
+            DROP_NAT_NO_PORT => "nat_no_free_port",
+            DROP_MAP_FULL => "map_full",
+            DROP_REWRITE_FAILED => "rewrite_failed",
+            DROP_NO_ROUTE => "no_route",
+            DROP_NO_CONFIG => "no_config",
+            DROP_FRAGMENT => "fragment",
+            _ => "unknown",
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! `aya::Pod` for every map type, so userspace can read and write the maps.
+
+// SAFETY: every type below is #[repr(C)], made of integers and byte arrays only, with
+// explicit padding fields, so any bit pattern is valid and there are no holes.
+unsafe impl aya::Pod for crate::DatapathConfig {}
+unsafe impl aya::Pod for crate::CtKey {}
+unsafe impl aya::Pod for crate::CtEntry {}
+unsafe impl aya::Pod for crate::NatEntry {}
+unsafe impl aya::Pod for crate::EndpointKey {}
+unsafe impl aya::Pod for crate::EndpointInfo {}
+unsafe impl aya::Pod for crate::MetricsKey {}
+unsafe impl aya::Pod for crate::MetricsValue {}
