@@ -18,7 +18,7 @@ pub mod tuple;
 pub use config::DatapathConfig;
 pub use ct::{CtEntry, CtKey};
 pub use endpoint::{EndpointInfo, EndpointKey};
-pub use metrics::{MetricsKey, MetricsValue};
+pub use metrics::{METRICS_SLOTS, MetricsValue, metrics_index};
 pub use nat::NatEntry;
 pub use tuple::{Family, IpAddrBytes};
 
@@ -32,7 +32,7 @@ pub mod map_names {
     pub const CT: &str = "MEMBRANE_CT";
     /// Masquerade translations in both directions (LRU, [`crate::CtKey`] to [`crate::NatEntry`]).
     pub const NAT: &str = "MEMBRANE_NAT";
-    /// Per-CPU packet and byte counters by reason and direction.
+    /// Per-CPU packet and byte counters, indexed by [`crate::metrics_index`].
     pub const METRICS: &str = "MEMBRANE_METRICS";
 }
 
@@ -56,7 +56,6 @@ mod tests {
         assert_eq!(size_of::<NatEntry>(), 32);
         assert_eq!(size_of::<EndpointKey>(), 20);
         assert_eq!(size_of::<EndpointInfo>(), 24);
-        assert_eq!(size_of::<MetricsKey>(), 4);
         assert_eq!(size_of::<MetricsValue>(), 16);
         assert_eq!(size_of::<DatapathConfig>(), 80);
         assert_eq!(align_of::<CtEntry>(), 8);

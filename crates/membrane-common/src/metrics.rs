@@ -1,17 +1,12 @@
 //! Per-CPU counters of what the datapath did with packets, by reason and direction.
 
-/// Key of the metrics map.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct MetricsKey {
-    /// A [`reason`] constant.
-    pub reason: u8,
-    /// A [`direction`] constant.
-    pub direction: u8,
-    /// Padding, always zero.
-    pub _pad: [u8; 2],
+/// Number of slots in the metrics array: every reason code in both directions.
+pub const METRICS_SLOTS: u32 = 256 * 2;
+
+/// Index of the metrics array slot counting `reason` in `direction`.
+pub const fn metrics_index(reason: u8, direction: u8) -> u32 {
+    (reason as u32) * 2 + (direction as u32 & 1)
 }
-const _: () = assert!(core::mem::size_of::<MetricsKey>() == 4);
 
 /// Counter values (one per CPU in the map; userspace sums them).
 #[repr(C)]
@@ -65,6 +60,10 @@ pub mod reason {
     pub const DROP_NO_CONFIG: u8 = 135;
     /// An IP fragment the datapath cannot track.
     pub const DROP_FRAGMENT: u8 = 136;
+    /// A packet that cannot be masqueraded (an ICMP type other than echo).
+    pub const DROP_NAT_UNSUPPORTED: u8 = 137;
+    /// The TTL or hop limit ran out while forwarding.
+    pub const DROP_TTL_EXCEEDED: u8 = 138;
 
     /// Human-readable name of a reason code, for metrics and CLI output.
     pub const fn name(code: u8) -> &'static str {
@@ -83,6 +82,8 @@ pub mod reason {
             DROP_NO_ROUTE => "no_route",
             DROP_NO_CONFIG => "no_config",
             DROP_FRAGMENT => "fragment",
+            DROP_NAT_UNSUPPORTED => "nat_unsupported_protocol",
+            DROP_TTL_EXCEEDED => "ttl_exceeded",
             _ => "unknown",
         }
     }

@@ -8,5 +8,4 @@ unsafe impl aya::Pod for crate::CtEntry {}
 unsafe impl aya::Pod for crate::NatEntry {}
 unsafe impl aya::Pod for crate::EndpointKey {}
 unsafe impl aya::Pod for crate::EndpointInfo {}
-unsafe impl aya::Pod for crate::MetricsKey {}
 unsafe impl aya::Pod for crate::MetricsValue {}

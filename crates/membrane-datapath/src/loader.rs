@@ -1,0 +1,257 @@
+//! Loading the object, adopting pinned maps, and programming endpoints.
+
+use crate::attach::{self, Hook};
+use crate::error::DatapathError;
+use crate::maps::{Maps, ReasonCounter};
+use aya::{Ebpf, EbpfLoader};
+use ipnet::{Ipv4Net, Ipv6Net};
+use membrane_common::config::config_flags;
+use membrane_common::tuple::v4_bytes;
+use membrane_common::{
+    CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey, Family, NatEntry, map_names,
+    program_names,
+};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+/// The compiled eBPF object, built from membrane-ebpf by this crate's build script.
+const EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/membrane"));
+
+/// Capacities of the maps whose size depends on the node's load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapSizes {
+    /// Conntrack entries (LRU).
+    pub conntrack: u32,
+    /// NAT entries (LRU; two per masqueraded connection).
+    pub nat: u32,
+    /// Endpoint entries (two per dual-stack pod).
+    pub endpoints: u32,
+}
+
+impl Default for MapSizes {
+    fn default() -> Self {
+        MapSizes { conntrack: 262_144, nat: 262_144, endpoints: 16_384 }
+    }
+}
+
+/// Node-wide settings the datapath is loaded with.
+#[derive(Clone, Debug)]
+pub struct DatapathOptions {
+    /// Directory under bpffs where this node's maps and links are pinned
+    /// (`/sys/fs/bpf/membrane/<node>`); created if missing.
+    pub pin_dir: PathBuf,
+    /// The node's IPv4 address (masquerade source), if any.
+    pub node_ipv4: Option<Ipv4Addr>,
+    /// The node's IPv6 address (masquerade source), if any.
+    pub node_ipv6: Option<Ipv6Addr>,
+    /// Name of the uplink device: replies to masqueraded traffic arrive here, and
+    /// masquerading applies to traffic leaving through it.
+    pub uplink: String,
+    /// IPv4 destinations never masqueraded (the cluster's pod CIDR).
+    pub non_masquerade_v4: Option<Ipv4Net>,
+    /// IPv6 destinations never masqueraded.
+    pub non_masquerade_v6: Option<Ipv6Net>,
+    /// Source ports used for masquerading.
+    pub nat_ports: RangeInclusive<u16>,
+    /// Map capacities.
+    pub map_sizes: MapSizes,
+}
+
+/// What the datapath needs to know about one local endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSpec {
+    /// Node-unique endpoint id.
+    pub id: u16,
+    /// Name of the host-side veth.
+    pub host_ifname: String,
+    /// Interface index of the host-side veth.
+    pub host_ifindex: u32,
+    /// MAC of the host-side veth.
+    pub host_mac: [u8; 6],
+    /// MAC of the pod's interface.
+    pub pod_mac: [u8; 6],
+    /// The pod's IPv4 address.
+    pub ipv4: Option<Ipv4Addr>,
+    /// The pod's IPv6 address.
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+impl EndpointSpec {
+    /// The endpoint map keys of this endpoint's addresses.
+    fn keys(&self) -> Vec<EndpointKey> {
+        let mut keys = Vec::with_capacity(2);
+        if let Some(v4) = self.ipv4 {
+            keys.push(EndpointKey { addr: v4_bytes(v4.octets()), family: Family::V4, _pad: [0; 3] });
+        }
+        if let Some(v6) = self.ipv6 {
+            keys.push(EndpointKey { addr: v6.octets(), family: Family::V6, _pad: [0; 3] });
+        }
+        keys
+    }
+}
+
+/// The node's loaded datapath.
+pub struct Datapath {
+    ebpf: Ebpf,
+    maps: Maps,
+    pin_dir: PathBuf,
+}
+
+impl Datapath {
+    /// Loads the programs, creates or adopts the pinned maps under `pin_dir`, writes the
+    /// config map and attaches the uplink program. Safe to call again after a restart:
+    /// pinned maps (conntrack, NAT) and attached endpoint programs are adopted.
+    pub fn load(options: &DatapathOptions) -> Result<Datapath, DatapathError> {
+        let mut datapath = Self::load_object(&options.pin_dir, options.map_sizes)?;
+        datapath.configure(options)?;
+        datapath.attach(Hook::Uplink, &options.uplink)?;
+        Ok(datapath)
+    }
+
+    /// Writes the node-wide settings into the config map.
+    pub fn configure(&mut self, options: &DatapathOptions) -> Result<(), DatapathError> {
+        self.maps.write_config(&datapath_config(options)?)
+    }
+
+    /// Loads the object and its maps without writing the config or attaching anything
+    /// (for BPF_PROG_TEST_RUN tests and benchmarks).
+    pub fn load_object(pin_dir: &Path, sizes: MapSizes) -> Result<Datapath, DatapathError> {
+        std::fs::create_dir_all(pin_dir)
+            .map_err(|source| DatapathError::PinDir { path: pin_dir.to_path_buf(), source })?;
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(pin_dir)
+            .map_max_entries(map_names::CT, sizes.conntrack)
+            .map_max_entries(map_names::NAT, sizes.nat)
+            .map_max_entries(map_names::ENDPOINTS, sizes.endpoints)
+            .load(EBPF_OBJECT)
+            .map_err(DatapathError::Load)?;
+        for name in [program_names::FROM_CONTAINER, program_names::FROM_NETDEV] {
+            attach::program(&mut ebpf, name)?
+                .load()
+                .map_err(|source| DatapathError::Program { program: name, source })?;
+        }
+        let maps = Maps::take(&mut ebpf)?;
+        Ok(Datapath { ebpf, maps, pin_dir: pin_dir.to_path_buf() })
+    }
+
+    /// Attaches the endpoint program to the host-side veth and writes the endpoint's
+    /// map entries. Idempotent: re-attaching an adopted endpoint replaces its program
+    /// without a gap.
+    pub fn attach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
+        self.write_endpoint(endpoint)?;
+        self.attach(Hook::Endpoint, &endpoint.host_ifname)
+    }
+
+    /// Writes the endpoint's map entries (both or neither) without attaching anything.
+    pub fn write_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
+        let info = EndpointInfo {
+            ifindex: endpoint.host_ifindex,
+            endpoint_id: endpoint.id,
+            flags: 0,
+            pod_mac: endpoint.pod_mac,
+            host_mac: endpoint.host_mac,
+            identity: 0,
+        };
+        let keys = endpoint.keys();
+        for key in &keys {
+            if let Err(e) = self.maps.endpoints.insert(key, info, 0) {
+                for written in &keys {
+                    let _ = self.maps.endpoints.remove(written);
+                }
+                return Err(DatapathError::Map { map: map_names::ENDPOINTS, operation: "insert", source: e });
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the endpoint's map entries, its connections' conntrack and NAT entries,
+    /// and its program's pinned link. Idempotent.
+    pub fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
+        attach::remove(&self.pin_dir, Hook::Endpoint, &endpoint.host_ifname)?;
+        let keys = endpoint.keys();
+        for key in &keys {
+            self.maps.remove_endpoint(key)?;
+        }
+        let addrs: Vec<[u8; 16]> = keys.iter().map(|k| k.addr).collect();
+        self.maps.forget_connections(|k| addrs.contains(&k.saddr) || addrs.contains(&k.daddr))?;
+        Ok(())
+    }
+
+    /// Deletes conntrack entries idle longer than their timeout (with their NAT
+    /// entries) and reports what the table holds.
+    pub fn collect_conntrack(&mut self) -> Result<crate::CtStats, DatapathError> {
+        crate::conntrack::collect(&mut self.maps)
+    }
+
+    /// Per-reason packet and byte counters, summed over CPUs; zero rows omitted.
+    pub fn counters(&self) -> Result<Vec<ReasonCounter>, DatapathError> {
+        self.maps.counters()
+    }
+
+    /// The endpoint map's entries (address, info), for inspection and tests.
+    pub fn endpoint_entries(&self) -> Result<Vec<(EndpointKey, EndpointInfo)>, DatapathError> {
+        self.maps.endpoint_entries()
+    }
+
+    /// Number of conntrack and NAT entries, for inspection and tests.
+    pub fn table_sizes(&self) -> Result<(usize, usize), DatapathError> {
+        self.maps.table_sizes()
+    }
+
+    /// Every conntrack entry.
+    pub fn conntrack_entries(&self) -> Result<Vec<(CtKey, CtEntry)>, DatapathError> {
+        self.maps.ct.iter().collect::<Result<_, _>>()
+            .map_err(|source| DatapathError::Map { map: map_names::CT, operation: "iterate", source })
+    }
+
+    /// Every NAT entry (both directions of each translation).
+    pub fn nat_entries(&self) -> Result<Vec<(CtKey, NatEntry)>, DatapathError> {
+        self.maps.nat.iter().collect::<Result<_, _>>()
+            .map_err(|source| DatapathError::Map { map: map_names::NAT, operation: "iterate", source })
+    }
+
+    /// The loaded object, for BPF_PROG_TEST_RUN.
+    pub(crate) fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+
+    fn attach(&mut self, hook: Hook, interface: &str) -> Result<(), DatapathError> {
+        let program = attach::program(&mut self.ebpf, hook.program())?;
+        attach::attach_pinned(program, &self.pin_dir, hook, interface)
+    }
+}
+
+
+/// Builds the config map entry from the options, rejecting what cannot be expressed.
+fn datapath_config(o: &DatapathOptions) -> Result<DatapathConfig, DatapathError> {
+    let (min, max) = (*o.nat_ports.start(), *o.nat_ports.end());
+    if min == 0 || max < min {
+        return Err(DatapathError::InvalidOption {
+            option: "nat_ports",
+            reason: format!("{min}-{max} is not a non-empty range of non-zero ports"),
+        });
+    }
+    let masq_ifindex = nix::net::if_::if_nametoindex(o.uplink.as_str())
+        .map_err(|_| DatapathError::NoInterface { interface: o.uplink.clone() })?;
+    let mut flags = config_flags::VALID;
+    if o.node_ipv4.is_some() {
+        flags |= config_flags::MASQUERADE_V4;
+    }
+    if o.node_ipv6.is_some() {
+        flags |= config_flags::MASQUERADE_V6;
+    }
+    Ok(DatapathConfig {
+        node_ipv4: v4_bytes(o.node_ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED).octets()),
+        node_ipv6: o.node_ipv6.unwrap_or(Ipv6Addr::UNSPECIFIED).octets(),
+        non_masq_ipv4: v4_bytes(o.non_masquerade_v4.map_or([0; 4], |n| n.network().octets())),
+        non_masq_ipv6: o.non_masquerade_v6.map_or([0; 16], |n| n.network().octets()),
+        masq_ifindex,
+        nat_port_min: min,
+        nat_port_max: max,
+        non_masq_ipv4_len: o.non_masquerade_v4.map_or(0, |n| n.prefix_len()),
+        non_masq_ipv6_len: o.non_masquerade_v6.map_or(0, |n| n.prefix_len()),
+        flags,
+        _pad: [0; 4],
+    })
+}

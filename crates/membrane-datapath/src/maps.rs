@@ -1,0 +1,143 @@
+//! Typed handles on the pinned maps.
+
+use crate::error::DatapathError;
+use aya::Ebpf;
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray};
+use membrane_common::metrics::{direction, reason};
+use membrane_common::{
+    CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey, METRICS_SLOTS, MetricsValue,
+    NatEntry, map_names,
+};
+
+/// One row of the datapath's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReasonCounter {
+    /// The reason code (see `membrane_common::metrics::reason`).
+    pub reason: u8,
+    /// Its name.
+    pub reason_name: &'static str,
+    /// True for drop reasons.
+    pub is_drop: bool,
+    /// "egress" (leaving a pod) or "ingress".
+    pub direction: &'static str,
+    /// Packets, summed over CPUs.
+    pub packets: u64,
+    /// Bytes, summed over CPUs.
+    pub bytes: u64,
+}
+
+/// The maps the agent reads and writes.
+pub struct Maps {
+    pub(crate) config: Array<MapData, DatapathConfig>,
+    pub(crate) endpoints: HashMap<MapData, EndpointKey, EndpointInfo>,
+    pub(crate) ct: HashMap<MapData, CtKey, CtEntry>,
+    pub(crate) nat: HashMap<MapData, CtKey, NatEntry>,
+    metrics: PerCpuArray<MapData, MetricsValue>,
+}
+
+fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, DatapathError> {
+    let map = ebpf.take_map(name).ok_or(DatapathError::Missing { kind: "map", name })?;
+    T::try_from(map).map_err(|source| DatapathError::Map { map: name, operation: "open", source })
+}
+
+/// Treats "no such key" as success (removals are idempotent).
+fn ignore_missing(r: Result<(), MapError>) -> Result<(), MapError> {
+    match r {
+        Err(MapError::KeyNotFound) => Ok(()),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        other => other,
+    }
+}
+
+impl Maps {
+    /// Takes the maps out of the loaded object.
+    pub fn take(ebpf: &mut Ebpf) -> Result<Maps, DatapathError> {
+        Ok(Maps {
+            config: take(ebpf, map_names::CONFIG)?,
+            endpoints: take(ebpf, map_names::ENDPOINTS)?,
+            ct: take(ebpf, map_names::CT)?,
+            nat: take(ebpf, map_names::NAT)?,
+            metrics: take(ebpf, map_names::METRICS)?,
+        })
+    }
+
+    /// Writes the datapath settings.
+    pub fn write_config(&mut self, config: &DatapathConfig) -> Result<(), DatapathError> {
+        self.config
+            .set(0, config, 0)
+            .map_err(|source| DatapathError::Map { map: map_names::CONFIG, operation: "set", source })
+    }
+
+    /// Removes one endpoint key; absent keys are fine.
+    pub fn remove_endpoint(&mut self, key: &EndpointKey) -> Result<(), DatapathError> {
+        ignore_missing(self.endpoints.remove(key))
+            .map_err(|source| DatapathError::Map { map: map_names::ENDPOINTS, operation: "remove", source })
+    }
+
+    /// Deletes every conntrack entry whose key matches, and the NAT entries of those
+    /// connections.
+    pub fn forget_connections(&mut self, matches: impl Fn(&CtKey) -> bool) -> Result<usize, DatapathError> {
+        let doomed: Vec<CtKey> = self.ct.keys().filter_map(Result::ok).filter(|k| matches(k)).collect();
+        for key in &doomed {
+            self.forget_connection(key)?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// Deletes one connection's conntrack entry and both of its NAT entries.
+    pub fn forget_connection(&mut self, key: &CtKey) -> Result<(), DatapathError> {
+        if let Ok(egress) = self.nat.get(key, 0) {
+            let mut reply = key.reversed();
+            reply.daddr = egress.addr;
+            reply.dport = egress.port;
+            if key.sport == key.dport {
+                // ICMP echo: the identifier is in both ports.
+                reply.sport = egress.port;
+            }
+            ignore_missing(self.nat.remove(&reply))
+                .map_err(|source| DatapathError::Map { map: map_names::NAT, operation: "remove", source })?;
+            ignore_missing(self.nat.remove(key))
+                .map_err(|source| DatapathError::Map { map: map_names::NAT, operation: "remove", source })?;
+        }
+        ignore_missing(self.ct.remove(key))
+            .map_err(|source| DatapathError::Map { map: map_names::CT, operation: "remove", source })
+    }
+
+    /// Per-reason counters summed over CPUs, zero rows omitted.
+    pub fn counters(&self) -> Result<Vec<ReasonCounter>, DatapathError> {
+        let mut rows = Vec::new();
+        for index in 0..METRICS_SLOTS {
+            let values = self
+                .metrics
+                .get(&index, 0)
+                .map_err(|source| DatapathError::Map { map: map_names::METRICS, operation: "get", source })?;
+            let (packets, bytes) = values.iter().fold((0, 0), |(p, b), v| (p + v.packets, b + v.bytes));
+            if packets == 0 {
+                continue;
+            }
+            let code = (index / 2) as u8;
+            rows.push(ReasonCounter {
+                reason: code,
+                reason_name: reason::name(code),
+                is_drop: code >= reason::DROP_FIRST,
+                direction: if index % 2 == direction::EGRESS as u32 { "egress" } else { "ingress" },
+                packets,
+                bytes,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Every endpoint map entry.
+    pub fn endpoint_entries(&self) -> Result<Vec<(EndpointKey, EndpointInfo)>, DatapathError> {
+        self.endpoints
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(|source| DatapathError::Map { map: map_names::ENDPOINTS, operation: "iterate", source })
+    }
+
+    /// Number of conntrack and NAT entries.
+    pub fn table_sizes(&self) -> Result<(usize, usize), DatapathError> {
+        Ok((self.ct.keys().filter_map(Result::ok).count(), self.nat.keys().filter_map(Result::ok).count()))
+    }
+}

@@ -1,0 +1,97 @@
+//! Connection tracking: finds or creates the entry of a packet's connection.
+
+use crate::maps::CT;
+use crate::packet::{Packet, tcp_flags};
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use membrane_common::ct::ct_flags;
+use membrane_common::metrics::reason;
+use membrane_common::tuple::proto;
+use membrane_common::{CtEntry, CtKey};
+
+
+/// Which way a packet travels relative to its connection's first packet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Same direction as the first packet.
+    Original,
+    /// The reply direction.
+    Reply,
+}
+
+/// Looks up `pkt`'s connection in either direction; creates it (original direction,
+/// opened from `ifindex`) when absent and `create` is set. Updates counters and TCP
+/// state.
+#[inline(never)]
+pub fn track(pkt: &Packet, len: u32, ifindex: u32, create: bool) -> Result<(), u8> {
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let fwd = pkt.key;
+    let (dir, entry) = if let Some(e) = CT.get_ptr_mut(&fwd) {
+        (Dir::Original, e)
+    } else {
+        let rev = fwd.reversed();
+        if let Some(e) = CT.get_ptr_mut(&rev) {
+            (Dir::Reply, e)
+        } else if create {
+            let entry = CtEntry {
+                created_ns: now,
+                last_seen_ns: now,
+                packets_fwd: 1,
+                bytes_fwd: len as u64,
+                packets_rev: 0,
+                bytes_rev: 0,
+                flags: tcp_state(0, pkt, Dir::Original),
+                src_ifindex: ifindex,
+                _pad: [0; 8],
+            };
+            CT.insert(&fwd, &entry, 0).map_err(|_| reason::DROP_MAP_FULL)?;
+            return Ok(());
+        } else {
+            return Ok(());
+        }
+    };
+    // SAFETY: the pointer comes from a successful lookup in an LRU hash; the entry may be
+    // updated concurrently by another CPU, which only makes the counters approximate.
+    unsafe {
+        (*entry).last_seen_ns = now;
+        if dir == Dir::Original {
+            (*entry).packets_fwd += 1;
+            (*entry).bytes_fwd += len as u64;
+        } else {
+            (*entry).packets_rev += 1;
+            (*entry).bytes_rev += len as u64;
+        }
+        (*entry).flags = tcp_state((*entry).flags, pkt, dir);
+    }
+    Ok(())
+}
+
+/// Marks a connection as masqueraded.
+#[inline(always)]
+pub fn mark_snat(key: &CtKey) {
+    if let Some(e) = CT.get_ptr_mut(key) {
+        // SAFETY: pointer from a successful lookup; a single flag bit is set.
+        unsafe { (*e).flags |= ct_flags::SNAT };
+    }
+}
+
+#[inline(always)]
+fn tcp_state(mut flags: u32, pkt: &Packet, dir: Dir) -> u32 {
+    if dir == Dir::Reply {
+        flags |= ct_flags::ESTABLISHED;
+    }
+    if pkt.key.proto != proto::TCP {
+        return flags;
+    }
+    let f = pkt.tcp_flags;
+    if f & tcp_flags::SYN != 0 {
+        flags |= if dir == Dir::Original { ct_flags::SYN_FWD } else { ct_flags::SYN_REV };
+    }
+    if f & tcp_flags::FIN != 0 {
+        flags |= if dir == Dir::Original { ct_flags::FIN_FWD } else { ct_flags::FIN_REV };
+    }
+    if f & tcp_flags::RST != 0 {
+        flags |= ct_flags::RST;
+    }
+    flags
+}

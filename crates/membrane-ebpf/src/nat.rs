@@ -1,0 +1,98 @@
+//! Masquerading: source NAT to the node's address on the way out, and the reverse
+//! translation of replies.
+
+use crate::maps::NAT;
+use crate::packet::Packet;
+use crate::rewrite::{End, set_addr, set_port};
+use aya_ebpf::bindings::BPF_NOEXIST;
+use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns};
+use aya_ebpf::programs::TcContext;
+use membrane_common::metrics::reason;
+use membrane_common::{CtKey, DatapathConfig, NatEntry};
+
+/// How many candidate ports are tried before giving up on a new translation.
+const PORT_TRIES: u32 = 32;
+
+/// The tuple a reply carries at the node once `orig` leaves as `node:port`.
+#[inline(always)]
+fn reply_key(orig: &CtKey, node: &[u8; 16], port: u16, is_echo: bool) -> CtKey {
+    CtKey {
+        saddr: orig.daddr,
+        daddr: *node,
+        sport: if is_echo { port } else { orig.dport },
+        dport: port,
+        proto: orig.proto,
+        family: orig.family,
+        _pad: [0; 2],
+    }
+}
+
+/// Translates `pkt`'s source to `node`, reusing the connection's translation or
+/// allocating a port from the configured range.
+#[inline(never)]
+pub fn snat(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig, node: &[u8; 16]) -> Result<(), u8> {
+    let orig = pkt.key;
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: plain read of a value copied out immediately.
+    let port = if let Some(e) = unsafe { NAT.get(&orig) } {
+        e.port
+    } else {
+        let port = allocate_port(pkt, cfg, node, now)?;
+        let egress = NatEntry { addr: *node, port, _pad: [0; 6], created_ns: now };
+        if NAT.insert(&orig, &egress, 0).is_err() {
+            let _ = NAT.remove(&reply_key(&orig, node, port, pkt.is_echo));
+            return Err(reason::DROP_MAP_FULL);
+        }
+        port
+    };
+    set_addr(ctx, pkt, End::Source, node)?;
+    if port != orig.sport {
+        set_port(ctx, pkt, End::Source, port)?;
+    }
+    Ok(())
+}
+
+/// Claims a free port by inserting the reply entry with `BPF_NOEXIST`: the original
+/// source port first, then random ports of the range.
+#[inline(never)]
+fn allocate_port(pkt: &Packet, cfg: &DatapathConfig, node: &[u8; 16], now: u64) -> Result<u16, u8> {
+    let orig = &pkt.key;
+    let min = cfg.nat_port_min as u32;
+    let max = cfg.nat_port_max as u32;
+    if min == 0 || max < min {
+        return Err(reason::DROP_NAT_NO_PORT);
+    }
+    let span = max - min + 1;
+    let back = NatEntry { addr: orig.saddr, port: orig.sport, _pad: [0; 6], created_ns: now };
+    let first = u16::from_be(orig.sport) as u32;
+    // SAFETY: bpf_get_prandom_u32 has no preconditions.
+    let mut candidate = if first >= min && first <= max { first } else { min + unsafe { bpf_get_prandom_u32() } % span };
+    let mut i = 0;
+    while i < PORT_TRIES {
+        let port = (candidate as u16).to_be();
+        let key = reply_key(orig, node, port, pkt.is_echo);
+        if NAT.insert(&key, &back, BPF_NOEXIST as u64).is_ok() {
+            return Ok(port);
+        }
+        // SAFETY: as above.
+        candidate = min + unsafe { bpf_get_prandom_u32() } % span;
+        i += 1;
+    }
+    Err(reason::DROP_NAT_NO_PORT)
+}
+
+/// If `pkt` is a reply to a masqueraded connection, translates its destination back
+/// to the pod and returns true.
+#[inline(never)]
+pub fn reverse_snat(ctx: &TcContext, pkt: &mut Packet) -> Result<bool, u8> {
+    // SAFETY: plain read of a value copied out immediately.
+    let Some(back) = (unsafe { NAT.get(&pkt.key) }).copied() else {
+        return Ok(false);
+    };
+    set_addr(ctx, pkt, End::Destination, &back.addr)?;
+    if back.port != pkt.key.dport {
+        set_port(ctx, pkt, End::Destination, back.port)?;
+    }
+    Ok(true)
+}

@@ -1,0 +1,148 @@
+//! The program entry points: thin wrappers that turn every `Err` into a counted drop.
+
+use crate::ct::track;
+use crate::forward::{Route, endpoint, lookup, redirect_out, to_endpoint};
+use crate::maps::CONFIG;
+use crate::metrics::count;
+use crate::nat::{reverse_snat, snat};
+use crate::packet::{Packet, Parsed, in_prefix, parse};
+use aya_ebpf::bindings::{TC_ACT_OK, TC_ACT_SHOT};
+use aya_ebpf::macros::classifier;
+use aya_ebpf::programs::TcContext;
+use membrane_common::config::config_flags;
+use membrane_common::metrics::{direction, reason};
+use membrane_common::DatapathConfig;
+
+/// What a program decided, before it becomes a tc verdict.
+struct Verdict {
+    /// The tc action to return.
+    action: i32,
+    /// The reason counted in the metrics map.
+    reason: u8,
+}
+
+#[inline(always)]
+fn finish(ctx: &TcContext, dir: u8, res: Result<Verdict, u8>) -> i32 {
+    let len = ctx.len();
+    match res {
+        Ok(v) => {
+            count(v.reason, dir, len);
+            v.action
+        }
+        Err(drop) => {
+            count(drop, dir, len);
+            TC_ACT_SHOT as i32
+        }
+    }
+}
+
+#[inline(always)]
+fn ifindex(ctx: &TcContext) -> u32 {
+    // SAFETY: ctx.skb.skb is the program's context pointer, valid for the whole run.
+    unsafe { (*ctx.skb.skb).ifindex }
+}
+
+#[inline(always)]
+fn config() -> Result<DatapathConfig, u8> {
+    match CONFIG.get(0) {
+        Some(c) if c.flags & config_flags::VALID != 0 => Ok(*c),
+        _ => Err(reason::DROP_NO_CONFIG),
+    }
+}
+
+const PASS: Verdict = Verdict { action: TC_ACT_OK as i32, reason: reason::TO_STACK };
+
+/// tc ingress on a pod's host-side veth: traffic leaving the pod.
+#[classifier]
+pub fn from_container(ctx: TcContext) -> i32 {
+    let res = try_from_container(&ctx);
+    finish(&ctx, direction::EGRESS, res)
+}
+
+#[inline(always)]
+fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
+    let mut pkt = match parse(ctx)? {
+        Parsed::Ip(pkt) => pkt,
+        Parsed::Other => return Ok(PASS),
+    };
+    let cfg = config()?;
+    let ifindex = ifindex(ctx);
+    // IPv6 link-local and multicast (neighbour discovery, router solicitations) stay
+    // between the pod and its host-side veth.
+    if !pkt.is_v4() && (pkt.key.saddr[0] == 0xfe || pkt.key.daddr[0] == 0xff) {
+        return Ok(PASS);
+    }
+    match endpoint(&pkt.key.saddr, pkt.key.family) {
+        Some(src) if src.ifindex == ifindex => {}
+        _ => return Err(reason::DROP_INVALID_SOURCE),
+    }
+    let dst = endpoint(&pkt.key.daddr, pkt.key.family);
+    if pkt.is_fragment {
+        // Fragments carry no ports: only same-node delivery by address is possible.
+        return match dst {
+            Some(ep) => Ok(Verdict { action: to_endpoint(ctx, &pkt, &ep)?, reason: reason::FORWARD_LOCAL }),
+            None => Err(reason::DROP_FRAGMENT),
+        };
+    }
+    track(&pkt, ctx.len(), ifindex, true)?;
+    if let Some(ep) = dst {
+        return Ok(Verdict { action: to_endpoint(ctx, &pkt, &ep)?, reason: reason::FORWARD_LOCAL });
+    }
+    match lookup(ctx, &pkt, ifindex) {
+        Route::Local | Route::None => Ok(PASS),
+        Route::Out { ifindex: out, macs } => {
+            if out == cfg.masq_ifindex && wants_masquerade(&pkt, &cfg) {
+                if !pkt.is_echo && pkt.key.proto != membrane_common::tuple::proto::TCP
+                    && pkt.key.proto != membrane_common::tuple::proto::UDP
+                {
+                    return Err(reason::DROP_NAT_UNSUPPORTED);
+                }
+                let node = if pkt.is_v4() { cfg.node_ipv4 } else { cfg.node_ipv6 };
+                let orig = pkt.key;
+                snat(ctx, &mut pkt, &cfg, &node)?;
+                crate::ct::mark_snat(&orig);
+                Ok(Verdict { action: redirect_out(ctx, &pkt, out, macs)?, reason: reason::MASQUERADE })
+            } else {
+                Ok(Verdict { action: redirect_out(ctx, &pkt, out, macs)?, reason: reason::FORWARD_FIB })
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn wants_masquerade(pkt: &Packet, cfg: &DatapathConfig) -> bool {
+    if pkt.is_v4() {
+        cfg.flags & config_flags::MASQUERADE_V4 != 0
+            && !in_prefix(&pkt.key.daddr, &cfg.non_masq_ipv4, cfg.non_masq_ipv4_len)
+    } else {
+        cfg.flags & config_flags::MASQUERADE_V6 != 0
+            && !in_prefix(&pkt.key.daddr, &cfg.non_masq_ipv6, cfg.non_masq_ipv6_len)
+    }
+}
+
+/// tc ingress on the node's uplink: replies to masqueraded connections are translated
+/// back and delivered to their pod; everything else goes to the stack.
+#[classifier]
+pub fn from_netdev(ctx: TcContext) -> i32 {
+    let res = try_from_netdev(&ctx);
+    finish(&ctx, direction::INGRESS, res)
+}
+
+#[inline(always)]
+fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
+    let mut pkt = match parse(ctx) {
+        Ok(Parsed::Ip(pkt)) if !pkt.is_fragment => pkt,
+        // Whatever this datapath does not own is the stack's business, malformed or not.
+        _ => return Ok(PASS),
+    };
+    let cfg = config()?;
+    let node = if pkt.is_v4() { cfg.node_ipv4 } else { cfg.node_ipv6 };
+    if pkt.key.daddr != node || !reverse_snat(ctx, &mut pkt)? {
+        return Ok(PASS);
+    }
+    track(&pkt, ctx.len(), 0, false)?;
+    match endpoint(&pkt.key.daddr, pkt.key.family) {
+        Some(ep) => Ok(Verdict { action: to_endpoint(ctx, &pkt, &ep)?, reason: reason::REVERSE_NAT }),
+        None => Err(reason::DROP_NO_ROUTE),
+    }
+}

@@ -1,0 +1,139 @@
+//! Header rewrites with checksum updates through the kernel's helpers.
+
+use crate::packet::{ETH_HLEN, Packet};
+use aya_ebpf::bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR};
+use aya_ebpf::helpers::bpf_csum_diff;
+use aya_ebpf::programs::TcContext;
+use membrane_common::metrics::reason;
+use membrane_common::tuple::proto;
+
+const IPV4_CSUM: usize = ETH_HLEN + 10;
+const IPV4_TTL: usize = ETH_HLEN + 8;
+const IPV6_HOP_LIMIT: usize = ETH_HLEN + 7;
+
+/// Which end of the tuple a rewrite touches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The source address or port.
+    Source,
+    /// The destination address or port.
+    Destination,
+}
+
+/// Offset of the L4 checksum, and the extra flags its updates need.
+#[inline(always)]
+fn l4_csum(pkt: &Packet) -> Option<(usize, u64)> {
+    match pkt.key.proto {
+        proto::TCP => Some((pkt.l4 + 16, 0)),
+        proto::UDP => Some((pkt.l4 + 6, BPF_F_MARK_MANGLED_0 as u64)),
+        proto::ICMP | proto::ICMPV6 => Some((pkt.l4 + 2, 0)),
+        _ => None,
+    }
+}
+
+/// Rewrites the source or destination address, fixing the IPv4 header checksum and
+/// the L4 checksum's pseudo-header part (ICMPv4 has none).
+#[inline(never)]
+pub fn set_addr(ctx: &TcContext, pkt: &mut Packet, end: End, new: &[u8; 16]) -> Result<(), u8> {
+    let fail = |_| reason::DROP_REWRITE_FAILED;
+    if pkt.is_v4() {
+        let off = ETH_HLEN + if end == End::Source { 12 } else { 16 };
+        let old: u32 = ctx.load(off).map_err(fail)?;
+        let new4 = u32::from_ne_bytes([new[0], new[1], new[2], new[3]]);
+        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new4 as u64, 4).map_err(fail)?;
+        if pkt.key.proto != proto::ICMP {
+            if let Some((csum, extra)) = l4_csum(pkt) {
+                let flags = BPF_F_PSEUDO_HDR as u64 | extra | 4;
+                ctx.l4_csum_replace(csum, old as u64, new4 as u64, flags).map_err(fail)?;
+            }
+        }
+        ctx.store(off, &new4, 0).map_err(fail)?;
+    } else {
+        let off = ETH_HLEN + if end == End::Source { 8 } else { 24 };
+        let mut old: [u32; 4] = ctx.load(off).map_err(fail)?;
+        let mut new6: [u32; 4] = [0; 4];
+        let mut i = 0;
+        while i < 4 {
+            new6[i] = u32::from_ne_bytes([new[i * 4], new[i * 4 + 1], new[i * 4 + 2], new[i * 4 + 3]]);
+            i += 1;
+        }
+        if let Some((csum, extra)) = l4_csum(pkt) {
+            // SAFETY: both buffers are 16-byte stack arrays, as the sizes passed say.
+            let diff = unsafe {
+                bpf_csum_diff(old.as_mut_ptr(), 16, new6.as_mut_ptr(), 16, 0)
+            };
+            if diff < 0 {
+                return Err(reason::DROP_REWRITE_FAILED);
+            }
+            let flags = BPF_F_PSEUDO_HDR as u64 | extra;
+            ctx.l4_csum_replace(csum, 0, diff as u64, flags).map_err(fail)?;
+        }
+        ctx.store(off, &new6, 0).map_err(fail)?;
+    }
+    if end == End::Source {
+        pkt.key.saddr = *new;
+    } else {
+        pkt.key.daddr = *new;
+    }
+    Ok(())
+}
+
+/// Rewrites the source or destination port (network byte order). For ICMP echo the
+/// identifier is rewritten instead, whichever end is asked for.
+#[inline(always)]
+pub fn set_port(ctx: &TcContext, pkt: &mut Packet, end: End, new: u16) -> Result<(), u8> {
+    let fail = |_| reason::DROP_REWRITE_FAILED;
+    let off = if pkt.is_echo {
+        pkt.l4 + 4
+    } else if end == End::Source {
+        pkt.l4
+    } else {
+        pkt.l4 + 2
+    };
+    let old: u16 = ctx.load(off).map_err(fail)?;
+    if let Some((csum, extra)) = l4_csum(pkt) {
+        ctx.l4_csum_replace(csum, old as u64, new as u64, extra | 2).map_err(fail)?;
+    }
+    ctx.store(off, &new, 0).map_err(fail)?;
+    if pkt.is_echo {
+        pkt.key.sport = new;
+        pkt.key.dport = new;
+    } else if end == End::Source {
+        pkt.key.sport = new;
+    } else {
+        pkt.key.dport = new;
+    }
+    Ok(())
+}
+
+/// Writes the Ethernet source and destination addresses.
+#[inline(always)]
+pub fn set_macs(ctx: &TcContext, src: &[u8; 6], dst: &[u8; 6]) -> Result<(), u8> {
+    let fail = |_| reason::DROP_REWRITE_FAILED;
+    ctx.store(0, dst, 0).map_err(fail)?;
+    ctx.store(6, src, 0).map_err(fail)
+}
+
+/// Decrements the IPv4 TTL or IPv6 hop limit, as a router does before forwarding.
+#[inline(always)]
+pub fn dec_ttl(ctx: &TcContext, pkt: &Packet) -> Result<(), u8> {
+    let fail = |_| reason::DROP_REWRITE_FAILED;
+    if pkt.is_v4() {
+        let ttl: u8 = ctx.load(IPV4_TTL).map_err(fail)?;
+        if ttl <= 1 {
+            return Err(reason::DROP_TTL_EXCEEDED);
+        }
+        // TTL and protocol share one 16-bit checksum word.
+        let old: u16 = ctx.load(IPV4_TTL).map_err(fail)?;
+        let new_ttl = ttl - 1;
+        ctx.store(IPV4_TTL, &new_ttl, 0).map_err(fail)?;
+        let new: u16 = ctx.load(IPV4_TTL).map_err(fail)?;
+        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new as u64, 2).map_err(fail)
+    } else {
+        let hops: u8 = ctx.load(IPV6_HOP_LIMIT).map_err(fail)?;
+        if hops <= 1 {
+            return Err(reason::DROP_TTL_EXCEEDED);
+        }
+        ctx.store(IPV6_HOP_LIMIT, &(hops - 1), 0).map_err(fail)
+    }
+}
