@@ -95,8 +95,12 @@ impl Ipam {
                 Some(pool) => Some(Ipv6Addr::from(take_free(txn, V6_OWNERS, &pool, key)?)),
                 None => None,
             };
-            let record =
-                AllocationRecord { ipv4, ipv6, netns: netns.to_string(), allocated_at: now_unix_secs() };
+            let record = AllocationRecord {
+                ipv4,
+                ipv6,
+                netns: netns.to_string(),
+                allocated_at: now_unix_secs(),
+            };
             let json = serde_json::to_string(&record).expect("records serialize");
             open(txn, ALLOCATIONS)?
                 .insert(key, json.as_str())
@@ -166,9 +170,8 @@ impl Ipam {
                 let Some(pool) = pool else { return Ok(None) };
                 let table = txn.open_table(def).map_err(StoreError::db("opening the owners"))?;
                 let mut used: u128 = 0;
-                for entry in table
-                    .range(pool.range())
-                    .map_err(StoreError::db("counting used addresses"))?
+                for entry in
+                    table.range(pool.range()).map_err(StoreError::db("counting used addresses"))?
                 {
                     entry.map_err(StoreError::db("counting used addresses"))?;
                     used += 1;

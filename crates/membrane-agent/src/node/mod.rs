@@ -1,6 +1,8 @@
 //! The node's own network namespace: links, addresses and routes (through rtnetlink) and
 //! the kernel settings the agent owns.
 
+#[cfg(test)]
+pub mod memory;
 mod netlink;
 pub mod sysctl;
 

@@ -43,8 +43,10 @@ impl Rtnetlink {
     pub async fn source_addresses(&self, index: u32) -> Result<Vec<IpAddr>, NetError> {
         let mut stream = self.handle.address().get().set_link_index_filter(index).execute();
         let mut found = Vec::new();
-        while let Some(message) = stream.try_next().await.map_err(|source| {
-            NetError::Request { operation: "listing addresses of", target: format!("link {index}"), source }
+        while let Some(message) = stream.try_next().await.map_err(|source| NetError::Request {
+            operation: "listing addresses of",
+            target: format!("link {index}"),
+            source,
         })? {
             if message.header.index != index {
                 continue;
@@ -143,9 +145,9 @@ async fn first_or_gone<T>(
 /// True when `error` says the link, route or address does not exist.
 fn is_gone(error: &rtnetlink::Error) -> bool {
     match error {
-        rtnetlink::Error::NetlinkError(message) => message
-            .code
-            .is_some_and(|code| matches!(-code.get(), ENODEV | ESRCH | ENOENT)),
+        rtnetlink::Error::NetlinkError(message) => {
+            message.code.is_some_and(|code| matches!(-code.get(), ENODEV | ESRCH | ENOENT))
+        }
         _ => false,
     }
 }

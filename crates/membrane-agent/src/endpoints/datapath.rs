@@ -1,0 +1,92 @@
+//! What the endpoint manager needs from the eBPF datapath, as a trait: implemented by
+//! [`membrane_datapath::Datapath`] and, in unit tests, by an in-memory recorder.
+
+use membrane_datapath::{Datapath, DatapathError, EndpointSpec};
+
+/// The datapath operations the agent drives.
+pub trait NodeDatapath: Send + 'static {
+    /// The datapath's error.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Attaches the endpoint's program and writes its map entries. Idempotent.
+    fn attach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), Self::Error>;
+
+    /// Removes the endpoint's map entries and program. Idempotent.
+    fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), Self::Error>;
+
+    /// Deletes idle conntrack entries; returns how many.
+    fn collect_conntrack(&mut self) -> Result<usize, Self::Error>;
+}
+
+impl NodeDatapath for Datapath {
+    type Error = DatapathError;
+
+    fn attach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
+        Datapath::attach_endpoint(self, endpoint)
+    }
+
+    fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
+        Datapath::detach_endpoint(self, endpoint)
+    }
+
+    fn collect_conntrack(&mut self) -> Result<usize, DatapathError> {
+        Datapath::collect_conntrack(self)
+    }
+}
+
+/// An in-memory datapath that records what is attached, for unit tests of the manager.
+#[cfg(test)]
+pub mod memory {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    /// The recorder's injected failure.
+    #[derive(Debug, thiserror::Error)]
+    #[error("injected datapath failure")]
+    pub struct InjectedFailure;
+
+    /// What the recorder holds; shared so a test can look while the manager owns it.
+    #[derive(Debug, Default)]
+    pub struct Recorded {
+        /// Attached endpoints by id.
+        pub attached: BTreeMap<u16, EndpointSpec>,
+        /// How many attach calls were made.
+        pub attach_calls: usize,
+        /// Fail the next attach calls.
+        pub fail_attach: bool,
+        /// Fail the next detach calls.
+        pub fail_detach: bool,
+    }
+
+    /// The in-memory datapath.
+    #[derive(Clone, Debug, Default)]
+    pub struct MemoryDatapath(pub Arc<Mutex<Recorded>>);
+
+    impl NodeDatapath for MemoryDatapath {
+        type Error = InjectedFailure;
+
+        fn attach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), InjectedFailure> {
+            let mut state = self.0.lock().unwrap();
+            state.attach_calls += 1;
+            if state.fail_attach {
+                return Err(InjectedFailure);
+            }
+            state.attached.insert(endpoint.id, endpoint.clone());
+            Ok(())
+        }
+
+        fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), InjectedFailure> {
+            let mut state = self.0.lock().unwrap();
+            if state.fail_detach {
+                return Err(InjectedFailure);
+            }
+            state.attached.remove(&endpoint.id);
+            Ok(())
+        }
+
+        fn collect_conntrack(&mut self) -> Result<usize, InjectedFailure> {
+            Ok(0)
+        }
+    }
+}
