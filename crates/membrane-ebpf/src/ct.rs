@@ -25,8 +25,8 @@ pub enum Dir {
 pub fn track(pkt: &Packet, len: u32, ifindex: u32, create: bool) -> Result<(), u8> {
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let fwd = pkt.key;
-    let (dir, entry) = if let Some(e) = CT.get_ptr_mut(&fwd) {
+    let fwd = &pkt.key;
+    let (dir, entry) = if let Some(e) = CT.get_ptr_mut(fwd) {
         (Dir::Original, e)
     } else {
         let rev = fwd.reversed();
@@ -44,7 +44,7 @@ pub fn track(pkt: &Packet, len: u32, ifindex: u32, create: bool) -> Result<(), u
                 src_ifindex: ifindex,
                 _pad: [0; 8],
             };
-            CT.insert(&fwd, &entry, 0).map_err(|_| reason::DROP_MAP_FULL)?;
+            CT.insert(fwd, &entry, 0).map_err(|_| reason::DROP_MAP_FULL)?;
             return Ok(());
         } else {
             return Ok(());

@@ -16,10 +16,11 @@ const AF_INET6: u8 = 10;
 
 /// The local endpoint owning `addr`, if any.
 #[inline(always)]
-pub fn endpoint(addr: &[u8; 16], family: u8) -> Option<EndpointInfo> {
+pub fn endpoint(addr: &[u8; 16], family: u8) -> Option<&'static EndpointInfo> {
     let key = EndpointKey { addr: *addr, family, _pad: [0; 3] };
-    // SAFETY: the value is copied out at once.
-    unsafe { ENDPOINTS.get(&key) }.copied()
+    // SAFETY: endpoint entries are only replaced whole by the agent; a concurrent update
+    // can at worst make this packet use the old or the new delivery target.
+    unsafe { ENDPOINTS.get(&key) }
 }
 
 /// Delivers the packet into the pod behind `ep` with `bpf_redirect_peer`.

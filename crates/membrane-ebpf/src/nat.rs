@@ -1,6 +1,7 @@
 //! Masquerading: source NAT to the node's address on the way out, and the reverse
 //! translation of replies.
 
+use crate::ct::mark_snat;
 use crate::maps::NAT;
 use crate::packet::Packet;
 use crate::rewrite::{End, set_addr, set_port};
@@ -31,23 +32,24 @@ fn reply_key(orig: &CtKey, node: &[u8; 16], port: u16, is_echo: bool) -> CtKey {
 /// allocating a port from the configured range.
 #[inline(never)]
 pub fn snat(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig, node: &[u8; 16]) -> Result<(), u8> {
-    let orig = pkt.key;
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: plain read of a value copied out immediately.
-    let port = if let Some(e) = unsafe { NAT.get(&orig) } {
+    let port = if let Some(e) = unsafe { NAT.get(&pkt.key) } {
         e.port
     } else {
         let port = allocate_port(pkt, cfg, node, now)?;
         let egress = NatEntry { addr: *node, port, _pad: [0; 6], created_ns: now };
-        if NAT.insert(&orig, &egress, 0).is_err() {
-            let _ = NAT.remove(&reply_key(&orig, node, port, pkt.is_echo));
+        if NAT.insert(&pkt.key, &egress, 0).is_err() {
+            let _ = NAT.remove(&reply_key(&pkt.key, node, port, pkt.is_echo));
             return Err(reason::DROP_MAP_FULL);
         }
         port
     };
+    mark_snat(&pkt.key);
+    let orig_sport = pkt.key.sport;
     set_addr(ctx, pkt, End::Source, node)?;
-    if port != orig.sport {
+    if port != orig_sport {
         set_port(ctx, pkt, End::Source, port)?;
     }
     Ok(())
@@ -66,8 +68,7 @@ fn allocate_port(pkt: &Packet, cfg: &DatapathConfig, node: &[u8; 16], now: u64) 
     let span = max - min + 1;
     let back = NatEntry { addr: orig.saddr, port: orig.sport, _pad: [0; 6], created_ns: now };
     let first = u16::from_be(orig.sport) as u32;
-    // SAFETY: bpf_get_prandom_u32 has no preconditions.
-    let mut candidate = if first >= min && first <= max { first } else { min + unsafe { bpf_get_prandom_u32() } % span };
+    let mut candidate = if first >= min && first <= max { first } else { min + random_below(span) };
     let mut i = 0;
     while i < PORT_TRIES {
         let port = (candidate as u16).to_be();
@@ -75,11 +76,17 @@ fn allocate_port(pkt: &Packet, cfg: &DatapathConfig, node: &[u8; 16], now: u64) 
         if NAT.insert(&key, &back, BPF_NOEXIST as u64).is_ok() {
             return Ok(port);
         }
-        // SAFETY: as above.
-        candidate = min + unsafe { bpf_get_prandom_u32() } % span;
+        candidate = min + random_below(span);
         i += 1;
     }
     Err(reason::DROP_NAT_NO_PORT)
+}
+
+/// A random number below `span` (0 when `span` is 0), without a panicking remainder.
+#[inline(always)]
+fn random_below(span: u32) -> u32 {
+    // SAFETY: bpf_get_prandom_u32 has no preconditions.
+    unsafe { bpf_get_prandom_u32() }.checked_rem(span).unwrap_or(0)
 }
 
 /// If `pkt` is a reply to a masqueraded connection, translates its destination back

@@ -12,6 +12,7 @@ use aya_ebpf::programs::TcContext;
 use membrane_common::config::config_flags;
 use membrane_common::metrics::{direction, reason};
 use membrane_common::DatapathConfig;
+use membrane_common::tuple::proto;
 
 /// What a program decided, before it becomes a tc verdict.
 struct Verdict {
@@ -43,9 +44,9 @@ fn ifindex(ctx: &TcContext) -> u32 {
 }
 
 #[inline(always)]
-fn config() -> Result<DatapathConfig, u8> {
+fn config() -> Result<&'static DatapathConfig, u8> {
     match CONFIG.get(0) {
-        Some(c) if c.flags & config_flags::VALID != 0 => Ok(*c),
+        Some(c) if c.flags & config_flags::VALID != 0 => Ok(c),
         _ => Err(reason::DROP_NO_CONFIG),
     }
 }
@@ -91,22 +92,24 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
     match lookup(ctx, &pkt, ifindex) {
         Route::Local | Route::None => Ok(PASS),
         Route::Out { ifindex: out, macs } => {
-            if out == cfg.masq_ifindex && wants_masquerade(&pkt, &cfg) {
-                if !pkt.is_echo && pkt.key.proto != membrane_common::tuple::proto::TCP
-                    && pkt.key.proto != membrane_common::tuple::proto::UDP
-                {
-                    return Err(reason::DROP_NAT_UNSUPPORTED);
-                }
-                let node = if pkt.is_v4() { cfg.node_ipv4 } else { cfg.node_ipv6 };
-                let orig = pkt.key;
-                snat(ctx, &mut pkt, &cfg, &node)?;
-                crate::ct::mark_snat(&orig);
+            if out == cfg.masq_ifindex && wants_masquerade(&pkt, cfg) {
+                masquerade(ctx, &mut pkt, cfg)?;
                 Ok(Verdict { action: redirect_out(ctx, &pkt, out, macs)?, reason: reason::MASQUERADE })
             } else {
                 Ok(Verdict { action: redirect_out(ctx, &pkt, out, macs)?, reason: reason::FORWARD_FIB })
             }
         }
     }
+}
+
+/// Source-NATs a packet leaving through the masquerade device.
+#[inline(always)]
+fn masquerade(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig) -> Result<(), u8> {
+    if !pkt.is_echo && pkt.key.proto != proto::TCP && pkt.key.proto != proto::UDP {
+        return Err(reason::DROP_NAT_UNSUPPORTED);
+    }
+    let node = if pkt.is_v4() { &cfg.node_ipv4 } else { &cfg.node_ipv6 };
+    snat(ctx, pkt, cfg, node)
 }
 
 #[inline(always)]
@@ -136,8 +139,8 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
         _ => return Ok(PASS),
     };
     let cfg = config()?;
-    let node = if pkt.is_v4() { cfg.node_ipv4 } else { cfg.node_ipv6 };
-    if pkt.key.daddr != node || !reverse_snat(ctx, &mut pkt)? {
+    let node = if pkt.is_v4() { &cfg.node_ipv4 } else { &cfg.node_ipv6 };
+    if pkt.key.daddr != *node || !reverse_snat(ctx, &mut pkt)? {
         return Ok(PASS);
     }
     track(&pkt, ctx.len(), 0, false)?;
