@@ -1,0 +1,226 @@
+//! A node of the test bed: a network namespace joined to the outside by its uplink, a
+//! cgroup v2 subtree, a bpffs pin directory, a state directory and the agent.
+
+use crate::addressing::{NodeAddressing, UPLINK};
+use crate::agent::{Agent, AgentConfig, AgentError};
+use crate::binaries;
+use crate::cgroup::{Cgroup, CgroupError};
+use crate::cni::CniRuntime;
+use crate::names;
+use crate::netlink::{self, Link, NetlinkError, Route};
+use crate::netns::{Netns, NetnsError};
+use crate::outside::Outside;
+use crate::pin_dir::{PinDir, PinDirError};
+use crate::process::{self, Place, Process, ProcessError};
+use crate::wiring::{self, WiringError};
+use membrane_api::{AgentStatus, Endpoint, paths};
+use rtnetlink::IpVersion;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How many lines of the agent's log a failing test shows.
+const LOG_LINES_ON_PANIC: usize = 60;
+
+/// Errors of bringing a node up.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The node number is outside the address plan.
+    #[error("node number {index} is outside 1..={max}")]
+    BadIndex {
+        /// The number given.
+        index: u8,
+        /// The highest allowed.
+        max: u8,
+    },
+    /// The namespace could not be created.
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    /// The namespace could not be wired to the outside.
+    #[error(transparent)]
+    Wiring(#[from] WiringError),
+    /// The cgroup could not be created.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// The pin directory could not be created.
+    #[error(transparent)]
+    PinDir(#[from] PinDirError),
+    /// The state directory could not be created.
+    #[error("cannot create the node's state directory")]
+    StateDir(#[source] std::io::Error),
+    /// The agent could not be started.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+}
+
+/// One node with its agent running. Dropping it stops the agent, kills every process
+/// left in its cgroup and removes the cgroup, pin directory, namespace and state.
+#[derive(Debug)]
+pub struct Node {
+    name: String,
+    plan: NodeAddressing,
+    // Fields drop in this order: the agent stops before its pins, cgroup and namespace go.
+    agent: Agent,
+    pin_dir: PinDir,
+    cgroup: Cgroup,
+    netns: Netns,
+    state: tempfile::TempDir,
+}
+
+impl Node {
+    /// Brings up node number `index` attached to `outside`, and starts its agent.
+    pub fn start(outside: &Outside, index: u8) -> Result<Node, NodeError> {
+        let plan = NodeAddressing::new(index)
+            .ok_or(NodeError::BadIndex { index, max: NodeAddressing::MAX_INDEX })?;
+        let name = names::unique(&format!("node{index}"));
+        let netns = Netns::create(&format!("n{index}"))?;
+        wiring::loopback_up(&netns)?;
+        wiring::enable_forwarding(&netns)?;
+        wiring::connect_node(&netns, outside.netns(), plan)?;
+        let cgroup = Cgroup::create(&format!("node{index}"))?;
+        let pin_dir = PinDir::create(&name)?;
+        let state = tempfile::Builder::new()
+            .prefix(&format!("membrane-{name}-"))
+            .tempdir()
+            .map_err(NodeError::StateDir)?;
+        let cni_conf_dir = state.path().join("net.d");
+        std::fs::create_dir_all(&cni_conf_dir).map_err(NodeError::StateDir)?;
+        let config = AgentConfig {
+            node_name: name.clone(),
+            state_dir: state.path().join("agent"),
+            socket: state.path().join("agent.sock"),
+            bpffs_dir: pin_dir.path().to_path_buf(),
+            ipv4_pod_cidr: plan.pod_cidr_v4(),
+            ipv6_pod_cidr: plan.pod_cidr_v6(),
+            uplink: UPLINK.to_string(),
+            cni_conf_dir,
+        };
+        std::fs::create_dir_all(&config.state_dir).map_err(NodeError::StateDir)?;
+        let agent = Agent::new(config, state.path().join("agent.log"));
+        let node = Node { name, plan, agent, pin_dir, cgroup, netns, state };
+        node.agent.start(&node)?;
+        Ok(node)
+    }
+
+    /// The node's unique name (also the agent's `--node-name`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node's address plan.
+    pub fn addressing(&self) -> NodeAddressing {
+        self.plan
+    }
+
+    /// The node's IPv4 address (on its uplink): what the outside sees when a pod is
+    /// masqueraded.
+    pub fn ipv4(&self) -> Ipv4Addr {
+        self.plan.uplink_v4().addr()
+    }
+
+    /// The node's IPv6 address (on its uplink).
+    pub fn ipv6(&self) -> Ipv6Addr {
+        self.plan.uplink_v6().addr()
+    }
+
+    /// The node's bpffs pin directory.
+    pub fn pin_dir(&self) -> &PinDir {
+        &self.pin_dir
+    }
+
+    /// The node's state directory (agent state, socket, log, CNI configuration).
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
+    /// The directory where the agent writes the CNI configuration.
+    pub fn cni_conf_dir(&self) -> &Path {
+        &self.agent.config().cni_conf_dir
+    }
+
+    /// The node's agent.
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// The agent's status.
+    pub fn status(&self) -> Result<AgentStatus, AgentError> {
+        self.agent.status()
+    }
+
+    /// The endpoints the agent manages.
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>, AgentError> {
+        self.agent.get(paths::ENDPOINT_LIST)
+    }
+
+    /// Starts the agent again (if it is not running), with the same state and pins, and
+    /// waits until it is healthy.
+    pub fn start_agent(&self) -> Result<AgentStatus, AgentError> {
+        self.agent.start(self)
+    }
+
+    /// Stops the agent gracefully, then starts it again.
+    pub fn restart_agent(&self) -> Result<AgentStatus, AgentError> {
+        self.agent.stop();
+        self.start_agent()
+    }
+
+    /// Kills the agent with SIGKILL (a crash), then starts it again.
+    pub fn crash_and_restart_agent(&self) -> Result<AgentStatus, AgentError> {
+        self.agent.kill();
+        self.start_agent()
+    }
+
+    /// The CNI runtime of this node: plugins from the build directory, configuration
+    /// from [`Node::cni_conf_dir`], run inside the node's namespace and cgroup.
+    pub fn cni(&self) -> CniRuntime<'_> {
+        CniRuntime::new(self, binaries::bin_dir(), self.cni_conf_dir().to_path_buf())
+    }
+
+    /// A new cgroup below the node's, for a pod.
+    pub fn child_cgroup(&self, prefix: &str) -> Result<Cgroup, CgroupError> {
+        self.cgroup.child(prefix)
+    }
+
+    /// Starts `command` in the node's namespace and cgroup (as a host process).
+    pub fn spawn(&self, command: Command) -> Result<Process, ProcessError> {
+        process::spawn(command, self)
+    }
+
+    /// The links of the node's namespace.
+    pub fn links(&self) -> Result<Vec<Link>, NetlinkError> {
+        netlink::run_in(&self.netns, |handle| async move { netlink::links(&handle).await })
+    }
+
+    /// The main routing table of the node's namespace, for one IP version.
+    pub fn routes(&self, version: IpVersion) -> Result<Vec<Route>, NetlinkError> {
+        netlink::run_in(&self.netns, |handle| async move { netlink::routes(&handle, version).await })
+    }
+
+    /// The agent's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.agent.log_path().to_path_buf()
+    }
+}
+
+impl Place for Node {
+    fn netns(&self) -> &Netns {
+        &self.netns
+    }
+    fn cgroup(&self) -> Option<&Cgroup> {
+        Some(&self.cgroup)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- agent log of node {} ({}), last {LOG_LINES_ON_PANIC} lines:\n{}\n----",
+                self.name,
+                self.agent.log_path().display(),
+                self.agent.log_tail(LOG_LINES_ON_PANIC)
+            );
+        }
+    }
+}

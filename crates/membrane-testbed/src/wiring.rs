@@ -1,0 +1,78 @@
+//! Wires namespaces into a topology: loopbacks, forwarding, and the veth that joins a
+//! node to the outside namespace.
+
+use crate::addressing::{NodeAddressing, UPLINK, WORLD_V4, WORLD_V6};
+use crate::netlink::{self, NetlinkError};
+use crate::netns::{Netns, NetnsError};
+use std::net::IpAddr;
+
+/// Name of the dummy interface that holds the world's addresses in the outside namespace.
+pub const WORLD_IFNAME: &str = "world0";
+
+/// Errors while wiring namespaces.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    /// A namespace could not be entered or configured.
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    /// A netlink request failed.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+}
+
+/// Sets the loopback interface of `netns` up (a new namespace starts with it down).
+pub fn loopback_up(netns: &Netns) -> Result<(), WiringError> {
+    Ok(netlink::run_in(netns, |handle| async move {
+        let index = netlink::index_of(&handle, "lo").await?;
+        netlink::set_up(&handle, index).await
+    })?)
+}
+
+/// Turns IPv4 and IPv6 forwarding on in `netns`, as on a router or a Kubernetes node.
+pub fn enable_forwarding(netns: &Netns) -> Result<(), WiringError> {
+    netns.set_sysctl("net/ipv4/ip_forward", "1")?;
+    netns.set_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+    Ok(())
+}
+
+/// Gives the outside namespace the world's addresses, on a dummy interface.
+pub fn add_world(outside: &Netns) -> Result<(), WiringError> {
+    Ok(netlink::run_in(outside, |handle| async move {
+        netlink::create_dummy(&handle, WORLD_IFNAME).await?;
+        let index = netlink::index_of(&handle, WORLD_IFNAME).await?;
+        netlink::add_address(&handle, index, IpAddr::V4(WORLD_V4), 32).await?;
+        netlink::add_address(&handle, index, IpAddr::V6(WORLD_V6), 128).await?;
+        netlink::set_up(&handle, index).await
+    })?)
+}
+
+/// Joins `node` to `outside` by a veth: [`UPLINK`] in the node with the node's uplink
+/// addresses and default routes through the outside end, which gets the gateway
+/// addresses. The outside gets no route to the node's pods.
+pub fn connect_node(node: &Netns, outside: &Netns, plan: NodeAddressing) -> Result<(), WiringError> {
+    let peer = plan.outside_ifname();
+    let outside_file = outside.open()?;
+    netlink::run_in(node, |handle| {
+        let peer = peer.clone();
+        async move {
+            netlink::create_veth(&handle, UPLINK, &peer).await?;
+            netlink::move_to_netns(&handle, &peer, &outside_file).await?;
+            let index = netlink::index_of(&handle, UPLINK).await?;
+            let v4 = plan.uplink_v4();
+            let v6 = plan.uplink_v6();
+            netlink::add_address(&handle, index, IpAddr::V4(v4.addr()), v4.prefix_len()).await?;
+            netlink::add_address(&handle, index, IpAddr::V6(v6.addr()), v6.prefix_len()).await?;
+            netlink::set_up(&handle, index).await?;
+            netlink::add_default_route(&handle, IpAddr::V4(plan.gateway_v4().addr())).await?;
+            netlink::add_default_route(&handle, IpAddr::V6(plan.gateway_v6().addr())).await
+        }
+    })?;
+    Ok(netlink::run_in(outside, |handle| async move {
+        let index = netlink::index_of(&handle, &peer).await?;
+        let v4 = plan.gateway_v4();
+        let v6 = plan.gateway_v6();
+        netlink::add_address(&handle, index, IpAddr::V4(v4.addr()), v4.prefix_len()).await?;
+        netlink::add_address(&handle, index, IpAddr::V6(v6.addr()), v6.prefix_len()).await?;
+        netlink::set_up(&handle, index).await
+    })?)
+}
