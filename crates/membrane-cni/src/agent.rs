@@ -65,7 +65,7 @@ impl Agent {
         match self.bounded(paths::ENDPOINT_GET, call).await? {
             Ok(endpoint) => Ok(Some(endpoint)),
             Err(e) if e.kind() == Some(ErrorKind::NotFound) => Ok(None),
-            Err(e) => Err(self.fail(paths::ENDPOINT_GET, e)),
+            Err(e) => Err(self.fail(e)),
         }
     }
 
@@ -79,7 +79,7 @@ impl Agent {
         let call = self.client.get(paths::STATUS);
         self.bounded(paths::STATUS, call)
             .await?
-            .map_err(|e| self.fail(paths::STATUS, e))
+            .map_err(|e| self.fail(e))
     }
 
     async fn post<B: Serialize, R: DeserializeOwned>(
@@ -88,9 +88,7 @@ impl Agent {
         body: &B,
     ) -> Result<R, CniError> {
         let call = self.client.post(path, body);
-        self.bounded(path, call)
-            .await?
-            .map_err(|e| self.fail(path, e))
+        self.bounded(path, call).await?.map_err(|e| self.fail(e))
     }
 
     async fn post_ignoring_not_found<B: Serialize>(
@@ -102,7 +100,7 @@ impl Agent {
         match self.bounded(path, call).await? {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == Some(ErrorKind::NotFound) => Ok(()),
-            Err(e) => Err(self.fail(path, e)),
+            Err(e) => Err(self.fail(e)),
         }
     }
 
@@ -121,7 +119,7 @@ impl Agent {
             })
     }
 
-    fn fail(&self, path: &'static str, error: ClientError) -> CniError {
-        CniError::from_agent(path, self.socket().to_path_buf(), error)
+    fn fail(&self, error: ClientError) -> CniError {
+        CniError::from_agent(self.socket().to_path_buf(), error)
     }
 }

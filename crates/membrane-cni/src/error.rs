@@ -179,15 +179,9 @@ pub enum CniError {
         #[source]
         source: ClientError,
     },
-    /// The agent answered with an error.
-    #[error("the agent refused {request}")]
-    AgentRefused {
-        /// The API request path.
-        request: &'static str,
-        /// The agent's answer.
-        #[source]
-        source: ClientError,
-    },
+    /// The agent answered with an error (its message names the request).
+    #[error(transparent)]
+    AgentRefused(ClientError),
     /// An interface of the name to create is already there.
     #[error("interface {name} already exists in {place}")]
     InterfaceExists {
@@ -281,7 +275,7 @@ impl CniError {
             }
             CniError::LimitedConnectivity { .. } => CODE_LIMITED_CONNECTIVITY,
             CniError::PoolExhausted { .. } => CODE_POOL_EXHAUSTED,
-            CniError::AgentRefused { .. } | CniError::AgentAnswer { .. } => CODE_AGENT_REFUSED,
+            CniError::AgentRefused(_) | CniError::AgentAnswer { .. } => CODE_AGENT_REFUSED,
             CniError::InterfaceExists { .. } => CODE_INTERFACE_EXISTS,
             CniError::Netlink { .. }
             | CniError::LinkVanished { .. }
@@ -296,7 +290,7 @@ impl CniError {
 
     /// Maps a failed agent call: unreachable agent → try again later, exhausted pool →
     /// 100, anything else the agent answered → 101.
-    pub fn from_agent(request: &'static str, socket: PathBuf, source: ClientError) -> Self {
+    pub fn from_agent(socket: PathBuf, source: ClientError) -> Self {
         match source {
             ClientError::AgentNotRunning { .. } | ClientError::Transport { .. } => {
                 CniError::AgentUnreachable { socket, source }
@@ -305,14 +299,12 @@ impl CniError {
                 kind: membrane_api::ErrorKind::PoolExhausted,
                 ..
             } => CniError::PoolExhausted { source },
-            ClientError::Api { .. } | ClientError::Json { .. } => {
-                CniError::AgentRefused { request, source }
-            }
+            ClientError::Api { .. } | ClientError::Json { .. } => CniError::AgentRefused(source),
         }
     }
 
-    /// The error result the spec asks for, in the given CNI version.
-    pub fn to_json(&self, version: &str) -> ErrorJson {
+    /// The chain of causes, joined by ": " (empty when there is none).
+    pub fn details(&self) -> String {
         let mut details = Vec::new();
         let mut source = match self {
             CniError::Unwound { cause, .. } => std::error::Error::source(cause.as_ref()),
@@ -322,11 +314,16 @@ impl CniError {
             details.push(cause.to_string());
             source = cause.source();
         }
+        details.join(": ")
+    }
+
+    /// The error result the spec asks for, in the given CNI version.
+    pub fn to_json(&self, version: &str) -> ErrorJson {
         ErrorJson {
             cni_version: version.to_string(),
             code: self.code(),
             msg: self.to_string(),
-            details: details.join(": "),
+            details: self.details(),
         }
     }
 }
@@ -403,7 +400,7 @@ mod tests {
             path: "/run/x.sock".into(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         };
-        let err = CniError::from_agent("/v1/x", "/run/x.sock".into(), source);
+        let err = CniError::from_agent("/run/x.sock".into(), source);
         assert_eq!(err.code(), CODE_TRY_AGAIN);
         assert!(err.to_string().contains("/run/x.sock"));
     }
@@ -416,7 +413,7 @@ mod tests {
             kind: membrane_api::ErrorKind::PoolExhausted,
             message: "no free IPv4 address".into(),
         };
-        let err = CniError::from_agent("/v1/ipam/allocate", "/s".into(), source);
+        let err = CniError::from_agent("/s".into(), source);
         assert_eq!(err.code(), CODE_POOL_EXHAUSTED);
     }
 }

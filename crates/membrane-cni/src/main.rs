@@ -45,7 +45,6 @@ fn main() -> ExitCode {
             }
         },
         Err(Failure { error, version }) => {
-            tracing::error!(code = error.code(), %error, "failed");
             let json = serde_json::to_string(&error.to_json(version.as_str()))
                 .expect("the error JSON is plain strings and numbers");
             // Nothing is left to report a failure to print the failure to.
@@ -101,10 +100,13 @@ fn run() -> Result<Option<String>, Failure> {
                 source,
             })
         })?;
-    let result = runtime
-        .block_on(commands::run(&verb, &conf).instrument(span))
-        .map_err(failed)?;
-    Ok(result.map(|result| to_json(&result)))
+    let result = runtime.block_on(commands::run(&verb, &conf).instrument(span.clone()));
+    if let Err(error) = &result {
+        span.in_scope(
+            || tracing::error!(code = error.code(), %error, details = error.details(), "failed"),
+        );
+    }
+    Ok(result.map_err(failed)?.map(|result| to_json(&result)))
 }
 
 fn to_json(value: &impl Serialize) -> String {
