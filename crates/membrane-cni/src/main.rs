@@ -25,7 +25,7 @@ use crate::env::Invocation;
 use crate::error::CniError;
 use crate::version::SpecVersion;
 use serde::Serialize;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use tracing::Instrument;
 
@@ -61,7 +61,15 @@ fn run() -> Result<Option<String>, Failure> {
         version: SpecVersion::LATEST,
     };
     let verb = match Invocation::from_env(|name| std::env::var(name).ok()).map_err(latest)? {
-        Invocation::Version => return Ok(Some(to_json(&commands::version::run()))),
+        Invocation::Version => {
+            // The runtime writes `{"cniVersion": ...}`; read it so that its write cannot
+            // fail, although the answer is the same for every version.
+            let stdin = std::io::stdin();
+            if !stdin.is_terminal() {
+                let _ = stdin.lock().read_to_end(&mut Vec::new());
+            }
+            return Ok(Some(to_json(&commands::version::run())));
+        }
         Invocation::Network(verb) => verb,
     };
 
