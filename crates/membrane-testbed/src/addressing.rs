@@ -27,7 +27,9 @@ impl NodeAddressing {
 
     /// The plan of node `index`, or `None` if it is out of range.
     pub fn new(index: u8) -> Option<NodeAddressing> {
-        (1..=Self::MAX_INDEX).contains(&index).then_some(NodeAddressing { index })
+        (1..=Self::MAX_INDEX)
+            .contains(&index)
+            .then_some(NodeAddressing { index })
     }
 
     /// The node number.
@@ -42,8 +44,11 @@ impl NodeAddressing {
 
     /// The node's IPv6 address on its uplink, `fd00:99:0:<n>::1/64`.
     pub fn uplink_v6(&self) -> Ipv6Net {
-        Ipv6Net::new(Ipv6Addr::new(0xfd00, 0x99, 0, self.index.into(), 0, 0, 0, 1), 64)
-            .expect("64 is a valid prefix")
+        Ipv6Net::new(
+            Ipv6Addr::new(0xfd00, 0x99, 0, self.index.into(), 0, 0, 0, 1),
+            64,
+        )
+        .expect("64 is a valid prefix")
     }
 
     /// The outside end of the uplink, `10.99.<n>.254/24`: the node's default gateway.
@@ -53,8 +58,11 @@ impl NodeAddressing {
 
     /// The outside end of the uplink, `fd00:99:0:<n>::fe/64`: the node's default gateway.
     pub fn gateway_v6(&self) -> Ipv6Net {
-        Ipv6Net::new(Ipv6Addr::new(0xfd00, 0x99, 0, self.index.into(), 0, 0, 0, 0xfe), 64)
-            .expect("64 is a valid prefix")
+        Ipv6Net::new(
+            Ipv6Addr::new(0xfd00, 0x99, 0, self.index.into(), 0, 0, 0, 0xfe),
+            64,
+        )
+        .expect("64 is a valid prefix")
     }
 
     /// The node's IPv4 pod CIDR, `10.200.<n>.0/24`.
@@ -64,8 +72,11 @@ impl NodeAddressing {
 
     /// The node's IPv6 pod CIDR, `fd00:200:0:<n>::/64`.
     pub fn pod_cidr_v6(&self) -> Ipv6Net {
-        Ipv6Net::new(Ipv6Addr::new(0xfd00, 0x200, 0, self.index.into(), 0, 0, 0, 0), 64)
-            .expect("64 is a valid prefix")
+        Ipv6Net::new(
+            Ipv6Addr::new(0xfd00, 0x200, 0, self.index.into(), 0, 0, 0, 0),
+            64,
+        )
+        .expect("64 is a valid prefix")
     }
 
     /// Name of the uplink's outside end, inside the outside namespace.

@@ -41,7 +41,9 @@ pub enum AgentError {
     #[error(transparent)]
     Process(#[from] ProcessError),
     /// The agent exited before it became ready.
-    #[error("membrane-agent of node {node} exited ({status}) before it was ready; its log ends with:\n{log}")]
+    #[error(
+        "membrane-agent of node {node} exited ({status}) before it was ready; its log ends with:\n{log}"
+    )]
     Exited {
         /// The node.
         node: String,
@@ -51,7 +53,9 @@ pub enum AgentError {
         log: String,
     },
     /// The agent did not become ready in time.
-    #[error("membrane-agent of node {node} was not healthy after {timeout:?} (last answer: {last}); its log ends with:\n{log}")]
+    #[error(
+        "membrane-agent of node {node} was not healthy after {timeout:?} (last answer: {last}); its log ends with:\n{log}"
+    )]
     NotReady {
         /// The node.
         node: String,
@@ -126,7 +130,11 @@ pub struct Agent {
 impl Agent {
     /// An agent that is not running yet; its output goes to `log`.
     pub fn new(config: AgentConfig, log: PathBuf) -> Agent {
-        Agent { config, log, process: Mutex::new(None) }
+        Agent {
+            config,
+            log,
+            process: Mutex::new(None),
+        }
     }
 
     /// Its configuration.
@@ -145,7 +153,9 @@ impl Agent {
     }
 
     fn process(&self) -> std::sync::MutexGuard<'_, Option<Process>> {
-        self.process.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.process
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts the agent inside `place` (unless it runs already) and waits until it
@@ -162,14 +172,29 @@ impl Agent {
 
     fn spawn(&self, place: &(impl Place + ?Sized)) -> Result<Process, AgentError> {
         let binary = binaries::locate(binaries::AGENT)?;
-        let log_err = |source| AgentError::Log { path: self.log.clone(), source };
-        let mut log = File::options().create(true).append(true).open(&self.log).map_err(log_err)?;
-        writeln!(log, "==== testbed: starting {} {:?}", binary.display(), self.config.args())
+        let log_err = |source| AgentError::Log {
+            path: self.log.clone(),
+            source,
+        };
+        let mut log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
             .map_err(log_err)?;
+        writeln!(
+            log,
+            "==== testbed: starting {} {:?}",
+            binary.display(),
+            self.config.args()
+        )
+        .map_err(log_err)?;
         let mut command = Command::new(binary);
         command
             .args(self.config.args())
-            .env("MEMBRANE_LOG", std::env::var("MEMBRANE_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "MEMBRANE_LOG",
+                std::env::var("MEMBRANE_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(log_err)?)
             .stderr(log);
@@ -225,7 +250,9 @@ impl Agent {
     /// Stops the agent gracefully: SIGTERM, then SIGKILL after [`STOP_GRACE`].
     /// Returns its exit status, or `None` if it had to be killed or was not running.
     pub fn stop(&self) -> Option<ExitStatus> {
-        self.process().take().and_then(|mut process| process.terminate(STOP_GRACE))
+        self.process()
+            .take()
+            .and_then(|mut process| process.terminate(STOP_GRACE))
     }
 
     /// Kills the agent with SIGKILL, as a crash would, leaving its pinned state behind.
@@ -243,8 +270,10 @@ impl Agent {
     /// `GET path` on the local API, decoded.
     pub fn get<T: serde::de::DeserializeOwned + Send>(&self, path: &str) -> Result<T, AgentError> {
         let client = self.client();
-        block_on(async move { client.get(path).await })
-            .map_err(|source| AgentError::Api { node: self.config.node_name.clone(), source })
+        block_on(async move { client.get(path).await }).map_err(|source| AgentError::Api {
+            node: self.config.node_name.clone(),
+            source,
+        })
     }
 
     /// The last `lines` lines of the agent's log.
@@ -320,10 +349,15 @@ mod tests {
 
     #[test]
     fn every_setting_becomes_a_flag_followed_by_its_value() {
-        let args: Vec<String> =
-            config().args().into_iter().map(|a| a.into_string().unwrap()).collect();
-        let pairs: Vec<(&str, &str)> =
-            args.chunks(2).map(|pair| (pair[0].as_str(), pair[1].as_str())).collect();
+        let args: Vec<String> = config()
+            .args()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let pairs: Vec<(&str, &str)> = args
+            .chunks(2)
+            .map(|pair| (pair[0].as_str(), pair[1].as_str()))
+            .collect();
         assert_eq!(
             pairs,
             [
@@ -348,7 +382,10 @@ mod tests {
     #[test]
     fn an_error_chain_names_every_cause() {
         let inner = std::io::Error::other("refused");
-        let outer = AgentError::Log { path: "/x".into(), source: inner };
+        let outer = AgentError::Log {
+            path: "/x".into(),
+            source: inner,
+        };
         assert_eq!(error_chain(&outer), "cannot open the agent log /x: refused");
     }
 }

@@ -48,7 +48,14 @@ fn profile_dir(exe: &Path) -> PathBuf {
 /// The path of binary `name` in [`bin_dir`], if it exists.
 pub fn locate(name: &str) -> Result<PathBuf, MissingBinary> {
     let path = bin_dir().join(name);
-    if path.is_file() { Ok(path) } else { Err(MissingBinary { name: name.to_string(), path }) }
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(MissingBinary {
+            name: name.to_string(),
+            path,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -69,8 +76,15 @@ mod tests {
 
     #[test]
     fn the_missing_binary_error_says_how_to_build_it() {
-        let message = MissingBinary { name: "membrane-agent".into(), path: "/x".into() }.to_string();
+        let message = MissingBinary {
+            name: "membrane-agent".into(),
+            path: "/x".into(),
+        }
+        .to_string();
         assert!(message.contains("membrane-agent"), "{message}");
-        assert!(message.contains("cargo build --workspace --bins"), "{message}");
+        assert!(
+            message.contains("cargo build --workspace --bins"),
+            "{message}"
+        );
     }
 }

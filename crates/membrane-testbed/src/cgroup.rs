@@ -56,11 +56,21 @@ impl Cgroup {
             match std::fs::create_dir(&path) {
                 Ok(()) => return Ok(Cgroup { path }),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => last = Some((path, e)),
-                Err(source) => return Err(CgroupError::Io { what: "create", path, source }),
+                Err(source) => {
+                    return Err(CgroupError::Io {
+                        what: "create",
+                        path,
+                        source,
+                    });
+                }
             }
         }
         let (path, source) = last.expect("at least one attempt was made");
-        Err(CgroupError::Io { what: "find an unused name next to", path, source })
+        Err(CgroupError::Io {
+            what: "find an unused name next to",
+            path,
+            source,
+        })
     }
 
     /// The cgroup's directory.
@@ -76,23 +86,32 @@ impl Cgroup {
     /// The processes directly in this cgroup.
     pub fn pids(&self) -> Result<Vec<u32>, CgroupError> {
         let path = self.procs_file();
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| CgroupError::Io { what: "read", path, source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| CgroupError::Io {
+            what: "read",
+            path,
+            source,
+        })?;
         Ok(parse_pids(&text))
     }
 
     /// Moves process `pid` into this cgroup.
     pub fn add(&self, pid: u32) -> Result<(), CgroupError> {
         let path = self.procs_file();
-        std::fs::write(&path, pid.to_string())
-            .map_err(|source| CgroupError::Io { what: "write", path, source })
+        std::fs::write(&path, pid.to_string()).map_err(|source| CgroupError::Io {
+            what: "write",
+            path,
+            source,
+        })
     }
 
     /// True while this cgroup or one of its descendants holds a process.
     pub fn populated(&self) -> Result<bool, CgroupError> {
         let path = self.path.join("cgroup.events");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| CgroupError::Io { what: "read", path, source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| CgroupError::Io {
+            what: "read",
+            path,
+            source,
+        })?;
         Ok(parse_populated(&text))
     }
 
@@ -100,8 +119,11 @@ impl Cgroup {
     /// (bounded) until they are gone.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
         let path = self.path.join("cgroup.kill");
-        std::fs::write(&path, "1")
-            .map_err(|source| CgroupError::Io { what: "write", path, source })?;
+        std::fs::write(&path, "1").map_err(|source| CgroupError::Io {
+            what: "write",
+            path,
+            source,
+        })?;
         let deadline = Instant::now() + REMOVE_TIMEOUT;
         while self.populated()? && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
@@ -132,7 +154,9 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
 }
 
 fn parse_pids(text: &str) -> Vec<u32> {
-    text.lines().filter_map(|line| line.trim().parse().ok()).collect()
+    text.lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect()
 }
 
 fn parse_populated(events: &str) -> bool {
@@ -145,7 +169,10 @@ fn parse_populated(events: &str) -> bool {
 impl Drop for Cgroup {
     fn drop(&mut self) {
         if let Err(e) = self.kill_all() {
-            eprintln!("testbed: cannot kill the processes of cgroup {}: {e}", self.path.display());
+            eprintln!(
+                "testbed: cannot kill the processes of cgroup {}: {e}",
+                self.path.display()
+            );
         }
         if let Err(e) = remove_tree(&self.path) {
             eprintln!("testbed: cannot remove cgroup {}: {e}", self.path.display());

@@ -18,8 +18,14 @@ pub const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The `CNI_*` environment variables a runtime sets; any the caller does not set are
 /// removed from the plugin's environment.
-pub const CNI_ENV: [&str; 6] =
-    ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"];
+pub const CNI_ENV: [&str; 6] = [
+    "CNI_COMMAND",
+    "CNI_CONTAINERID",
+    "CNI_NETNS",
+    "CNI_IFNAME",
+    "CNI_ARGS",
+    "CNI_PATH",
+];
 
 /// Errors of CNI calls.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +65,9 @@ pub enum CniError {
         stderr: String,
     },
     /// The plugin failed without a valid error object on stdout.
-    #[error("CNI {command} exited with {status} without a CNI error object; stdout: {stdout}; stderr: {stderr}")]
+    #[error(
+        "CNI {command} exited with {status} without a CNI error object; stdout: {stdout}; stderr: {stderr}"
+    )]
     BadFailure {
         /// The CNI command.
         command: String,
@@ -119,10 +127,21 @@ impl NetworkList {
             })
             .unwrap_or_default();
         files.sort();
-        let path = files.into_iter().next().ok_or_else(|| CniError::NoConfig { dir: dir.into() })?;
-        let bad = |problem: String| CniError::BadConfig { path: path.clone(), problem };
+        let path = files
+            .into_iter()
+            .next()
+            .ok_or_else(|| CniError::NoConfig { dir: dir.into() })?;
+        let bad = |problem: String| CniError::BadConfig {
+            path: path.clone(),
+            problem,
+        };
         let text = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
-        NetworkList::parse(&text).map_err(bad).map(|list| NetworkList { path: path.clone(), ..list })
+        NetworkList::parse(&text)
+            .map_err(bad)
+            .map(|list| NetworkList {
+                path: path.clone(),
+                ..list
+            })
     }
 
     /// Parses a configuration list.
@@ -140,13 +159,21 @@ impl NetworkList {
             .and_then(Value::as_array)
             .ok_or("no \"plugins\" array")?
             .iter()
-            .map(|plugin| plugin.as_object().cloned().ok_or("a plugin is not an object"))
+            .map(|plugin| {
+                plugin
+                    .as_object()
+                    .cloned()
+                    .ok_or("a plugin is not an object")
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if plugins.is_empty() {
             return Err("no plugins".into());
         }
         for plugin in &plugins {
-            plugin.get("type").and_then(Value::as_str).ok_or("a plugin has no string \"type\"")?;
+            plugin
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or("a plugin has no string \"type\"")?;
         }
         Ok(NetworkList {
             path: PathBuf::new(),
@@ -158,7 +185,10 @@ impl NetworkList {
 
     /// The `type` (binary name) of plugin `index`.
     pub fn plugin_type(&self, index: usize) -> &str {
-        self.plugins[index].get("type").and_then(Value::as_str).unwrap_or_default()
+        self.plugins[index]
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// What plugin `index` reads on stdin: its configuration with the list's `name` and
@@ -200,13 +230,20 @@ impl Attachment {
             container_id: container_id.to_string(),
             netns: netns.to_path_buf(),
             ifname: "eth0".to_string(),
-            args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
     /// `CNI_ARGS`: `KEY=VALUE` pairs joined by `;`.
     pub fn cni_args(&self) -> String {
-        self.args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";")
+        self.args
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";")
     }
 }
 
@@ -337,7 +374,11 @@ impl<'a> CniRuntime<'a> {
     /// Plugins from `plugin_dir` (`CNI_PATH`), configuration from `conf_dir`, run inside
     /// `place` (the node's namespace and cgroup).
     pub fn new(place: &'a dyn Place, plugin_dir: PathBuf, conf_dir: PathBuf) -> Self {
-        CniRuntime { place, plugin_dir, conf_dir }
+        CniRuntime {
+            place,
+            plugin_dir,
+            conf_dir,
+        }
     }
 
     /// The network configuration list the runtime uses.
@@ -348,8 +389,18 @@ impl<'a> CniRuntime<'a> {
     /// Runs the Membrane plugin binary with `CNI_COMMAND=command`, exactly the other
     /// `CNI_*` variables in `env`, and `stdin`, and returns how it ended, whatever that
     /// was. For tests that send what a runtime never would.
-    pub fn exec(&self, command: &str, env: &[(&str, &str)], stdin: &[u8]) -> Result<CniOutput, CniError> {
-        self.exec_binary(&binaries::locate(binaries::CNI_PLUGIN)?, command, env, stdin)
+    pub fn exec(
+        &self,
+        command: &str,
+        env: &[(&str, &str)],
+        stdin: &[u8],
+    ) -> Result<CniOutput, CniError> {
+        self.exec_binary(
+            &binaries::locate(binaries::CNI_PLUGIN)?,
+            command,
+            env,
+            stdin,
+        )
     }
 
     fn exec_binary(
@@ -366,7 +417,11 @@ impl<'a> CniRuntime<'a> {
         cmd.env("CNI_COMMAND", command);
         cmd.envs(env.iter().copied());
         let finished = process::run(cmd, self.place, stdin, PLUGIN_TIMEOUT)?;
-        Ok(CniOutput { status: finished.status, stdout: finished.stdout, stderr: finished.stderr })
+        Ok(CniOutput {
+            status: finished.status,
+            stdout: finished.stdout,
+            stderr: finished.stderr,
+        })
     }
 
     /// Runs plugin `index` of `list` for `command` like libcni does: the `CNI_*`
@@ -401,10 +456,15 @@ impl<'a> CniRuntime<'a> {
         let name = list.plugin_type(index);
         let binary = self.plugin_dir.join(name);
         if !binary.is_file() {
-            return Err(MissingBinary { name: name.to_string(), path: binary }.into());
+            return Err(MissingBinary {
+                name: name.to_string(),
+                path: binary,
+            }
+            .into());
         }
         let stdin = list.plugin_config(index, extra);
-        self.exec_binary(&binary, command, &env, &stdin)?.into_result(command)
+        self.exec_binary(&binary, command, &env, &stdin)?
+            .into_result(command)
     }
 
     /// `ADD`: runs the plugins in order, each with the previous one's result as
@@ -413,11 +473,16 @@ impl<'a> CniRuntime<'a> {
         let list = self.network_list()?;
         let mut result: Option<CniResult> = None;
         for index in 0..list.plugins.len() {
-            let extra: Vec<(&str, Value)> =
-                result.iter().map(|prev| ("prevResult", prev.raw.clone())).collect();
+            let extra: Vec<(&str, Value)> = result
+                .iter()
+                .map(|prev| ("prevResult", prev.raw.clone()))
+                .collect();
             let stdout = self.invoke(&list, index, "ADD", Some(attachment), &extra)?;
-            let parsed = CniResult::parse(&stdout)
-                .map_err(|source| CniError::BadResult { command: "ADD".into(), stdout, source })?;
+            let parsed = CniResult::parse(&stdout).map_err(|source| CniError::BadResult {
+                command: "ADD".into(),
+                stdout,
+                source,
+            })?;
             result = Some(parsed);
         }
         Ok(result.expect("a parsed list has at least one plugin"))
@@ -427,7 +492,13 @@ impl<'a> CniRuntime<'a> {
     pub fn check(&self, attachment: &Attachment, prev: &CniResult) -> Result<(), CniError> {
         let list = self.network_list()?;
         for index in 0..list.plugins.len() {
-            self.invoke(&list, index, "CHECK", Some(attachment), &[("prevResult", prev.raw.clone())])?;
+            self.invoke(
+                &list,
+                index,
+                "CHECK",
+                Some(attachment),
+                &[("prevResult", prev.raw.clone())],
+            )?;
         }
         Ok(())
     }
@@ -435,8 +506,10 @@ impl<'a> CniRuntime<'a> {
     /// `DEL`, with the cached `ADD` result as `prevResult` when there is one.
     pub fn del(&self, attachment: &Attachment, prev: Option<&CniResult>) -> Result<(), CniError> {
         let list = self.network_list()?;
-        let extra: Vec<(&str, Value)> =
-            prev.iter().map(|result| ("prevResult", result.raw.clone())).collect();
+        let extra: Vec<(&str, Value)> = prev
+            .iter()
+            .map(|result| ("prevResult", result.raw.clone()))
+            .collect();
         for index in (0..list.plugins.len()).rev() {
             self.invoke(&list, index, "DEL", Some(attachment), &extra)?;
         }
@@ -509,15 +582,23 @@ mod tests {
     #[test]
     fn gc_stdin_lists_the_valid_attachments_as_libcni_spells_them() {
         let list = NetworkList::parse(CONFLIST.as_bytes()).unwrap();
-        let extra = [("cni.dev/valid-attachments", valid_attachments(&[("abc", "eth0")]))];
+        let extra = [(
+            "cni.dev/valid-attachments",
+            valid_attachments(&[("abc", "eth0")]),
+        )];
         let stdin: Value = serde_json::from_slice(&list.plugin_config(0, &extra)).unwrap();
-        assert_eq!(stdin["cni.dev/valid-attachments"], json!([{"containerID": "abc", "ifname": "eth0"}]));
+        assert_eq!(
+            stdin["cni.dev/valid-attachments"],
+            json!([{"containerID": "abc", "ifname": "eth0"}])
+        );
     }
 
     #[test]
     fn lists_without_plugins_or_types_are_refused() {
         assert!(NetworkList::parse(br#"{"cniVersion":"1.1.0","name":"a","plugins":[]}"#).is_err());
-        assert!(NetworkList::parse(br#"{"cniVersion":"1.1.0","name":"a","plugins":[{}]}"#).is_err());
+        assert!(
+            NetworkList::parse(br#"{"cniVersion":"1.1.0","name":"a","plugins":[{}]}"#).is_err()
+        );
         assert!(NetworkList::parse(br#"{"name":"a","plugins":[{"type":"x"}]}"#).is_err());
         assert!(NetworkList::parse(b"not json").is_err());
     }
@@ -525,7 +606,11 @@ mod tests {
     #[test]
     fn the_first_conflist_by_name_is_the_one_used() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("20-b.conflist"), CONFLIST.replace("membrane\"", "b\"")).unwrap();
+        std::fs::write(
+            dir.path().join("20-b.conflist"),
+            CONFLIST.replace("membrane\"", "b\""),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("10-a.conflist"), CONFLIST).unwrap();
         std::fs::write(dir.path().join("00-ignored.txt"), "junk").unwrap();
         let list = NetworkList::load(dir.path()).unwrap();
@@ -536,7 +621,10 @@ mod tests {
     #[test]
     fn an_empty_conf_dir_is_reported_as_such() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(NetworkList::load(dir.path()), Err(CniError::NoConfig { .. })));
+        assert!(matches!(
+            NetworkList::load(dir.path()),
+            Err(CniError::NoConfig { .. })
+        ));
     }
 
     #[test]

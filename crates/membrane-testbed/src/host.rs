@@ -58,7 +58,9 @@ pub enum HostError {
         source: std::io::Error,
     },
     /// No cgroup v2 hierarchy is mounted.
-    #[error("no cgroup v2 hierarchy at {CGROUP2_HYBRID_ROOT} or {CGROUP2_ROOT}: mount cgroup2 first")]
+    #[error(
+        "no cgroup v2 hierarchy at {CGROUP2_HYBRID_ROOT} or {CGROUP2_ROOT}: mount cgroup2 first"
+    )]
     NoCgroup2,
 }
 
@@ -69,18 +71,29 @@ struct HostLock {
 
 fn lock() -> Result<HostLock, HostError> {
     let path = Path::new(LOCK_FILE);
-    let err = |source| HostError::Lock { path: path.to_path_buf(), source };
+    let err = |source| HostError::Lock {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(err)?;
     }
-    let file = File::options().create(true).truncate(false).write(true).open(path).map_err(err)?;
-    let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| err(errno.into()))?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(err)?;
+    let lock =
+        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| err(errno.into()))?;
     Ok(HostLock { _lock: lock })
 }
 
 /// True when `path` exists and is the root or a directory of a file system of `kind`.
 fn is_fs(path: &str, kind: FsType) -> bool {
-    statfs(path).map(|s| s.filesystem_type() == kind).unwrap_or(false)
+    statfs(path)
+        .map(|s| s.filesystem_type() == kind)
+        .unwrap_or(false)
 }
 
 /// Makes [`NETNS_RUN_DIR`] exist and be a shared mount point, exactly as `ip netns add`
@@ -88,20 +101,36 @@ fn is_fs(path: &str, kind: FsType) -> bool {
 pub fn prepare_netns_dir() -> Result<(), HostError> {
     let _lock = lock()?;
     let dir = Path::new(NETNS_RUN_DIR);
-    fs::create_dir_all(dir)
-        .map_err(|source| HostError::CreateDir { path: dir.to_path_buf(), source })?;
+    fs::create_dir_all(dir).map_err(|source| HostError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mount_err = |what, source: nix::Error| HostError::Mount {
         what,
         path: dir.to_path_buf(),
         source: source.into(),
     };
-    let make_shared = || mount(None::<&str>, dir, None::<&str>, MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>);
+    let make_shared = || {
+        mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
     match make_shared() {
         Ok(()) => Ok(()),
         // Not a mount point yet: bind it onto itself, then it can be made shared.
         Err(nix::Error::EINVAL) => {
-            mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .map_err(|e| mount_err("bind-mount the directory onto itself", e))?;
+            mount(
+                Some(dir),
+                dir,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| mount_err("bind-mount the directory onto itself", e))?;
             make_shared().map_err(|e| mount_err("make the mount shared", e))
         }
         Err(e) => Err(mount_err("make the mount shared", e)),
@@ -117,13 +146,18 @@ pub fn ensure_bpffs() -> Result<(), HostError> {
     if is_fs(BPFFS_ROOT, BPF_FS_MAGIC) {
         return Ok(());
     }
-    mount(Some("bpf"), BPFFS_ROOT, Some("bpf"), MsFlags::empty(), Some("mode=0700")).map_err(
-        |source| HostError::Mount {
-            what: "mount bpffs",
-            path: PathBuf::from(BPFFS_ROOT),
-            source: source.into(),
-        },
+    mount(
+        Some("bpf"),
+        BPFFS_ROOT,
+        Some("bpf"),
+        MsFlags::empty(),
+        Some("mode=0700"),
     )
+    .map_err(|source| HostError::Mount {
+        what: "mount bpffs",
+        path: PathBuf::from(BPFFS_ROOT),
+        source: source.into(),
+    })
 }
 
 /// The root of the cgroup v2 hierarchy: [`CGROUP2_HYBRID_ROOT`] on a hybrid machine,

@@ -24,7 +24,10 @@ pub fn unique(prefix: &str) -> String {
         let seed = (std::process::id(), std::time::SystemTime::now());
         RandomState::new().hash_one(seed) as u32
     });
-    compose(prefix, spread(base, COUNTER.fetch_add(1, Ordering::Relaxed)))
+    compose(
+        prefix,
+        spread(base, COUNTER.fetch_add(1, Ordering::Relaxed)),
+    )
 }
 
 /// A 64-hex-digit container id, unique within this process, as container runtimes make.
@@ -32,7 +35,9 @@ pub fn container_id() -> String {
     let name = unique("c");
     let distinct = &name[name.len() - SUFFIX_LEN..];
     let state = RandomState::new();
-    let random: String = (0..4u8).map(|i| format!("{:016x}", state.hash_one((i, &name)))).collect();
+    let random: String = (0..4u8)
+        .map(|i| format!("{:016x}", state.hash_one((i, &name))))
+        .collect();
     format!("{distinct}{}", &random[..64 - SUFFIX_LEN])
 }
 
@@ -50,7 +55,11 @@ fn compose(prefix: &str, suffix: u32) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(keep)
         .collect();
-    let prefix = if prefix.is_empty() { "tb" } else { prefix.as_str() };
+    let prefix = if prefix.is_empty() {
+        "tb"
+    } else {
+        prefix.as_str()
+    };
     format!("{prefix}-{suffix:08x}")
 }
 
@@ -92,7 +101,10 @@ mod tests {
             let handles: Vec<_> = (0..8)
                 .map(|_| scope.spawn(|| (0..5000).map(|_| unique("pod")).collect::<Vec<_>>()))
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
         });
         let distinct: HashSet<_> = names.iter().collect();
         assert_eq!(distinct.len(), names.len());

@@ -2,13 +2,13 @@
 //! and read-outs that tests assert on. Each function works on the namespace its
 //! [`Handle`] was opened in (see [`crate::netns::Netns::block_on`]).
 
-use futures::TryStreamExt;
 use crate::netns::{Netns, NetnsError};
+use futures::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
-use rtnetlink::{Handle, IpVersion, LinkDummy, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, IpVersion, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
@@ -103,8 +103,13 @@ impl Link {
 
 /// Every link of the namespace.
 pub async fn links(handle: &Handle) -> Result<Vec<Link>, NetlinkError> {
-    let messages: Vec<LinkMessage> =
-        handle.link().get().execute().try_collect().await.map_err(request("list links"))?;
+    let messages: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(request("list links"))?;
     Ok(messages.iter().map(Link::from_message).collect())
 }
 
@@ -115,13 +120,20 @@ pub async fn index_of(handle: &Handle, name: &str) -> Result<u32, NetlinkError> 
         .into_iter()
         .find(|link| link.name == name)
         .map(|link| link.index)
-        .ok_or_else(|| NetlinkError::NoSuchLink { name: name.to_string() })
+        .ok_or_else(|| NetlinkError::NoSuchLink {
+            name: name.to_string(),
+        })
 }
 
 /// Sets link `index` up.
 pub async fn set_up(handle: &Handle, index: u32) -> Result<(), NetlinkError> {
     let message = LinkUnspec::new_with_index(index).up().build();
-    handle.link().set(message).execute().await.map_err(request(format!("set link {index} up")))
+    handle
+        .link()
+        .set(message)
+        .execute()
+        .await
+        .map_err(request(format!("set link {index} up")))
 }
 
 /// Creates a veth pair `name` / `peer` in this namespace.
@@ -135,16 +147,12 @@ pub async fn create_veth(handle: &Handle, name: &str, peer: &str) -> Result<(), 
         .map_err(request(format!("create veth pair {name}/{peer}")))
 }
 
-/// Creates a dummy link `name`.
-pub async fn create_dummy(handle: &Handle, name: &str) -> Result<(), NetlinkError> {
-    let message = LinkDummy::new(name).build();
-    handle.link().add(message).execute().await.map_err(request(format!("create dummy {name}")))
-}
-
 /// Moves link `name` into the network namespace open as `netns`.
 pub async fn move_to_netns(handle: &Handle, name: &str, netns: &File) -> Result<(), NetlinkError> {
     let index = index_of(handle, name).await?;
-    let message = LinkUnspec::new_with_index(index).setns_by_fd(netns.as_raw_fd()).build();
+    let message = LinkUnspec::new_with_index(index)
+        .setns_by_fd(netns.as_raw_fd())
+        .build();
     handle
         .link()
         .set(message)
@@ -163,9 +171,13 @@ pub async fn add_address(
 ) -> Result<(), NetlinkError> {
     let mut add = handle.address().add(index, address, prefix_len);
     if address.is_ipv6() {
-        add.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        add.message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
     }
-    add.execute().await.map_err(request(format!("add {address}/{prefix_len} to link {index}")))
+    add.execute().await.map_err(request(format!(
+        "add {address}/{prefix_len} to link {index}"
+    )))
 }
 
 /// Every address of the namespace, with the index of its link.
@@ -180,10 +192,13 @@ pub async fn addresses(handle: &Handle) -> Result<Vec<(u32, IpNet)>, NetlinkErro
     Ok(messages
         .iter()
         .filter_map(|message| {
-            let address = message.attributes.iter().find_map(|attribute| match attribute {
-                AddressAttribute::Address(address) => Some(*address),
-                _ => None,
-            })?;
+            let address = message
+                .attributes
+                .iter()
+                .find_map(|attribute| match attribute {
+                    AddressAttribute::Address(address) => Some(*address),
+                    _ => None,
+                })?;
             let net = IpNet::new(address, message.header.prefix_len).ok()?;
             Some((message.header.index, net))
         })
@@ -193,8 +208,12 @@ pub async fn addresses(handle: &Handle) -> Result<Vec<(u32, IpNet)>, NetlinkErro
 /// Adds a default route through `gateway`.
 pub async fn add_default_route(handle: &Handle, gateway: IpAddr) -> Result<(), NetlinkError> {
     let message = match gateway {
-        IpAddr::V4(gateway) => RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).build(),
-        IpAddr::V6(gateway) => RouteMessageBuilder::<Ipv6Addr>::new().gateway(gateway).build(),
+        IpAddr::V4(gateway) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .build(),
+        IpAddr::V6(gateway) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .gateway(gateway)
+            .build(),
     };
     handle
         .route()
@@ -230,7 +249,11 @@ impl Route {
             IpVersion::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
         let mut destination = unspecified;
-        let mut route = Route { destination: IpNet::from(unspecified), gateway: None, oif: None };
+        let mut route = Route {
+            destination: IpNet::from(unspecified),
+            gateway: None,
+            oif: None,
+        };
         for attribute in &message.attributes {
             match attribute {
                 RouteAttribute::Destination(address) => destination = route_ip(address)?,
@@ -239,7 +262,8 @@ impl Route {
                 _ => {}
             }
         }
-        route.destination = IpNet::new(destination, message.header.destination_prefix_length).ok()?;
+        route.destination =
+            IpNet::new(destination, message.header.destination_prefix_length).ok()?;
         Some(route)
     }
 }

@@ -125,8 +125,10 @@ impl Netns {
 
     /// Opens the namespace, for `setns` or to move a link into it.
     pub fn open(&self) -> Result<File, NetnsError> {
-        File::open(&self.path)
-            .map_err(|source| NetnsError::Open { path: self.path.clone(), source })
+        File::open(&self.path).map_err(|source| NetnsError::Open {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Runs `f` on a fresh thread that has entered this namespace, and returns its
@@ -164,7 +166,10 @@ impl Netns {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|source| NetnsError::Runtime { name: self.name.clone(), source })?;
+                .map_err(|source| NetnsError::Runtime {
+                    name: self.name.clone(),
+                    source,
+                })?;
             Ok(runtime.block_on(f()))
         })?
     }
@@ -173,12 +178,13 @@ impl Netns {
     /// `net/ipv4/ip_forward`.
     pub fn set_sysctl(&self, key: &str, value: &str) -> Result<(), NetnsError> {
         let path = Path::new("/proc/sys").join(key);
-        self.run(|| std::fs::write(&path, value))?.map_err(|source| NetnsError::Sysctl {
-            name: self.name.clone(),
-            key: key.to_string(),
-            value: value.to_string(),
-            source,
-        })
+        self.run(|| std::fs::write(&path, value))?
+            .map_err(|source| NetnsError::Sysctl {
+                name: self.name.clone(),
+                key: key.to_string(),
+                value: value.to_string(),
+                source,
+            })
     }
 }
 
@@ -188,16 +194,29 @@ fn reserve_name(prefix: &str) -> Result<(String, PathBuf), NetnsError> {
     for _ in 0..NAME_ATTEMPTS {
         let name = names::unique(prefix);
         let path = Path::new(NETNS_RUN_DIR).join(&name);
-        match File::options().write(true).create_new(true).mode(0).open(&path) {
+        match File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o000)
+            .open(&path)
+        {
             Ok(_) => return Ok((name, path)),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => last = Some((name, e)),
             Err(source) => {
-                return Err(NetnsError::Create { name, step: "create the namespace file", source });
+                return Err(NetnsError::Create {
+                    name,
+                    step: "create the namespace file",
+                    source,
+                });
             }
         }
     }
     let (name, source) = last.expect("at least one attempt was made");
-    Err(NetnsError::Create { name, step: "find an unused name", source })
+    Err(NetnsError::Create {
+        name,
+        step: "find an unused name",
+        source,
+    })
 }
 
 impl Drop for Netns {

@@ -70,8 +70,10 @@ pub struct Node {
 impl Node {
     /// Brings up node number `index` attached to `outside`, and starts its agent.
     pub fn start(outside: &Outside, index: u8) -> Result<Node, NodeError> {
-        let plan = NodeAddressing::new(index)
-            .ok_or(NodeError::BadIndex { index, max: NodeAddressing::MAX_INDEX })?;
+        let plan = NodeAddressing::new(index).ok_or(NodeError::BadIndex {
+            index,
+            max: NodeAddressing::MAX_INDEX,
+        })?;
         let name = names::unique(&format!("node{index}"));
         let netns = Netns::create(&format!("n{index}"))?;
         wiring::loopback_up(&netns)?;
@@ -97,7 +99,15 @@ impl Node {
         };
         std::fs::create_dir_all(&config.state_dir).map_err(NodeError::StateDir)?;
         let agent = Agent::new(config, state.path().join("agent.log"));
-        let node = Node { name, plan, agent, pin_dir, cgroup, netns, state };
+        let node = Node {
+            name,
+            plan,
+            agent,
+            pin_dir,
+            cgroup,
+            netns,
+            state,
+        };
         node.agent.start(&node)?;
         Ok(node)
     }
@@ -189,12 +199,16 @@ impl Node {
 
     /// The links of the node's namespace.
     pub fn links(&self) -> Result<Vec<Link>, NetlinkError> {
-        netlink::run_in(&self.netns, |handle| async move { netlink::links(&handle).await })
+        netlink::run_in(&self.netns, |handle| async move {
+            netlink::links(&handle).await
+        })
     }
 
     /// The main routing table of the node's namespace, for one IP version.
     pub fn routes(&self, version: IpVersion) -> Result<Vec<Route>, NetlinkError> {
-        netlink::run_in(&self.netns, |handle| async move { netlink::routes(&handle, version).await })
+        netlink::run_in(&self.netns, |handle| async move {
+            netlink::routes(&handle, version).await
+        })
     }
 
     /// The agent's log file.

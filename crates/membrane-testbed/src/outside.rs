@@ -19,7 +19,7 @@ pub struct Outside {
 
 impl Outside {
     /// Creates the namespace with its loopback up, forwarding on and the world's
-    /// addresses on a dummy interface.
+    /// addresses on its loopback.
     pub fn create() -> Result<Outside, WiringError> {
         let netns = Netns::create("out")?;
         wiring::loopback_up(&netns)?;

@@ -31,8 +31,10 @@ impl PinDir {
     pub fn create(node: &str) -> Result<PinDir, PinDirError> {
         host::ensure_bpffs()?;
         let path = Path::new(BPFFS_ROOT).join("membrane").join(node);
-        std::fs::create_dir_all(&path)
-            .map_err(|source| PinDirError::Create { path: path.clone(), source })?;
+        std::fs::create_dir_all(&path).map_err(|source| PinDirError::Create {
+            path: path.clone(),
+            source,
+        })?;
         Ok(PinDir { path })
     }
 
@@ -62,7 +64,10 @@ impl Drop for PinDir {
         if let Err(e) = std::fs::remove_dir_all(&self.path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            eprintln!("testbed: cannot remove pin directory {}: {e}", self.path.display());
+            eprintln!(
+                "testbed: cannot remove pin directory {}: {e}",
+                self.path.display()
+            );
         }
     }
 }

@@ -34,7 +34,7 @@ pub enum PodError {
         name: String,
         /// The CNI error.
         #[source]
-        source: CniError,
+        source: Box<CniError>,
     },
 }
 
@@ -64,7 +64,11 @@ impl<'n> Pod<'n> {
         let result = cni.add(&attachment).map_err(|source| {
             // A runtime tears down what a failed ADD may have left.
             let _ = cni.del(&attachment, None);
-            PodError::Cni { namespace: namespace.into(), name: name.into(), source }
+            PodError::Cni {
+                namespace: namespace.into(),
+                name: name.into(),
+                source: Box::new(source),
+            }
         })?;
         Ok(Pod {
             node,
@@ -135,7 +139,9 @@ impl<'n> Pod<'n> {
 
     /// The links inside the pod.
     pub fn links(&self) -> Result<Vec<Link>, NetlinkError> {
-        netlink::run_in(&self.netns, |handle| async move { netlink::links(&handle).await })
+        netlink::run_in(&self.netns, |handle| async move {
+            netlink::links(&handle).await
+        })
     }
 }
 
@@ -151,7 +157,10 @@ impl Place for Pod<'_> {
 impl Drop for Pod<'_> {
     fn drop(&mut self) {
         if let Err(e) = self.cgroup.kill_all() {
-            eprintln!("testbed: cannot stop the processes of pod {}: {e}", self.full_name());
+            eprintln!(
+                "testbed: cannot stop the processes of pod {}: {e}",
+                self.full_name()
+            );
         }
         if !self.deleted
             && let Err(e) = self.node.cni().del(&self.attachment, Some(&self.result))

@@ -115,10 +115,14 @@ fn program_name(command: &Command) -> String {
 pub fn spawn(mut command: Command, place: &(impl Place + ?Sized)) -> Result<Process, ProcessError> {
     confine(&mut command, place)?;
     let program = program_name(&command);
-    let child = command
-        .spawn()
-        .map_err(|source| ProcessError::Spawn { program: program.clone(), source })?;
-    Ok(Process { program, child: Some(child) })
+    let child = command.spawn().map_err(|source| ProcessError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    Ok(Process {
+        program,
+        child: Some(child),
+    })
 }
 
 /// What a finished program printed and how it ended.
@@ -140,7 +144,10 @@ pub fn run(
     stdin: &[u8],
     timeout: Duration,
 ) -> Result<Finished, ProcessError> {
-    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut process = spawn(command, place)?;
     let child = process.child.as_mut().expect("a new process has its child");
     let mut input = child.stdin.take().expect("stdin is piped");
@@ -157,16 +164,25 @@ pub fn run(
         let stdout = scope.spawn(move || read_all(&mut out));
         let stderr = scope.spawn(move || read_all(&mut err));
         let status = process.wait_timeout(timeout);
-        if status.as_ref().is_err_and(|e| matches!(e, ProcessError::Timeout { .. })) {
+        if status
+            .as_ref()
+            .is_err_and(|e| matches!(e, ProcessError::Timeout { .. }))
+        {
             process.kill();
         }
         let stdout = stdout.join().unwrap_or_default();
         let stderr = stderr.join().unwrap_or_default();
         match status {
-            Ok(status) => Ok(Finished { status, stdout, stderr }),
-            Err(ProcessError::Timeout { .. }) => {
-                Err(ProcessError::Timeout { program, timeout, stderr })
-            }
+            Ok(status) => Ok(Finished {
+                status,
+                stdout,
+                stderr,
+            }),
+            Err(ProcessError::Timeout { .. }) => Err(ProcessError::Timeout {
+                program,
+                timeout,
+                stderr,
+            }),
             Err(e) => Err(e),
         }
     })
@@ -200,9 +216,10 @@ impl Process {
     pub fn try_status(&mut self) -> Result<Option<ExitStatus>, ProcessError> {
         match self.child.as_mut() {
             None => Ok(None),
-            Some(child) => child
-                .try_wait()
-                .map_err(|source| ProcessError::Wait { program: self.program.clone(), source }),
+            Some(child) => child.try_wait().map_err(|source| ProcessError::Wait {
+                program: self.program.clone(),
+                source,
+            }),
         }
     }
 

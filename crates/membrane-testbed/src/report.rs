@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn a_single_sample_is_every_percentile() {
         let latency = Latency::from_samples(&ms(&[7])).unwrap();
-        assert_eq!((latency.p50_us, latency.p99_us, latency.max_us), (7000, 7000, 7000));
+        assert_eq!(
+            (latency.p50_us, latency.p99_us, latency.max_us),
+            (7000, 7000, 7000)
+        );
     }
 
     #[test]

@@ -6,9 +6,6 @@ use crate::netlink::{self, NetlinkError};
 use crate::netns::{Netns, NetnsError};
 use std::net::IpAddr;
 
-/// Name of the dummy interface that holds the world's addresses in the outside namespace.
-pub const WORLD_IFNAME: &str = "world0";
-
 /// Errors while wiring namespaces.
 #[derive(Debug, thiserror::Error)]
 pub enum WiringError {
@@ -35,11 +32,11 @@ pub fn enable_forwarding(netns: &Netns) -> Result<(), WiringError> {
     Ok(())
 }
 
-/// Gives the outside namespace the world's addresses, on a dummy interface.
+/// Gives the outside namespace the world's addresses, on its loopback (kernels built
+/// without the dummy driver have nothing better; the addresses are local all the same).
 pub fn add_world(outside: &Netns) -> Result<(), WiringError> {
     Ok(netlink::run_in(outside, |handle| async move {
-        netlink::create_dummy(&handle, WORLD_IFNAME).await?;
-        let index = netlink::index_of(&handle, WORLD_IFNAME).await?;
+        let index = netlink::index_of(&handle, "lo").await?;
         netlink::add_address(&handle, index, IpAddr::V4(WORLD_V4), 32).await?;
         netlink::add_address(&handle, index, IpAddr::V6(WORLD_V6), 128).await?;
         netlink::set_up(&handle, index).await
@@ -49,7 +46,11 @@ pub fn add_world(outside: &Netns) -> Result<(), WiringError> {
 /// Joins `node` to `outside` by a veth: [`UPLINK`] in the node with the node's uplink
 /// addresses and default routes through the outside end, which gets the gateway
 /// addresses. The outside gets no route to the node's pods.
-pub fn connect_node(node: &Netns, outside: &Netns, plan: NodeAddressing) -> Result<(), WiringError> {
+pub fn connect_node(
+    node: &Netns,
+    outside: &Netns,
+    plan: NodeAddressing,
+) -> Result<(), WiringError> {
     let peer = plan.outside_ifname();
     let outside_file = outside.open()?;
     netlink::run_in(node, |handle| {

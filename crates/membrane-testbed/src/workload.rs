@@ -32,7 +32,11 @@ pub struct Ports {
 }
 
 /// The ports tests use unless they need others.
-pub const DEFAULT_PORTS: Ports = Ports { tcp: 7000, udp: 7001, http: 8080 };
+pub const DEFAULT_PORTS: Ports = Ports {
+    tcp: 7000,
+    udp: 7001,
+    http: 8080,
+};
 
 /// Errors of running the workload.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +118,9 @@ fn drain(mut pipe: impl Read + Send + 'static) -> Drained {
                 break;
             }
             let chunk = String::from_utf8_lossy(&buffer[..n]).into_owned();
-            sink.lock().unwrap_or_else(|p| p.into_inner()).push_str(&chunk);
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_str(&chunk);
         }
     });
     Drained { text, thread }
@@ -153,7 +159,10 @@ pub fn serve(place: &(impl Place + ?Sized), ports: Ports) -> Result<Server, Work
     ]
     .into();
     let mut command = workload_command(&args)?;
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut process = process::spawn(command, place)?;
     let child = process.child_mut().expect("a new process has its child");
     let stdout = child.stdout.take().expect("stdout is piped");
@@ -170,7 +179,11 @@ pub fn serve(place: &(impl Place + ?Sized), ports: Ports) -> Result<Server, Work
         stderr: stderr.snapshot(),
     };
     let ready: ServeReady = serde_json::from_str(line.trim()).map_err(|_| not_ready())?;
-    Ok(Server { ready, stderr, _process: process })
+    Ok(Server {
+        ready,
+        stderr,
+        _process: process,
+    })
 }
 
 /// Runs `membrane-workload <args>` inside `place` to completion (at most `timeout`)
@@ -182,7 +195,12 @@ pub fn client<R: DeserializeOwned>(
 ) -> Result<Outcome<R>, WorkloadError> {
     let command = workload_command(args)?;
     let finished = process::run(command, place, &[], timeout)?;
-    parse_outcome(args, finished.status.success(), finished.stdout, finished.stderr)
+    parse_outcome(
+        args,
+        finished.status.success(),
+        finished.stdout,
+        finished.stderr,
+    )
 }
 
 fn parse_outcome<R: DeserializeOwned>(
@@ -192,8 +210,17 @@ fn parse_outcome<R: DeserializeOwned>(
     stderr: String,
 ) -> Result<Outcome<R>, WorkloadError> {
     match serde_json::from_str(stdout.trim()) {
-        Ok(report) => Ok(Outcome { report, success, stderr }),
-        Err(source) => Err(WorkloadError::BadReport { args: args.join(" "), stdout, stderr, source }),
+        Ok(report) => Ok(Outcome {
+            report,
+            success,
+            stderr,
+        }),
+        Err(source) => Err(WorkloadError::BadReport {
+            args: args.join(" "),
+            stdout,
+            stderr,
+            source,
+        }),
     }
 }
 
@@ -206,46 +233,105 @@ fn count_args(mode: &str, target: String, count: u32) -> Vec<String> {
 }
 
 /// `count` TCP connections to `target`, each exchanging one line.
-pub fn tcp(place: &(impl Place + ?Sized), target: SocketAddr, count: u32) -> Result<Outcome<CountReport>, WorkloadError> {
-    client(place, &count_args("tcp", target.to_string(), count), count_timeout(count))
+pub fn tcp(
+    place: &(impl Place + ?Sized),
+    target: SocketAddr,
+    count: u32,
+) -> Result<Outcome<CountReport>, WorkloadError> {
+    client(
+        place,
+        &count_args("tcp", target.to_string(), count),
+        count_timeout(count),
+    )
 }
 
 /// `count` UDP exchanges with `target`, each from a new socket.
-pub fn udp(place: &(impl Place + ?Sized), target: SocketAddr, count: u32) -> Result<Outcome<CountReport>, WorkloadError> {
-    client(place, &count_args("udp", target.to_string(), count), count_timeout(count))
+pub fn udp(
+    place: &(impl Place + ?Sized),
+    target: SocketAddr,
+    count: u32,
+) -> Result<Outcome<CountReport>, WorkloadError> {
+    client(
+        place,
+        &count_args("udp", target.to_string(), count),
+        count_timeout(count),
+    )
 }
 
 /// `count` HTTP GETs of `url`, each on a new connection.
-pub fn http(place: &(impl Place + ?Sized), url: &str, count: u32) -> Result<Outcome<CountReport>, WorkloadError> {
-    client(place, &count_args("http", url.to_string(), count), count_timeout(count))
+pub fn http(
+    place: &(impl Place + ?Sized),
+    url: &str,
+    count: u32,
+) -> Result<Outcome<CountReport>, WorkloadError> {
+    client(
+        place,
+        &count_args("http", url.to_string(), count),
+        count_timeout(count),
+    )
 }
 
 /// `count` ICMP or ICMPv6 echo requests to `target`.
-pub fn ping(place: &(impl Place + ?Sized), target: IpAddr, count: u32) -> Result<Outcome<CountReport>, WorkloadError> {
-    client(place, &count_args("ping", target.to_string(), count), count_timeout(count))
+pub fn ping(
+    place: &(impl Place + ?Sized),
+    target: IpAddr,
+    count: u32,
+) -> Result<Outcome<CountReport>, WorkloadError> {
+    client(
+        place,
+        &count_args("ping", target.to_string(), count),
+        count_timeout(count),
+    )
 }
 
 /// `count` request/response exchanges on one TCP connection, for latency.
-pub fn rr(place: &(impl Place + ?Sized), target: SocketAddr, count: u32) -> Result<Outcome<CountReport>, WorkloadError> {
-    client(place, &count_args("rr", target.to_string(), count), count_timeout(count))
+pub fn rr(
+    place: &(impl Place + ?Sized),
+    target: SocketAddr,
+    count: u32,
+) -> Result<Outcome<CountReport>, WorkloadError> {
+    client(
+        place,
+        &count_args("rr", target.to_string(), count),
+        count_timeout(count),
+    )
 }
 
 /// The address the TCP server at `target` sees this client connect from.
-pub fn whoami_tcp(place: &(impl Place + ?Sized), target: SocketAddr) -> Result<Outcome<WhoamiReport>, WorkloadError> {
+pub fn whoami_tcp(
+    place: &(impl Place + ?Sized),
+    target: SocketAddr,
+) -> Result<Outcome<WhoamiReport>, WorkloadError> {
     let args = vec!["whoami".into(), "tcp".into(), target.to_string()];
     client(place, &args, count_timeout(1))
 }
 
 /// The address the UDP server at `target` sees this client send from.
-pub fn whoami_udp(place: &(impl Place + ?Sized), target: SocketAddr) -> Result<Outcome<WhoamiReport>, WorkloadError> {
+pub fn whoami_udp(
+    place: &(impl Place + ?Sized),
+    target: SocketAddr,
+) -> Result<Outcome<WhoamiReport>, WorkloadError> {
     let args = vec!["whoami".into(), "udp".into(), target.to_string()];
     client(place, &args, count_timeout(1))
 }
 
 /// Sends as much as it can to the TCP server at `target` for `seconds`.
-pub fn throughput(place: &(impl Place + ?Sized), target: SocketAddr, seconds: u32) -> Result<Outcome<ThroughputReport>, WorkloadError> {
-    let args = vec!["throughput".into(), target.to_string(), "--seconds".into(), seconds.to_string()];
-    client(place, &args, Duration::from_secs(seconds.into()) + RUN_MARGIN)
+pub fn throughput(
+    place: &(impl Place + ?Sized),
+    target: SocketAddr,
+    seconds: u32,
+) -> Result<Outcome<ThroughputReport>, WorkloadError> {
+    let args = vec![
+        "throughput".into(),
+        target.to_string(),
+        "--seconds".into(),
+        seconds.to_string(),
+    ];
+    client(
+        place,
+        &args,
+        Duration::from_secs(seconds.into()) + RUN_MARGIN,
+    )
 }
 
 /// A client started in the background; [`RunningClient::finish`] collects its report.
@@ -259,21 +345,40 @@ pub struct RunningClient {
 
 impl RunningClient {
     /// Waits (at most `timeout`) for the client to finish and parses its report.
-    pub fn finish<R: DeserializeOwned>(mut self, timeout: Duration) -> Result<Outcome<R>, WorkloadError> {
+    pub fn finish<R: DeserializeOwned>(
+        mut self,
+        timeout: Duration,
+    ) -> Result<Outcome<R>, WorkloadError> {
         let status = self.process.wait_timeout(timeout)?;
-        parse_outcome(&self.args, status.success(), self.stdout.finish(), self.stderr.finish())
+        parse_outcome(
+            &self.args,
+            status.success(),
+            self.stdout.finish(),
+            self.stderr.finish(),
+        )
     }
 }
 
 /// Starts `membrane-workload <args>` inside `place` without waiting for it.
-pub fn spawn_client(place: &(impl Place + ?Sized), args: Vec<String>) -> Result<RunningClient, WorkloadError> {
+pub fn spawn_client(
+    place: &(impl Place + ?Sized),
+    args: Vec<String>,
+) -> Result<RunningClient, WorkloadError> {
     let mut command = workload_command(&args)?;
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut process = process::spawn(command, place)?;
     let child = process.child_mut().expect("a new process has its child");
     let stdout = drain(child.stdout.take().expect("stdout is piped"));
     let stderr = drain(child.stderr.take().expect("stderr is piped"));
-    Ok(RunningClient { args, process, stdout, stderr })
+    Ok(RunningClient {
+        args,
+        process,
+        stdout,
+        stderr,
+    })
 }
 
 /// Starts a long-lived TCP stream to `target` exchanging a message every `interval`

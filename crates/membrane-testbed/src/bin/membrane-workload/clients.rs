@@ -1,7 +1,9 @@
 //! TCP and UDP clients: one-shot exchanges, latency, a long-lived stream, throughput.
 
 use anyhow::{Context, bail};
-use membrane_testbed::report::{CountReport, Latency, StreamReport, ThroughputReport, WhoamiReport};
+use membrane_testbed::report::{
+    CountReport, Latency, StreamReport, ThroughputReport, WhoamiReport,
+};
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -16,18 +18,35 @@ const CHUNK: usize = 64 * 1024;
 const RR_MESSAGE: usize = 64;
 
 /// Runs `op` within `limit`, folding a timeout into the error.
-async fn bounded<T>(limit: Duration, op: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    within(limit, op).await.unwrap_or_else(|_| bail!("no answer within {limit:?}"))
+async fn bounded<T>(
+    limit: Duration,
+    op: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    within(limit, op)
+        .await
+        .unwrap_or_else(|_| bail!("no answer within {limit:?}"))
 }
 
 /// Counts `count` runs of `op`, timing the successful ones.
-async fn count_ops<F, Fut>(mode: &str, target: String, count: u64, limit: Duration, mut op: F) -> CountReport
+async fn count_ops<F, Fut>(
+    mode: &str,
+    target: String,
+    count: u64,
+    limit: Duration,
+    mut op: F,
+) -> CountReport
 where
     F: FnMut(u64) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let mut report =
-        CountReport { mode: mode.into(), target, ok: 0, failed: 0, latency: None, first_error: None };
+    let mut report = CountReport {
+        mode: mode.into(),
+        target,
+        ok: 0,
+        failed: 0,
+        latency: None,
+        first_error: None,
+    };
     let mut samples = Vec::new();
     for i in 0..count {
         let started = Instant::now();
@@ -47,14 +66,20 @@ where
 }
 
 async fn connect(target: SocketAddr) -> anyhow::Result<TcpStream> {
-    let stream = TcpStream::connect(target).await.with_context(|| format!("connect {target}"))?;
+    let stream = TcpStream::connect(target)
+        .await
+        .with_context(|| format!("connect {target}"))?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
 
 /// Sends `line` (ending in a newline) and reads one line back.
 async fn exchange(reader: &mut BufReader<TcpStream>, line: &str) -> anyhow::Result<String> {
-    reader.get_mut().write_all(line.as_bytes()).await.context("send")?;
+    reader
+        .get_mut()
+        .write_all(line.as_bytes())
+        .await
+        .context("send")?;
     let mut answer = String::new();
     if reader.read_line(&mut answer).await.context("receive")? == 0 {
         bail!("connection closed by the server");
@@ -83,7 +108,10 @@ async fn udp_socket_for(target: SocketAddr) -> anyhow::Result<UdpSocket> {
         (Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let socket = UdpSocket::bind(local).await.context("bind")?;
-    socket.connect(target).await.with_context(|| format!("connect {target}"))?;
+    socket
+        .connect(target)
+        .await
+        .with_context(|| format!("connect {target}"))?;
     Ok(socket)
 }
 
@@ -102,7 +130,10 @@ pub async fn udp(target: SocketAddr, count: u64, limit: Duration) -> CountReport
         let message = format!("ping {i}");
         let answer = udp_exchange(target, message.as_bytes()).await?;
         if answer != message.as_bytes() {
-            bail!("echo mismatch: sent {message:?}, got {:?}", String::from_utf8_lossy(&answer));
+            bail!(
+                "echo mismatch: sent {message:?}, got {:?}",
+                String::from_utf8_lossy(&answer)
+            );
         }
         Ok(())
     })
@@ -148,7 +179,9 @@ pub async fn rr(target: SocketAddr, count: u64, limit: Duration) -> CountReport 
             }
             Ok(answer) => {
                 report.failed += 1;
-                report.first_error.get_or_insert_with(|| format!("echo mismatch: {answer:?}"));
+                report
+                    .first_error
+                    .get_or_insert_with(|| format!("echo mismatch: {answer:?}"));
             }
             Err(e) => {
                 // The connection's state is unknown after a failure: count the rest as failed.
@@ -184,12 +217,20 @@ pub async fn whoami_tcp(target: SocketAddr, limit: Duration) -> anyhow::Result<W
 
 /// The source address the UDP server sees.
 pub async fn whoami_udp(target: SocketAddr, limit: Duration) -> anyhow::Result<WhoamiReport> {
-    bounded(limit, async { parse_peer(&udp_exchange(target, b"WHOAMI").await?) }).await
+    bounded(limit, async {
+        parse_peer(&udp_exchange(target, b"WHOAMI").await?)
+    })
+    .await
 }
 
 /// One connection exchanging `seq N` lines every `interval` for `duration`. Any failure
 /// marks the stream broken and the next tick reconnects.
-pub async fn stream(target: SocketAddr, duration: Duration, interval: Duration, limit: Duration) -> StreamReport {
+pub async fn stream(
+    target: SocketAddr,
+    duration: Duration,
+    interval: Duration,
+    limit: Duration,
+) -> StreamReport {
     let mut report = StreamReport {
         target: target.to_string(),
         sent: 0,
@@ -252,27 +293,40 @@ pub async fn stream(target: SocketAddr, duration: Duration, interval: Duration, 
 }
 
 /// Sends for `duration` after a `SINK` line; the server answers how much it received.
-pub async fn throughput(target: SocketAddr, duration: Duration, limit: Duration) -> anyhow::Result<ThroughputReport> {
+pub async fn throughput(
+    target: SocketAddr,
+    duration: Duration,
+    limit: Duration,
+) -> anyhow::Result<ThroughputReport> {
     let stream = bounded(limit, connect(target)).await?;
     let (reader, mut writer) = stream.into_split();
     writer.write_all(b"SINK\n").await.context("send")?;
     let chunk = vec![b'x'; CHUNK];
     let started = Instant::now();
     while started.elapsed() < duration {
-        bounded(limit, async { Ok(writer.write_all(&chunk).await?) }).await.context("send")?;
+        bounded(limit, async { Ok(writer.write_all(&chunk).await?) })
+            .await
+            .context("send")?;
     }
     writer.shutdown().await.context("shutdown")?;
     let seconds = started.elapsed().as_secs_f64();
     let mut answer = String::new();
-    bounded(limit, async { Ok(BufReader::new(reader).read_line(&mut answer).await?) })
-        .await
-        .context("waiting for the server's count")?;
+    bounded(limit, async {
+        Ok(BufReader::new(reader).read_line(&mut answer).await?)
+    })
+    .await
+    .context("waiting for the server's count")?;
     let bytes: u64 = answer
         .trim()
         .strip_prefix("received=")
         .and_then(|n| n.parse().ok())
         .with_context(|| format!("unexpected answer {answer:?}"))?;
-    Ok(ThroughputReport { target: target.to_string(), bytes, seconds, bits_per_second: bytes as f64 * 8.0 / seconds })
+    Ok(ThroughputReport {
+        target: target.to_string(),
+        bytes,
+        seconds,
+        bits_per_second: bytes as f64 * 8.0 / seconds,
+    })
 }
 
 #[cfg(test)]
@@ -281,8 +335,14 @@ mod tests {
 
     #[test]
     fn the_whoami_answer_is_read_as_a_socket_address() {
-        assert_eq!(parse_peer(b"peer=10.99.1.1:4000\n").unwrap().peer, "10.99.1.1:4000".parse().unwrap());
-        assert_eq!(parse_peer(b"peer=[fd00::1]:5\n").unwrap().peer, "[fd00::1]:5".parse().unwrap());
+        assert_eq!(
+            parse_peer(b"peer=10.99.1.1:4000\n").unwrap().peer,
+            "10.99.1.1:4000".parse().unwrap()
+        );
+        assert_eq!(
+            parse_peer(b"peer=[fd00::1]:5\n").unwrap().peer,
+            "[fd00::1]:5".parse().unwrap()
+        );
         assert!(parse_peer(b"hello").is_err());
     }
 }

@@ -20,14 +20,20 @@ pub async fn serve(listener: TcpListener) -> anyhow::Result<()> {
         let peer = canonical(peer);
         tokio::spawn(async move {
             let service = service_fn(move |request| answer(request, peer));
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 eprintln!("http connection from {peer}: {e}");
             }
         });
     }
 }
 
-async fn answer(request: Request<Incoming>, peer: SocketAddr) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/") => (StatusCode::OK, format!("peer={peer}\n")),
         (&Method::GET, "/status") => (StatusCode::OK, "{\"status\":\"ok\"}\n".to_string()),
@@ -72,12 +78,17 @@ pub async fn get(url: &str, count: u64, timeout: Duration) -> CountReport {
 
 async fn get_once(url: &str) -> Result<(), String> {
     let uri: Uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
-    let authority = uri.authority().ok_or_else(|| format!("no host in {url}"))?.clone();
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("no host in {url}"))?
+        .clone();
     let address = match authority.port_u16() {
         Some(_) => authority.to_string(),
         None => format!("{authority}:80"),
     };
-    let stream = TcpStream::connect(&address).await.map_err(|e| format!("connect {address}: {e}"))?;
+    let stream = TcpStream::connect(&address)
+        .await
+        .map_err(|e| format!("connect {address}: {e}"))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
@@ -87,13 +98,24 @@ async fn get_once(url: &str) -> Result<(), String> {
         .header(hyper::header::HOST, authority.as_str())
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("request: {e}"))?;
-    let response = sender.send_request(request).await.map_err(|e| format!("request: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
     let status = response.status();
-    let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
     driver.abort();
     if status == StatusCode::OK {
         Ok(())
     } else {
-        Err(format!("status {status}: {}", String::from_utf8_lossy(&body).trim()))
+        Err(format!(
+            "status {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ))
     }
 }

@@ -15,6 +15,7 @@ mod http;
 mod ping;
 mod serve;
 mod sockets;
+mod udp_pktinfo;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::{IpAddr, SocketAddr};
@@ -156,8 +157,13 @@ enum Protocol {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match &cli.command {
-        Mode::Serve { .. } => tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build(),
-        _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Mode::Serve { .. } => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
     };
     let runtime = match runtime {
         Ok(runtime) => runtime,
@@ -176,20 +182,36 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Mode::Tcp { target, count, timeout } => {
-            finish_count(runtime.block_on(clients::tcp(target, count, timeout.duration())))
-        }
-        Mode::Udp { target, count, timeout } => {
-            finish_count(runtime.block_on(clients::udp(target, count, timeout.duration())))
-        }
-        Mode::Http { url, count, timeout } => {
-            finish_count(runtime.block_on(http::get(&url, count, timeout.duration())))
-        }
-        Mode::Ping { target, count, timeout } => finish_count(ping::run(target, count, timeout.duration())),
-        Mode::Rr { target, count, timeout } => {
-            finish_count(runtime.block_on(clients::rr(target, count, timeout.duration())))
-        }
-        Mode::Whoami { protocol, target, timeout } => {
+        Mode::Tcp {
+            target,
+            count,
+            timeout,
+        } => finish_count(runtime.block_on(clients::tcp(target, count, timeout.duration()))),
+        Mode::Udp {
+            target,
+            count,
+            timeout,
+        } => finish_count(runtime.block_on(clients::udp(target, count, timeout.duration()))),
+        Mode::Http {
+            url,
+            count,
+            timeout,
+        } => finish_count(runtime.block_on(http::get(&url, count, timeout.duration()))),
+        Mode::Ping {
+            target,
+            count,
+            timeout,
+        } => finish_count(ping::run(target, count, timeout.duration())),
+        Mode::Rr {
+            target,
+            count,
+            timeout,
+        } => finish_count(runtime.block_on(clients::rr(target, count, timeout.duration()))),
+        Mode::Whoami {
+            protocol,
+            target,
+            timeout,
+        } => {
             let asked = match protocol {
                 Protocol::Tcp => runtime.block_on(clients::whoami_tcp(target, timeout.duration())),
                 Protocol::Udp => runtime.block_on(clients::whoami_udp(target, timeout.duration())),
@@ -202,7 +224,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Mode::Stream { target, duration, interval_ms, timeout } => {
+        Mode::Stream {
+            target,
+            duration,
+            interval_ms,
+            timeout,
+        } => {
             let report = runtime.block_on(clients::stream(
                 target,
                 Duration::from_secs(duration),
@@ -212,8 +239,16 @@ fn main() -> ExitCode {
             let success = !report.broke && report.errors == 0 && report.received == report.sent;
             (serde_json::to_value(report), success)
         }
-        Mode::Throughput { target, seconds, timeout } => {
-            match runtime.block_on(clients::throughput(target, Duration::from_secs(seconds), timeout.duration())) {
+        Mode::Throughput {
+            target,
+            seconds,
+            timeout,
+        } => {
+            match runtime.block_on(clients::throughput(
+                target,
+                Duration::from_secs(seconds),
+                timeout.duration(),
+            )) {
                 Ok(report) => (serde_json::to_value(report), true),
                 Err(e) => {
                     eprintln!("membrane-workload throughput: {e:#}");
@@ -229,10 +264,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
-fn finish_count(report: membrane_testbed::report::CountReport) -> (serde_json::Result<serde_json::Value>, bool) {
+fn finish_count(
+    report: membrane_testbed::report::CountReport,
+) -> (serde_json::Result<serde_json::Value>, bool) {
     let success = report.failed == 0;
     (serde_json::to_value(report), success)
 }

@@ -33,7 +33,11 @@ fn checksum(bytes: &[u8]) -> u16 {
 /// An echo request. ICMPv6 checksums are filled in by the kernel (they cover a pseudo
 /// header only it knows), ICMP ones here.
 fn echo_request(v6: bool, id: u16, seq: u16) -> Vec<u8> {
-    let kind = if v6 { ICMPV6_ECHO_REQUEST } else { ICMP_ECHO_REQUEST };
+    let kind = if v6 {
+        ICMPV6_ECHO_REQUEST
+    } else {
+        ICMP_ECHO_REQUEST
+    };
     let mut packet = vec![kind, 0, 0, 0];
     packet.extend_from_slice(&id.to_be_bytes());
     packet.extend_from_slice(&seq.to_be_bytes());
@@ -54,7 +58,11 @@ fn is_reply(v6: bool, packet: &[u8], id: u16, seq: u16) -> bool {
         let header = usize::from(packet.first().map_or(0, |b| b & 0x0f)) * 4;
         packet.get(header..).unwrap_or_default()
     };
-    let kind = if v6 { ICMPV6_ECHO_REPLY } else { ICMP_ECHO_REPLY };
+    let kind = if v6 {
+        ICMPV6_ECHO_REPLY
+    } else {
+        ICMP_ECHO_REPLY
+    };
     icmp.len() >= 8 + PAYLOAD.len()
         && icmp[0] == kind
         && icmp[1] == 0
@@ -74,7 +82,13 @@ fn open(target: IpAddr) -> std::io::Result<Socket> {
 }
 
 /// Waits until the reply to (`id`, `seq`) arrives or `limit` passes.
-fn await_reply(socket: &mut Socket, v6: bool, id: u16, seq: u16, limit: Duration) -> Result<(), String> {
+fn await_reply(
+    socket: &mut Socket,
+    v6: bool,
+    id: u16,
+    seq: u16,
+    limit: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + limit;
     let mut buffer = [0u8; 2048];
     loop {
@@ -82,11 +96,18 @@ fn await_reply(socket: &mut Socket, v6: bool, id: u16, seq: u16, limit: Duration
         if left.is_zero() {
             return Err(format!("no echo reply within {limit:?}"));
         }
-        socket.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+        socket
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
         match socket.read(&mut buffer) {
             Ok(n) if is_reply(v6, &buffer[..n], id, seq) => return Ok(()),
             Ok(_) => continue,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(format!("no echo reply within {limit:?}"));
             }
             Err(e) => return Err(format!("receive: {e}")),
@@ -147,14 +168,21 @@ mod tests {
     #[test]
     fn an_icmp_request_carries_a_valid_checksum() {
         let packet = echo_request(false, 0x1234, 7);
-        assert_eq!(checksum(&packet), 0, "a packet including its checksum sums to zero");
+        assert_eq!(
+            checksum(&packet),
+            0,
+            "a packet including its checksum sums to zero"
+        );
         assert_eq!(&packet[4..8], &[0x12, 0x34, 0, 7]);
     }
 
     #[test]
     fn the_checksum_matches_the_rfc_1071_example() {
         // RFC 1071 section 3: the words 0001 f203 f4f5 f6f7 sum to ddf2, complement 220d.
-        assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
     }
 
     #[test]
@@ -175,6 +203,9 @@ mod tests {
         reply[0] = ICMPV6_ECHO_REPLY;
         assert!(is_reply(true, &reply, 1, 1));
         let request = echo_request(true, 1, 1);
-        assert!(!is_reply(true, &request, 1, 1), "our own request is not a reply");
+        assert!(
+            !is_reply(true, &request, 1, 1),
+            "our own request is not a reply"
+        );
     }
 }

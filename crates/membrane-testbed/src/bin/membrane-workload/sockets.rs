@@ -4,7 +4,12 @@
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-fn bound(domain: Domain, kind: Type, protocol: Protocol, address: SocketAddr) -> std::io::Result<Socket> {
+fn bound(
+    domain: Domain,
+    kind: Type,
+    protocol: Protocol,
+    address: SocketAddr,
+) -> std::io::Result<Socket> {
     let socket = Socket::new(domain, kind, Some(protocol))?;
     if domain == Domain::IPV6 {
         socket.set_only_v6(false)?;
@@ -16,8 +21,20 @@ fn bound(domain: Domain, kind: Type, protocol: Protocol, address: SocketAddr) ->
 }
 
 fn any_address(kind: Type, protocol: Protocol, port: u16) -> std::io::Result<Socket> {
-    bound(Domain::IPV6, kind, protocol, SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
-        .or_else(|_| bound(Domain::IPV4, kind, protocol, SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))))
+    bound(
+        Domain::IPV6,
+        kind,
+        protocol,
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
+    )
+    .or_else(|_| {
+        bound(
+            Domain::IPV4,
+            kind,
+            protocol,
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+        )
+    })
 }
 
 /// A TCP listener on `[::]:port` accepting IPv4 too (or `0.0.0.0:port`).
