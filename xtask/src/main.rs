@@ -1,1 +1,145 @@
-fn main() {}
+//! `cargo xtask`: the project's single entry point. Checks and installs prerequisites,
+//! builds, tests, runs the demo and the benchmark.
+#![forbid(unsafe_code)]
+
+mod cmd;
+mod setup;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use cmd::{Phases, cargo};
+use std::process::ExitCode;
+
+/// Membrane's tasks.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Checks the machine and installs what is missing (idempotent).
+    Setup,
+    /// Setup, then builds every binary of the workspace.
+    Build {
+        /// Builds with the release profile.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Setup, build, then runs every test of every crate; extra arguments go to
+    /// `cargo test` (put them after `--`).
+    Test {
+        /// Arguments passed on to `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Setup, build, then brings up a node with pods and shows traffic through Membrane.
+    Demo {
+        /// Keeps the demo up this many seconds, instead of until Ctrl-C.
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// Setup, release build, then measures a scenario against its physical limit.
+    Bench {
+        /// What to measure.
+        scenario: Scenario,
+        /// Seconds of throughput measurement per path.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// Checks formatting and runs clippy on every crate.
+    Lint,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scenario {
+    /// Same-node pod-to-pod TCP latency and throughput, versus plain veths and routing.
+    PodToPod,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> anyhow::Result<()> {
+    match task {
+        Task::Setup => setup::run(),
+        Task::Build { release } => {
+            let mut phases = Phases::new(2);
+            phases.start("setup");
+            setup::run()?;
+            phases.start("build the workspace's binaries");
+            cargo(&build_args(release))
+        }
+        Task::Test { args } => {
+            let mut phases = Phases::new(3);
+            phases.start("setup");
+            setup::run()?;
+            phases.start("build the workspace's binaries (the test bed execs them)");
+            cargo(&build_args(false))?;
+            phases.start("run every test of the workspace");
+            let mut test = vec!["test".to_string(), "--workspace".to_string()];
+            test.extend(args);
+            cargo(&test)
+        }
+        Task::Demo { duration } => {
+            let mut phases = Phases::new(3);
+            phases.start("setup");
+            setup::run()?;
+            phases.start("build the workspace's binaries");
+            cargo(&build_args(false))?;
+            phases.start("run the demo");
+            let mut args = Vec::new();
+            if let Some(seconds) = duration {
+                args.extend(["--duration".to_string(), seconds.to_string()]);
+            }
+            cmd::run_binary("debug", "membrane-demo", &args)
+        }
+        Task::Bench {
+            scenario: Scenario::PodToPod,
+            seconds,
+        } => {
+            let mut phases = Phases::new(3);
+            phases.start("setup");
+            setup::run()?;
+            phases.start("build the workspace's binaries (release)");
+            cargo(&build_args(true))?;
+            phases.start("benchmark same-node pod-to-pod");
+            cmd::run_binary(
+                "release",
+                "membrane-bench",
+                &["--seconds".to_string(), seconds.to_string()],
+            )
+        }
+        Task::Lint => {
+            cargo(&["fmt".into(), "--all".into(), "--".into(), "--check".into()])?;
+            cargo(&[
+                "clippy".into(),
+                "--workspace".into(),
+                "--all-targets".into(),
+                "--".into(),
+                "-D".into(),
+                "warnings".into(),
+            ])
+        }
+    }
+}
+
+fn build_args(release: bool) -> Vec<String> {
+    let mut args = vec![
+        "build".to_string(),
+        "--workspace".to_string(),
+        "--bins".to_string(),
+    ];
+    if release {
+        args.push("--release".to_string());
+    }
+    args
+}
