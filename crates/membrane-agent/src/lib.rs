@@ -3,7 +3,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agent;
+pub mod api;
+pub mod cni_conf;
+pub mod config;
 pub mod endpoints;
 pub mod ipam;
+pub mod maintenance;
+pub mod metrics;
 pub mod node;
 pub mod store;
+pub mod telemetry;

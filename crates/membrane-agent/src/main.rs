@@ -1,1 +1,177 @@
-fn main() {}
+//! `membrane-agent`: the node agent. Parses its configuration, programs the node and serves
+//! the local API until SIGTERM or SIGINT.
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use membrane_agent::agent::Agent;
+use membrane_agent::config::{AgentConfig, Cli};
+use membrane_agent::endpoints::EndpointManager;
+use membrane_agent::ipam::Ipam;
+use membrane_agent::node::{Rtnetlink, sysctl};
+use membrane_agent::store::Store;
+use membrane_agent::{api, cni_conf, maintenance, metrics, telemetry};
+use membrane_datapath::{Datapath, DatapathOptions, MapSizes};
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let config = match AgentConfig::load(&Cli::parse()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("membrane-agent: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = telemetry::init(config.log.format) {
+        eprintln!("membrane-agent: {:#}", anyhow::Error::from(error));
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the tokio runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: AgentConfig) -> anyhow::Result<()> {
+    let net = Rtnetlink::connect()?;
+    let uplink = net
+        .link_by_name(&config.node.uplink)
+        .await
+        .context("the uplink must exist in the agent's network namespace")?;
+    let addresses = net.source_addresses(uplink.index).await?;
+    let node_ipv4 = config.node.ipv4.or_else(|| {
+        addresses.iter().find_map(|a| match a {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        })
+    });
+    let node_ipv6 = config.node.ipv6.or_else(|| {
+        addresses.iter().find_map(|a| match a {
+            IpAddr::V6(v6) => Some(*v6),
+            IpAddr::V4(_) => None,
+        })
+    });
+    let mtu = config
+        .node
+        .mtu
+        .or(uplink.mtu)
+        .with_context(|| format!("uplink {} reports no MTU: set --mtu", uplink.name))?;
+    let (v4_pool, v6_pool) = config.pools();
+    tracing::info!(
+        node = %config.node.name,
+        ipv4_pod_cidr = ?config.ipam.ipv4_pod_cidr,
+        ipv6_pod_cidr = ?config.ipam.ipv6_pod_cidr,
+        uplink = %uplink.name,
+        node_ipv4 = ?node_ipv4,
+        node_ipv6 = ?node_ipv6,
+        mtu,
+        socket = %config.api.socket.display(),
+        state_dir = %config.state.dir.display(),
+        bpffs_dir = %config.bpffs_dir().display(),
+        "starting membrane-agent"
+    );
+    if v4_pool.is_some() && node_ipv4.is_none() {
+        tracing::warn!(uplink = %uplink.name, "no IPv4 address on the uplink: IPv4 traffic leaving the cluster is not masqueraded");
+    }
+    if v6_pool.is_some() && node_ipv6.is_none() {
+        tracing::warn!(uplink = %uplink.name, "no IPv6 address on the uplink: IPv6 traffic leaving the cluster is not masqueraded");
+    }
+
+    sysctl::enable_forwarding(v4_pool.is_some(), v6_pool.is_some())?;
+    let nat_ports = config.masquerade.nat_port_range.range();
+    if let Some(local) = sysctl::keep_local_ports_off(&nat_ports)? {
+        tracing::info!(local_ports = ?local, nat_ports = ?nat_ports, "narrowed net.ipv4.ip_local_port_range to stay clear of the masquerade ports");
+    }
+
+    let store = Store::open(&config.state.dir)?;
+    let ipam = Ipam::new(store, v4_pool, v6_pool)?;
+    let datapath = Datapath::load(&DatapathOptions {
+        pin_dir: config.bpffs_dir(),
+        node_ipv4,
+        node_ipv6,
+        uplink: uplink.name.clone(),
+        non_masquerade_v4: config.cluster_cidr_v4(),
+        non_masquerade_v6: config.cluster_cidr_v6(),
+        nat_ports,
+        map_sizes: MapSizes::default(),
+    })
+    .context("loading the eBPF datapath failed")?;
+    let manager = EndpointManager::new(ipam, datapath, net, config.orphan_grace())?;
+    let agent = Arc::new(Agent::new(config.node.name.clone(), mtu, manager));
+    let report = agent.restore().await?;
+    tracing::info!(
+        adopted = report.adopted,
+        released = report.released.len(),
+        failures = report.failures,
+        "restored endpoints"
+    );
+
+    let socket = config.api.socket.clone();
+    let listener = api::bind(&socket).await?;
+    let conflist = cni_conf::install(&config.cni.conf_dir, &socket)?;
+    tracing::info!(conflist = %conflist.display(), "installed the CNI configuration");
+
+    let token = CancellationToken::new();
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let router = api::router(agent.clone());
+    let stop = token.clone();
+    tasks.spawn(async move { Ok(api::serve(listener, socket, router, stop).await?) });
+    let (maintained, stop) = (agent.clone(), token.clone());
+    let interval = config.maintenance_interval();
+    tasks.spawn(async move {
+        maintenance::run(maintained, interval, stop).await;
+        Ok(())
+    });
+    if let Some(address) = config.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {address}"))?;
+        tracing::info!(%address, "serving metrics");
+        let (measured, stop) = (agent.clone(), token.clone());
+        tasks.spawn(async move { Ok(metrics::serve(listener, measured, stop).await?) });
+    }
+    tasks.spawn(cancel_on_signal(token.clone()));
+    tracing::info!("membrane-agent is ready");
+
+    let mut outcome = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        // The first task to end (a signal, or a failure) stops the others.
+        token.cancel();
+        let result = joined.context("an agent task panicked").and_then(|r| r);
+        if let Err(error) = result {
+            tracing::error!("{error:#}");
+            if outcome.is_ok() {
+                outcome = Err(error);
+            }
+        }
+    }
+    tracing::info!("membrane-agent stopped; the datapath keeps forwarding");
+    outcome
+}
+
+/// Waits for SIGTERM or SIGINT, then cancels `token`.
+async fn cancel_on_signal(token: CancellationToken) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        () = token.cancelled() => {}
+    }
+    token.cancel();
+    Ok(())
+}

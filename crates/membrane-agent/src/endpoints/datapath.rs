@@ -1,7 +1,7 @@
 //! What the endpoint manager needs from the eBPF datapath, as a trait: implemented by
 //! [`membrane_datapath::Datapath`] and, in unit tests, by an in-memory recorder.
 
-use membrane_datapath::{Datapath, DatapathError, EndpointSpec};
+use membrane_datapath::{CtStats, Datapath, DatapathError, EndpointSpec};
 
 /// The datapath operations the agent drives.
 pub trait NodeDatapath: Send + 'static {
@@ -14,8 +14,8 @@ pub trait NodeDatapath: Send + 'static {
     /// Removes the endpoint's map entries and program. Idempotent.
     fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), Self::Error>;
 
-    /// Deletes idle conntrack entries; returns how many.
-    fn collect_conntrack(&mut self) -> Result<usize, Self::Error>;
+    /// Deletes idle conntrack entries; reports what the table held and what expired.
+    fn collect_conntrack(&mut self) -> Result<CtStats, Self::Error>;
 }
 
 impl NodeDatapath for Datapath {
@@ -29,7 +29,7 @@ impl NodeDatapath for Datapath {
         Datapath::detach_endpoint(self, endpoint)
     }
 
-    fn collect_conntrack(&mut self) -> Result<usize, DatapathError> {
+    fn collect_conntrack(&mut self) -> Result<CtStats, DatapathError> {
         Datapath::collect_conntrack(self)
     }
 }
@@ -85,8 +85,8 @@ pub mod memory {
             Ok(())
         }
 
-        fn collect_conntrack(&mut self) -> Result<usize, InjectedFailure> {
-            Ok(0)
+        fn collect_conntrack(&mut self) -> Result<CtStats, InjectedFailure> {
+            Ok(CtStats::default())
         }
     }
 }

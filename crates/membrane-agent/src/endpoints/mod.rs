@@ -181,7 +181,7 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
             self.program(&existing).await?;
             return Ok(existing);
         }
-        self.validate(&registration).await?;
+        validate(&self.ipam, &self.network, &registration).await?;
         let endpoint =
             self.store.write("recording an endpoint", |txn| records::insert(txn, registration))?;
         if let Err(error) = self.program(&endpoint).await {
@@ -257,49 +257,11 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
         Ok(released.into_iter().collect())
     }
 
-    /// Deletes idle conntrack entries; returns how many.
-    pub fn collect_conntrack(&mut self) -> Result<usize, EndpointError> {
+    /// Deletes idle conntrack entries; reports what the table held and what expired.
+    pub fn collect_conntrack(&mut self) -> Result<membrane_datapath::CtStats, EndpointError> {
         self.datapath
             .collect_conntrack()
             .map_err(|e| EndpointError::Conntrack { source: Box::new(e) })
-    }
-
-    /// Checks a new registration against its allocation and the node.
-    async fn validate(&self, registration: &EndpointRegistration) -> Result<(), EndpointError> {
-        let attachment = &registration.attachment;
-        let allocation = self
-            .ipam
-            .get(attachment)?
-            .ok_or_else(|| EndpointError::NotAllocated { attachment: attachment.clone() })?;
-        if (registration.ipv4, registration.ipv6) != (allocation.ipv4, allocation.ipv6) {
-            return Err(EndpointError::AddressMismatch {
-                attachment: attachment.clone(),
-                registered: show_addresses(registration.ipv4, registration.ipv6),
-                allocated: show_addresses(allocation.ipv4, allocation.ipv6),
-            });
-        }
-        if registration.netns != allocation.netns {
-            return Err(EndpointError::NetnsMismatch {
-                attachment: attachment.clone(),
-                registered: registration.netns.clone(),
-                allocated: allocation.netns,
-            });
-        }
-        spec::parse_mac("host_mac", &registration.host_mac)?;
-        spec::parse_mac("pod_mac", &registration.pod_mac)?;
-        if !self.veth_exists(registration).await? {
-            return Err(EndpointError::NoSuchLink {
-                ifindex: registration.host_ifindex,
-                ifname: registration.host_ifname.clone(),
-            });
-        }
-        Ok(())
-    }
-
-    /// True when the registration's host veth exists (same index and name).
-    async fn veth_exists(&self, registration: &EndpointRegistration) -> Result<bool, NetError> {
-        let link = self.network.link_by_index(registration.host_ifindex).await?;
-        Ok(link.is_some_and(|link| link.name == registration.host_ifname))
     }
 
     /// Routes the endpoint's addresses to its veth and attaches the datapath. Idempotent.
@@ -328,6 +290,50 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
         }
         Ok(())
     }
+}
+
+/// Checks a new registration against its allocation and the node.
+async fn validate(
+    ipam: &Ipam,
+    network: &impl NodeNetwork,
+    registration: &EndpointRegistration,
+) -> Result<(), EndpointError> {
+    let attachment = &registration.attachment;
+    let allocation = ipam
+        .get(attachment)?
+        .ok_or_else(|| EndpointError::NotAllocated { attachment: attachment.clone() })?;
+    if (registration.ipv4, registration.ipv6) != (allocation.ipv4, allocation.ipv6) {
+        return Err(EndpointError::AddressMismatch {
+            attachment: attachment.clone(),
+            registered: show_addresses(registration.ipv4, registration.ipv6),
+            allocated: show_addresses(allocation.ipv4, allocation.ipv6),
+        });
+    }
+    if registration.netns != allocation.netns {
+        return Err(EndpointError::NetnsMismatch {
+            attachment: attachment.clone(),
+            registered: registration.netns.clone(),
+            allocated: allocation.netns,
+        });
+    }
+    spec::parse_mac("host_mac", &registration.host_mac)?;
+    spec::parse_mac("pod_mac", &registration.pod_mac)?;
+    if !veth_exists(network, registration).await? {
+        return Err(EndpointError::NoSuchLink {
+            ifindex: registration.host_ifindex,
+            ifname: registration.host_ifname.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// True when the registration's host veth exists (same index and name).
+async fn veth_exists(
+    network: &impl NodeNetwork,
+    registration: &EndpointRegistration,
+) -> Result<bool, NetError> {
+    let link = network.link_by_index(registration.host_ifindex).await?;
+    Ok(link.is_some_and(|link| link.name == registration.host_ifname))
 }
 
 fn show_addresses(ipv4: Option<std::net::Ipv4Addr>, ipv6: Option<std::net::Ipv6Addr>) -> String {

@@ -9,7 +9,7 @@
 //!   or when it is older than the grace period (the CNI plugin registers an endpoint
 //!   right after allocating, so an old one belongs to an ADD that died half-way).
 
-use super::{EndpointError, EndpointManager, NodeDatapath};
+use super::{EndpointError, EndpointManager, NodeDatapath, veth_exists};
 use crate::ipam::AllocationRecord;
 use crate::node::NodeNetwork;
 use crate::store::now_unix_secs;
@@ -46,7 +46,7 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
         let mut with_endpoint = BTreeSet::new();
         for endpoint in self.list()? {
             let attachment = endpoint.registration.attachment.clone();
-            let result = match self.veth_exists(&endpoint.registration).await {
+            let result = match veth_exists(&self.network, &endpoint.registration).await {
                 Ok(true) => {
                     with_endpoint.insert(attachment.clone());
                     if mode == Reconcile::Adopt {

@@ -1,0 +1,185 @@
+//! The running agent's shared state: the endpoint manager behind one lock, plus what the
+//! local API, the metrics and the maintenance task read or do through it.
+
+use crate::endpoints::{EndpointError, EndpointManager, NodeDatapath, Reconcile, ReconcileReport};
+use crate::node::NodeNetwork;
+use membrane_api::{
+    AgentStatus, AllocateRequest, Allocation, AttachmentRef, Endpoint, EndpointRegistration,
+    GcReport, GcRequest,
+};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::sync::Mutex;
+
+/// The IPv4 gateway every pod routes through: link-local, answered by a permanent
+/// neighbour entry (the host veth's MAC) that the CNI plugin installs in the pod.
+pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+
+/// The IPv6 gateway every pod routes through, likewise.
+pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+
+/// Counters of the agent's own work, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Conntrack entries seen by the last collection.
+    pub conntrack_entries: AtomicU64,
+    /// Conntrack entries expired since start.
+    pub conntrack_expired: AtomicU64,
+    /// Endpoints and allocations released as leaked since start.
+    pub leaks_released: AtomicU64,
+    /// Maintenance passes that failed since start.
+    pub maintenance_failures: AtomicU64,
+}
+
+/// The agent: one per node.
+pub struct Agent<D, N> {
+    node: String,
+    pod_mtu: u32,
+    manager: Mutex<EndpointManager<D, N>>,
+    healthy: AtomicBool,
+    counters: Counters,
+}
+
+impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
+    /// The agent of node `node`, handing out `pod_mtu` to pods.
+    pub fn new(node: String, pod_mtu: u32, manager: EndpointManager<D, N>) -> Self {
+        Agent {
+            node,
+            pod_mtu,
+            manager: Mutex::new(manager),
+            healthy: AtomicBool::new(true),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Adopts the persisted endpoints and releases what leaked while the agent was away.
+    pub async fn restore(&self) -> Result<ReconcileReport, EndpointError> {
+        let report = self.manager.lock().await.reconcile(Reconcile::Adopt).await?;
+        self.count_leaks(&report);
+        Ok(report)
+    }
+
+    /// One maintenance pass: conntrack collection, then the leak check. Failures are
+    /// logged and counted, and mark the agent unhealthy until a pass succeeds.
+    pub async fn maintain(&self) {
+        let mut manager = self.manager.lock().await;
+        let conntrack = manager.collect_conntrack();
+        let sweep = manager.reconcile(Reconcile::Sweep).await;
+        drop(manager);
+        let mut ok = true;
+        match conntrack {
+            Ok(stats) => {
+                self.counters.conntrack_entries.store(stats.entries as u64, Ordering::Relaxed);
+                self.counters.conntrack_expired.fetch_add(stats.expired as u64, Ordering::Relaxed);
+                tracing::debug!(
+                    entries = stats.entries,
+                    expired = stats.expired,
+                    "conntrack collected"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(error = %chain(&error), "conntrack collection failed");
+                ok = false;
+            }
+        }
+        match sweep {
+            Ok(report) => {
+                self.count_leaks(&report);
+                ok &= report.failures == 0;
+            }
+            Err(error) => {
+                tracing::warn!(error = %chain(&error), "leak check failed");
+                ok = false;
+            }
+        }
+        if !ok {
+            self.counters.maintenance_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        self.healthy.store(ok, Ordering::Relaxed);
+    }
+
+    /// Hands out addresses for an attachment (idempotent).
+    pub async fn allocate(&self, request: &AllocateRequest) -> Result<Allocation, EndpointError> {
+        let record = self.manager.lock().await.allocate(request)?;
+        Ok(Allocation {
+            ipv4: record.ipv4,
+            ipv6: record.ipv6,
+            gateway_v4: GATEWAY_V4,
+            gateway_v6: GATEWAY_V6,
+            mtu: self.pod_mtu,
+        })
+    }
+
+    /// Registers an endpoint.
+    pub async fn create_endpoint(
+        &self,
+        registration: EndpointRegistration,
+    ) -> Result<Endpoint, EndpointError> {
+        self.manager.lock().await.create(registration).await
+    }
+
+    /// Removes an attachment's endpoint, if it has one, and releases its addresses.
+    /// Idempotent. Releasing addresses always goes through here, so no endpoint is ever
+    /// left pointing at addresses IPAM could hand out again.
+    pub async fn delete(&self, attachment: &AttachmentRef) -> Result<(), EndpointError> {
+        self.manager.lock().await.delete(attachment).await.map(drop)
+    }
+
+    /// The endpoint of an attachment.
+    pub async fn endpoint(&self, attachment: &AttachmentRef) -> Result<Endpoint, EndpointError> {
+        self.manager.lock().await.get(attachment)
+    }
+
+    /// Every endpoint.
+    pub async fn endpoints(&self) -> Result<Vec<Endpoint>, EndpointError> {
+        self.manager.lock().await.list()
+    }
+
+    /// Releases everything not in the runtime's list of valid attachments.
+    pub async fn gc(&self, request: &GcRequest) -> Result<GcReport, EndpointError> {
+        let released = self.manager.lock().await.gc(&request.valid).await?;
+        tracing::info!(released = released.len(), "CNI garbage collection");
+        Ok(GcReport { released })
+    }
+
+    /// The agent's health, endpoint count and pool usage.
+    pub async fn status(&self) -> Result<AgentStatus, EndpointError> {
+        let manager = self.manager.lock().await;
+        let endpoints = manager.list()?.len();
+        let (ipv4_pool, ipv6_pool) = manager.ipam().usage()?;
+        Ok(AgentStatus {
+            node: self.node.clone(),
+            healthy: self.healthy.load(Ordering::Relaxed),
+            endpoints,
+            ipv4_pool,
+            ipv6_pool,
+        })
+    }
+
+    /// The agent's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn count_leaks(&self, report: &ReconcileReport) {
+        if !report.released.is_empty() {
+            tracing::info!(
+                released = report.released.len(),
+                "released leaked endpoints and addresses"
+            );
+        }
+        self.counters.leaks_released.fetch_add(report.released.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// An error and its sources on one line.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

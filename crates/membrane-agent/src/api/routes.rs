@@ -1,0 +1,106 @@
+//! The routes of the local API and their handlers.
+
+use super::error::ApiFailure;
+use crate::agent::Agent;
+use crate::endpoints::NodeDatapath;
+use crate::node::NodeNetwork;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use membrane_api::{
+    AgentStatus, AllocateRequest, Allocation, AttachmentRef, Endpoint, EndpointRegistration,
+    ErrorKind, GcReport, GcRequest, paths,
+};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+type Shared<D, N> = State<Arc<Agent<D, N>>>;
+type Reply<T> = Result<Json<T>, ApiFailure>;
+
+/// The API's routes over `agent`.
+pub fn router<D: NodeDatapath, N: NodeNetwork>(agent: Arc<Agent<D, N>>) -> Router {
+    Router::new()
+        .route(paths::IPAM_ALLOCATE, post(allocate::<D, N>))
+        .route(paths::IPAM_RELEASE, post(delete::<D, N>))
+        .route(paths::ENDPOINT_CREATE, post(create::<D, N>))
+        .route(paths::ENDPOINT_DELETE, post(delete::<D, N>))
+        .route(paths::ENDPOINT_GET, post(endpoint::<D, N>))
+        .route(paths::ENDPOINT_LIST, get(endpoints::<D, N>))
+        .route(paths::GC, post(gc::<D, N>))
+        .route(paths::STATUS, get(status::<D, N>))
+        .fallback(async || failure(StatusCode::NOT_FOUND, ErrorKind::NotFound, "no such API path"))
+        .method_not_allowed_fallback(async || {
+            failure(StatusCode::METHOD_NOT_ALLOWED, ErrorKind::InvalidRequest, "wrong method")
+        })
+        .with_state(agent)
+}
+
+async fn allocate<D: NodeDatapath, N: NodeNetwork>(
+    State(agent): Shared<D, N>,
+    Body(request): Body<AllocateRequest>,
+) -> Reply<Allocation> {
+    Ok(Json(agent.allocate(&request).await?))
+}
+
+async fn create<D: NodeDatapath, N: NodeNetwork>(
+    State(agent): Shared<D, N>,
+    Body(registration): Body<EndpointRegistration>,
+) -> Reply<Endpoint> {
+    Ok(Json(agent.create_endpoint(registration).await?))
+}
+
+async fn delete<D: NodeDatapath, N: NodeNetwork>(
+    State(agent): Shared<D, N>,
+    Body(attachment): Body<AttachmentRef>,
+) -> Reply<serde_json::Map<String, serde_json::Value>> {
+    agent.delete(&attachment).await?;
+    Ok(Json(serde_json::Map::new()))
+}
+
+async fn endpoint<D: NodeDatapath, N: NodeNetwork>(
+    State(agent): Shared<D, N>,
+    Body(attachment): Body<AttachmentRef>,
+) -> Reply<Endpoint> {
+    Ok(Json(agent.endpoint(&attachment).await?))
+}
+
+async fn endpoints<D: NodeDatapath, N: NodeNetwork>(
+    State(agent): Shared<D, N>,
+) -> Reply<Vec<Endpoint>> {
+    Ok(Json(agent.endpoints().await?))
+}
+
+async fn gc<D: NodeDatapath, N: NodeNetwork>(
+    State(agent): Shared<D, N>,
+    Body(request): Body<GcRequest>,
+) -> Reply<GcReport> {
+    Ok(Json(agent.gc(&request).await?))
+}
+
+async fn status<D: NodeDatapath, N: NodeNetwork>(State(agent): Shared<D, N>) -> Reply<AgentStatus> {
+    Ok(Json(agent.status().await?))
+}
+
+fn failure(status: StatusCode, kind: ErrorKind, message: &str) -> ApiFailure {
+    ApiFailure::new(status, kind, message.to_string())
+}
+
+/// A JSON request body whose rejection is an [`ApiFailure`] like every other error.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiFailure;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiFailure> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(body)) => Ok(Body(body)),
+            Err(rejection) => Err(rejected(rejection)),
+        }
+    }
+}
+
+fn rejected(rejection: JsonRejection) -> ApiFailure {
+    ApiFailure::new(rejection.status(), ErrorKind::InvalidRequest, rejection.body_text())
+}

@@ -1,0 +1,193 @@
+use super::*;
+use crate::agent::{Agent, GATEWAY_V4, GATEWAY_V6};
+use crate::endpoints::EndpointManager;
+use crate::endpoints::memory::MemoryDatapath;
+use crate::ipam::{Ipam, Pool};
+use crate::node::memory::MemoryNetwork;
+use crate::store::Store;
+use membrane_api::{
+    AgentStatus, AllocateRequest, Allocation, AttachmentRef, Client, Endpoint,
+    EndpointRegistration, ErrorKind, GcReport, GcRequest, paths,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+type Empty = serde_json::Map<String, serde_json::Value>;
+
+struct Served {
+    dir: tempfile::TempDir,
+    network: MemoryNetwork,
+    client: Client,
+    token: CancellationToken,
+    server: tokio::task::JoinHandle<Result<(), ApiError>>,
+}
+
+/// An agent over a /30 (two IPv4 addresses) served on a socket in a temp dir.
+async fn serve_agent() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let network = MemoryNetwork::default();
+    let store = Store::open(&dir.path().join("state")).unwrap();
+    let ipam = Ipam::new(
+        store,
+        Some(Pool::v4("10.7.0.0/30".parse().unwrap())),
+        Pool::v6("fd00:7::/64".parse().unwrap()),
+    )
+    .unwrap();
+    let manager = EndpointManager::new(
+        ipam,
+        MemoryDatapath::default(),
+        network.clone(),
+        Duration::from_secs(120),
+    )
+    .unwrap();
+    let agent = Arc::new(Agent::new("node-a".to_string(), 1450, manager));
+    let socket = dir.path().join("run/agent.sock");
+    let listener = bind(&socket).await.unwrap();
+    let token = CancellationToken::new();
+    let server = tokio::spawn(serve(listener, socket.clone(), router(agent), token.clone()));
+    Served { dir, network, client: Client::new(&socket), token, server }
+}
+
+fn attachment(id: &str) -> AttachmentRef {
+    AttachmentRef { container_id: id.to_string(), ifname: "eth0".to_string() }
+}
+
+fn request(id: &str, netns: &str) -> AllocateRequest {
+    AllocateRequest { attachment: attachment(id), netns: netns.to_string() }
+}
+
+#[tokio::test]
+async fn the_api_serves_the_whole_endpoint_lifecycle() {
+    let served = serve_agent().await;
+    let client = &served.client;
+    let netns = served.dir.path().to_str().unwrap();
+
+    let status: AgentStatus = client.get(paths::STATUS).await.unwrap();
+    assert_eq!(status.node, "node-a");
+    assert!(status.healthy);
+    assert_eq!(status.ipv4_pool.unwrap().free, 2);
+
+    let allocation: Allocation =
+        client.post(paths::IPAM_ALLOCATE, &request("a", netns)).await.unwrap();
+    assert_eq!(allocation.ipv4, Some("10.7.0.1".parse().unwrap()));
+    assert_eq!((allocation.gateway_v4, allocation.gateway_v6), (GATEWAY_V4, GATEWAY_V6));
+    assert_eq!(allocation.mtu, 1450);
+
+    served.network.add_link(10, "lxca");
+    let registration = EndpointRegistration {
+        attachment: attachment("a"),
+        netns: netns.to_string(),
+        host_ifname: "lxca".to_string(),
+        host_ifindex: 10,
+        host_mac: "02:00:00:00:00:01".to_string(),
+        pod_mac: "02:00:00:00:00:02".to_string(),
+        ipv4: allocation.ipv4,
+        ipv6: allocation.ipv6,
+        pod_namespace: None,
+        pod_name: None,
+    };
+    let endpoint: Endpoint = client.post(paths::ENDPOINT_CREATE, &registration).await.unwrap();
+    assert_eq!(endpoint.registration, registration);
+    let got: Endpoint = client.post(paths::ENDPOINT_GET, &attachment("a")).await.unwrap();
+    assert_eq!(got, endpoint);
+    let all: Vec<Endpoint> = client.get(paths::ENDPOINT_LIST).await.unwrap();
+    assert_eq!(all, vec![endpoint]);
+
+    let _: Allocation = client.post(paths::IPAM_ALLOCATE, &request("b", netns)).await.unwrap();
+    let report: GcReport =
+        client.post(paths::GC, &GcRequest { valid: vec![attachment("a")] }).await.unwrap();
+    assert_eq!(report.released, vec![attachment("b")]);
+
+    let _: Empty = client.post(paths::ENDPOINT_DELETE, &attachment("a")).await.unwrap();
+    let _: Empty = client.post(paths::ENDPOINT_DELETE, &attachment("a")).await.unwrap();
+    let _: Empty = client.post(paths::IPAM_RELEASE, &attachment("a")).await.unwrap();
+    let status: AgentStatus = client.get(paths::STATUS).await.unwrap();
+    assert_eq!((status.endpoints, status.ipv4_pool.unwrap().used), (0, 0));
+
+    served.token.cancel();
+    served.server.await.unwrap().unwrap();
+    assert!(
+        !served.dir.path().join("run/agent.sock").exists(),
+        "the socket is removed on shutdown"
+    );
+}
+
+#[tokio::test]
+async fn errors_come_back_as_typed_bodies_with_their_status() {
+    let served = serve_agent().await;
+    let client = &served.client;
+    let netns = served.dir.path().to_str().unwrap();
+
+    let err = client.post::<_, Endpoint>(paths::ENDPOINT_GET, &attachment("x")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            membrane_api::ClientError::Api { status: 404, kind: ErrorKind::NotFound, .. }
+        ),
+        "{err:?}"
+    );
+
+    let unregistered = EndpointRegistration {
+        attachment: attachment("x"),
+        netns: netns.to_string(),
+        host_ifname: "lxcx".to_string(),
+        host_ifindex: 3,
+        host_mac: "02:00:00:00:00:01".to_string(),
+        pod_mac: "02:00:00:00:00:02".to_string(),
+        ipv4: None,
+        ipv6: None,
+        pod_namespace: None,
+        pod_name: None,
+    };
+    let err = client.post::<_, Endpoint>(paths::ENDPOINT_CREATE, &unregistered).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            membrane_api::ClientError::Api { status: 400, kind: ErrorKind::InvalidRequest, .. }
+        ),
+        "{err:?}"
+    );
+
+    for id in ["a", "b"] {
+        let _: Allocation = client.post(paths::IPAM_ALLOCATE, &request(id, netns)).await.unwrap();
+    }
+    let err =
+        client.post::<_, Allocation>(paths::IPAM_ALLOCATE, &request("c", netns)).await.unwrap_err();
+    match err {
+        membrane_api::ClientError::Api { status, kind, message, .. } => {
+            assert_eq!((status, kind), (507, ErrorKind::PoolExhausted));
+            assert!(message.contains("10.7.0.0/30"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let err = client
+        .post::<_, Allocation>(paths::IPAM_ALLOCATE, &serde_json::json!({"nope": 1}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidRequest), "{err:?}");
+
+    let err = client.get::<AgentStatus>("/v1/nothing").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            membrane_api::ClientError::Api { status: 404, kind: ErrorKind::NotFound, .. }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn binding_replaces_a_stale_socket_but_not_a_live_agent() {
+    let served = serve_agent().await;
+    let socket = served.dir.path().join("run/agent.sock");
+    let err = bind(&socket).await.unwrap_err();
+    assert!(matches!(err, ApiError::InUse { .. }), "{err:?}");
+    served.server.abort();
+    let _ = served.server.await;
+    // The aborted server left its socket file behind, as a killed agent would.
+    assert!(socket.exists());
+    let _listener = bind(&socket).await.unwrap();
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, SOCKET_MODE);
+}

@@ -1,0 +1,192 @@
+//! Command-line flags, each also read from a `MEMBRANE_*` environment variable (a flag
+//! wins over its variable, and both over the config file).
+//!
+//! Values are taken as text and parsed here rather than by clap, so that every bad value
+//! is reported together with every other problem.
+
+use super::{AgentConfig, ConfigProblem, LogFormat, PortRange};
+use clap::Parser;
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// membrane-agent: the node agent of Membrane (eBPF networking for Kubernetes).
+#[derive(Clone, Debug, Default, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Config file (YAML, or JSON when it ends in .json); flags and MEMBRANE_* variables
+    /// override it.
+    #[arg(long, env = "MEMBRANE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The node's name.
+    #[arg(long, env = "MEMBRANE_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Directory of the agent's state database [default: /var/lib/membrane].
+    #[arg(long, env = "MEMBRANE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Unix socket of the local API [default: /var/run/membrane/agent.sock].
+    #[arg(long, env = "MEMBRANE_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// bpffs pin directory [default: /sys/fs/bpf/membrane/<node name>].
+    #[arg(long, env = "MEMBRANE_BPFFS_DIR", value_name = "DIR")]
+    pub bpffs_dir: Option<PathBuf>,
+    /// The node's IPv4 pod CIDR (at least one pod CIDR is required).
+    #[arg(long, env = "MEMBRANE_IPV4_POD_CIDR", value_name = "CIDR")]
+    pub ipv4_pod_cidr: Option<String>,
+    /// The node's IPv6 pod CIDR.
+    #[arg(long, env = "MEMBRANE_IPV6_POD_CIDR", value_name = "CIDR")]
+    pub ipv6_pod_cidr: Option<String>,
+    /// The node's device to the network.
+    #[arg(long, env = "MEMBRANE_UPLINK", value_name = "IFNAME")]
+    pub uplink: Option<String>,
+    /// The node's IPv4 address for masquerading [default: the uplink's, global scope first].
+    #[arg(long, env = "MEMBRANE_NODE_IPV4", value_name = "ADDR")]
+    pub node_ipv4: Option<String>,
+    /// The node's IPv6 address for masquerading [default: the uplink's, global scope first].
+    #[arg(long, env = "MEMBRANE_NODE_IPV6", value_name = "ADDR")]
+    pub node_ipv6: Option<String>,
+    /// IPv4 destinations never masqueraded [default: the IPv4 pod CIDR].
+    #[arg(long, env = "MEMBRANE_CLUSTER_CIDR_V4", value_name = "CIDR")]
+    pub cluster_cidr_v4: Option<String>,
+    /// IPv6 destinations never masqueraded [default: the IPv6 pod CIDR].
+    #[arg(long, env = "MEMBRANE_CLUSTER_CIDR_V6", value_name = "CIDR")]
+    pub cluster_cidr_v6: Option<String>,
+    /// Source ports for masquerading, FIRST-LAST [default: 49152-65535]. The agent narrows
+    /// the node's net.ipv4.ip_local_port_range so the two do not overlap.
+    #[arg(long, env = "MEMBRANE_NAT_PORT_RANGE", value_name = "FIRST-LAST")]
+    pub nat_port_range: Option<String>,
+    /// MTU of pod interfaces [default: the uplink's].
+    #[arg(long, env = "MEMBRANE_MTU", value_name = "BYTES")]
+    pub mtu: Option<String>,
+    /// Where to write the CNI network configuration [default: /etc/cni/net.d].
+    #[arg(long, env = "MEMBRANE_CNI_CONF_DIR", value_name = "DIR")]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics on this TCP address (e.g. 127.0.0.1:9962) [default: off].
+    #[arg(long, env = "MEMBRANE_METRICS", value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
+    /// Log line format: plain or json [default: plain]. The filter is MEMBRANE_LOG.
+    #[arg(long, env = "MEMBRANE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Seconds an address allocation may go without an endpoint before it is released as
+    /// leaked [default: 120].
+    #[arg(long, env = "MEMBRANE_ORPHAN_GRACE_SECS", value_name = "SECS")]
+    pub orphan_grace_secs: Option<String>,
+    /// Seconds between conntrack collections and leak checks [default: 30].
+    #[arg(long, env = "MEMBRANE_MAINTENANCE_INTERVAL_SECS", value_name = "SECS")]
+    pub maintenance_interval_secs: Option<String>,
+}
+
+impl Cli {
+    /// Lays the flags (and their environment variables) over `config`, recording every
+    /// value that does not parse in `problems`.
+    pub(super) fn apply(&self, config: &mut AgentConfig, problems: &mut Vec<ConfigProblem>) {
+        let mut parse = Parse { problems };
+        if let Some(name) = &self.node_name {
+            config.node.name = name.clone();
+        }
+        if let Some(dir) = &self.state_dir {
+            config.state.dir = dir.clone();
+        }
+        if let Some(socket) = &self.socket {
+            config.api.socket = socket.clone();
+        }
+        if let Some(dir) = &self.bpffs_dir {
+            config.datapath.bpffs_dir = Some(dir.clone());
+        }
+        if let Some(dir) = &self.cni_conf_dir {
+            config.cni.conf_dir = dir.clone();
+        }
+        if let Some(uplink) = &self.uplink {
+            config.node.uplink = uplink.clone();
+        }
+        let n = &mut config.node;
+        parse.set::<Ipv4Addr>(&self.node_ipv4, "--node-ipv4", "MEMBRANE_NODE_IPV4", |v| {
+            n.ipv4 = Some(v)
+        });
+        parse.set::<Ipv6Addr>(&self.node_ipv6, "--node-ipv6", "MEMBRANE_NODE_IPV6", |v| {
+            n.ipv6 = Some(v)
+        });
+        parse.set::<u32>(&self.mtu, "--mtu", "MEMBRANE_MTU", |v| n.mtu = Some(v));
+        let i = &mut config.ipam;
+        parse.set::<Ipv4Net>(
+            &self.ipv4_pod_cidr,
+            "--ipv4-pod-cidr",
+            "MEMBRANE_IPV4_POD_CIDR",
+            |v| i.ipv4_pod_cidr = Some(v),
+        );
+        parse.set::<Ipv6Net>(
+            &self.ipv6_pod_cidr,
+            "--ipv6-pod-cidr",
+            "MEMBRANE_IPV6_POD_CIDR",
+            |v| i.ipv6_pod_cidr = Some(v),
+        );
+        parse.set::<u64>(
+            &self.orphan_grace_secs,
+            "--orphan-grace-secs",
+            "MEMBRANE_ORPHAN_GRACE_SECS",
+            |v| i.orphan_grace_secs = v,
+        );
+        let m = &mut config.masquerade;
+        parse.set::<Ipv4Net>(
+            &self.cluster_cidr_v4,
+            "--cluster-cidr-v4",
+            "MEMBRANE_CLUSTER_CIDR_V4",
+            |v| m.cluster_cidr_v4 = Some(v),
+        );
+        parse.set::<Ipv6Net>(
+            &self.cluster_cidr_v6,
+            "--cluster-cidr-v6",
+            "MEMBRANE_CLUSTER_CIDR_V6",
+            |v| m.cluster_cidr_v6 = Some(v),
+        );
+        parse.set::<PortRange>(
+            &self.nat_port_range,
+            "--nat-port-range",
+            "MEMBRANE_NAT_PORT_RANGE",
+            |v| m.nat_port_range = v,
+        );
+        parse.set::<SocketAddr>(&self.metrics, "--metrics", "MEMBRANE_METRICS", |v| {
+            config.metrics.listen = Some(v)
+        });
+        parse.set::<LogFormat>(&self.log_format, "--log-format", "MEMBRANE_LOG_FORMAT", |v| {
+            config.log.format = v
+        });
+        parse.set::<u64>(
+            &self.maintenance_interval_secs,
+            "--maintenance-interval-secs",
+            "MEMBRANE_MAINTENANCE_INTERVAL_SECS",
+            |v| config.maintenance.interval_secs = v,
+        );
+    }
+}
+
+/// Parses flag values, collecting the failures.
+struct Parse<'a> {
+    problems: &'a mut Vec<ConfigProblem>,
+}
+
+impl Parse<'_> {
+    /// Parses `value` (when given) and hands it to `set`, or records why it is invalid.
+    fn set<T>(
+        &mut self,
+        value: &Option<String>,
+        flag: &'static str,
+        env: &'static str,
+        set: impl FnOnce(T),
+    ) where
+        T: FromStr,
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        let Some(text) = value else { return };
+        match text.trim().parse() {
+            Ok(parsed) => set(parsed),
+            Err(e) => self.problems.push(ConfigProblem::BadValue {
+                flag,
+                env,
+                value: text.clone(),
+                source: Box::new(e),
+            }),
+        }
+    }
+}
