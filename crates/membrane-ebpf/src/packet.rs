@@ -40,6 +40,8 @@ pub struct Packet {
     pub tcp_flags: u8,
     /// ICMP type, 0 for other protocols.
     pub icmp_type: u8,
+    /// IPv4 TTL or IPv6 hop limit as received.
+    pub ttl: u8,
     /// True for an ICMP or ICMPv6 echo request or reply.
     pub is_echo: bool,
     /// True for an IPv4 fragment (any but an unfragmented packet).
@@ -65,10 +67,40 @@ pub enum Parsed {
     Other,
 }
 
+/// Bytes of headers the parser reads directly: Ethernet, an IPv4 header with options
+/// or an IPv6 header, and the first 20 bytes of L4.
+const HEADERS_MAX: u32 = (ETH_HLEN + 60 + 20) as u32;
+
+/// A pointer to a `T` at `offset` in the packet's linear data, if it lies inside.
+#[inline(always)]
+fn ptr_at<T>(ctx: &TcContext, offset: usize) -> Result<*const T, u8> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + core::mem::size_of::<T>() > end {
+        return Err(reason::DROP_INVALID_PACKET);
+    }
+    Ok((start + offset) as *const T)
+}
+
+/// Reads a `T` at `offset` with direct packet access (no helper call).
+#[inline(always)]
+fn read<T: Copy>(ctx: &TcContext, offset: usize) -> Result<T, u8> {
+    // SAFETY: ptr_at checked that the whole `T` lies within [data, data_end).
+    ptr_at::<T>(ctx, offset).map(|p| unsafe { core::ptr::read_unaligned(p) })
+}
+
 /// Parses the packet in `ctx`; `Err` carries a drop reason.
 #[inline(always)]
 pub fn parse(ctx: &TcContext) -> Result<Parsed, u8> {
-    let ethertype = u16::from_be(ctx.load::<u16>(12).map_err(|_| reason::DROP_INVALID_PACKET)?);
+    // Headers of locally generated traffic are linear; pull them in when they are not.
+    let wanted = ctx.len().min(HEADERS_MAX);
+    if ctx.data_end() - ctx.data() < wanted as usize {
+        let _ = ctx.pull_data(wanted);
+    }
+    // Whole headers are read at once: one bounds check each, and no single-byte reads
+    // (LLVM turns those into comparisons the verifier cannot use).
+    let eth: [u8; ETH_HLEN] = read(ctx, 0)?;
+    let ethertype = u16::from_be_bytes([eth[12], eth[13]]);
     let l3 = ETH_HLEN;
     let mut key = CtKey {
         saddr: [0; 16],
@@ -80,31 +112,32 @@ pub fn parse(ctx: &TcContext) -> Result<Parsed, u8> {
         _pad: [0; 2],
     };
     let l4;
+    let ttl;
     let mut is_fragment = false;
     let mut tot_len = 0;
     match ethertype {
         ETH_P_IP => {
-            let vihl = ctx.load::<u8>(l3).map_err(|_| reason::DROP_INVALID_PACKET)?;
-            let ihl = ((vihl & 0x0f) as usize) * 4;
-            if vihl >> 4 != 4 || ihl < 20 {
+            let ip: [u8; 20] = read(ctx, l3)?;
+            let ihl = ((ip[0] & 0x0f) as usize) * 4;
+            if ip[0] >> 4 != 4 || ihl < 20 {
                 return Err(reason::DROP_INVALID_PACKET);
             }
-            tot_len = u16::from_be(ctx.load::<u16>(l3 + 2).map_err(|_| reason::DROP_INVALID_PACKET)?);
-            let frag = u16::from_be(ctx.load::<u16>(l3 + 6).map_err(|_| reason::DROP_INVALID_PACKET)?);
+            tot_len = u16::from_be_bytes([ip[2], ip[3]]);
             // More-fragments flag or a non-zero offset.
-            is_fragment = frag & 0x3fff != 0;
-            key.proto = ctx.load::<u8>(l3 + 9).map_err(|_| reason::DROP_INVALID_PACKET)?;
-            let s: [u8; 4] = ctx.load(l3 + 12).map_err(|_| reason::DROP_INVALID_PACKET)?;
-            let d: [u8; 4] = ctx.load(l3 + 16).map_err(|_| reason::DROP_INVALID_PACKET)?;
-            key.saddr[..4].copy_from_slice(&s);
-            key.daddr[..4].copy_from_slice(&d);
+            is_fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+            ttl = ip[8];
+            key.proto = ip[9];
+            key.saddr[..4].copy_from_slice(&ip[12..16]);
+            key.daddr[..4].copy_from_slice(&ip[16..20]);
             key.family = Family::V4;
             l4 = l3 + ihl;
         }
         ETH_P_IPV6 => {
-            key.proto = ctx.load::<u8>(l3 + 6).map_err(|_| reason::DROP_INVALID_PACKET)?;
-            key.saddr = ctx.load(l3 + 8).map_err(|_| reason::DROP_INVALID_PACKET)?;
-            key.daddr = ctx.load(l3 + 24).map_err(|_| reason::DROP_INVALID_PACKET)?;
+            let ip: [u8; IPV6_HLEN] = read(ctx, l3)?;
+            key.proto = ip[6];
+            ttl = ip[7];
+            key.saddr.copy_from_slice(&ip[8..24]);
+            key.daddr.copy_from_slice(&ip[24..40]);
             key.family = Family::V6;
             l4 = l3 + IPV6_HLEN;
         }
@@ -116,6 +149,7 @@ pub fn parse(ctx: &TcContext) -> Result<Parsed, u8> {
         key,
         tcp_flags: 0,
         icmp_type: 0,
+        ttl,
         is_echo: false,
         is_fragment,
         tot_len,
@@ -124,25 +158,30 @@ pub fn parse(ctx: &TcContext) -> Result<Parsed, u8> {
         return Ok(Parsed::Ip(pkt));
     }
     match pkt.key.proto {
-        proto::TCP | proto::UDP => {
-            pkt.key.sport = ctx.load::<u16>(l4).map_err(|_| reason::DROP_INVALID_PACKET)?;
-            pkt.key.dport = ctx.load::<u16>(l4 + 2).map_err(|_| reason::DROP_INVALID_PACKET)?;
-            if pkt.key.proto == proto::TCP {
-                pkt.tcp_flags = ctx.load::<u8>(l4 + 13).map_err(|_| reason::DROP_INVALID_PACKET)?;
-            }
+        proto::TCP => {
+            let tcp: [u8; 14] = read(ctx, l4)?;
+            pkt.key.sport = u16::from_ne_bytes([tcp[0], tcp[1]]);
+            pkt.key.dport = u16::from_ne_bytes([tcp[2], tcp[3]]);
+            pkt.tcp_flags = tcp[13];
+        }
+        proto::UDP => {
+            let udp: [u8; 8] = read(ctx, l4)?;
+            pkt.key.sport = u16::from_ne_bytes([udp[0], udp[1]]);
+            pkt.key.dport = u16::from_ne_bytes([udp[2], udp[3]]);
         }
         proto::ICMP | proto::ICMPV6 => {
             if (pkt.key.proto == proto::ICMP) != pkt.is_v4() {
                 return Err(reason::DROP_INVALID_PACKET);
             }
-            pkt.icmp_type = ctx.load::<u8>(l4).map_err(|_| reason::DROP_INVALID_PACKET)?;
+            let icmp: [u8; 8] = read(ctx, l4)?;
+            pkt.icmp_type = icmp[0];
             pkt.is_echo = matches!(
                 (pkt.key.proto, pkt.icmp_type),
                 (proto::ICMP, ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY)
                     | (proto::ICMPV6, ICMPV6_ECHO_REQUEST | ICMPV6_ECHO_REPLY)
             );
             if pkt.is_echo {
-                let id = ctx.load::<u16>(l4 + 4).map_err(|_| reason::DROP_INVALID_PACKET)?;
+                let id = u16::from_ne_bytes([icmp[4], icmp[5]]);
                 pkt.key.sport = id;
                 pkt.key.dport = id;
             }

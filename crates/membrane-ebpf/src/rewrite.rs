@@ -109,31 +109,27 @@ pub fn set_port(ctx: &TcContext, pkt: &mut Packet, end: End, new: u16) -> Result
 /// Writes the Ethernet source and destination addresses.
 #[inline(always)]
 pub fn set_macs(ctx: &TcContext, src: &[u8; 6], dst: &[u8; 6]) -> Result<(), u8> {
-    let fail = |_| reason::DROP_REWRITE_FAILED;
-    ctx.store(0, dst, 0).map_err(fail)?;
-    ctx.store(6, src, 0).map_err(fail)
+    let mut macs = [0u8; 12];
+    macs[..6].copy_from_slice(dst);
+    macs[6..].copy_from_slice(src);
+    ctx.store(0, &macs, 0).map_err(|_| reason::DROP_REWRITE_FAILED)
 }
 
 /// Decrements the IPv4 TTL or IPv6 hop limit, as a router does before forwarding.
 #[inline(always)]
 pub fn dec_ttl(ctx: &TcContext, pkt: &Packet) -> Result<(), u8> {
     let fail = |_| reason::DROP_REWRITE_FAILED;
+    if pkt.ttl <= 1 {
+        return Err(reason::DROP_TTL_EXCEEDED);
+    }
+    let ttl = pkt.ttl - 1;
     if pkt.is_v4() {
-        let ttl: u8 = ctx.load(IPV4_TTL).map_err(fail)?;
-        if ttl <= 1 {
-            return Err(reason::DROP_TTL_EXCEEDED);
-        }
         // TTL and protocol share one 16-bit checksum word.
-        let old: u16 = ctx.load(IPV4_TTL).map_err(fail)?;
-        let new_ttl = ttl - 1;
-        ctx.store(IPV4_TTL, &new_ttl, 0).map_err(fail)?;
-        let new: u16 = ctx.load(IPV4_TTL).map_err(fail)?;
-        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new as u64, 2).map_err(fail)
+        let old = u16::from_ne_bytes([pkt.ttl, pkt.key.proto]);
+        let new = u16::from_ne_bytes([ttl, pkt.key.proto]);
+        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new as u64, 2).map_err(fail)?;
+        ctx.store(IPV4_TTL, &ttl, 0).map_err(fail)
     } else {
-        let hops: u8 = ctx.load(IPV6_HOP_LIMIT).map_err(fail)?;
-        if hops <= 1 {
-            return Err(reason::DROP_TTL_EXCEEDED);
-        }
-        ctx.store(IPV6_HOP_LIMIT, &(hops - 1), 0).map_err(fail)
+        ctx.store(IPV6_HOP_LIMIT, &ttl, 0).map_err(fail)
     }
 }
