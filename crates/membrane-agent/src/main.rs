@@ -73,11 +73,11 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let (v4_pool, v6_pool) = config.pools();
     tracing::info!(
         node = %config.node.name,
-        ipv4_pod_cidr = ?config.ipam.ipv4_pod_cidr,
-        ipv6_pod_cidr = ?config.ipam.ipv6_pod_cidr,
+        ipv4_pod_cidr = %or_none(config.ipam.ipv4_pod_cidr),
+        ipv6_pod_cidr = %or_none(config.ipam.ipv6_pod_cidr),
         uplink = %uplink.name,
-        node_ipv4 = ?node_ipv4,
-        node_ipv6 = ?node_ipv6,
+        node_ipv4 = %or_none(node_ipv4),
+        node_ipv6 = %or_none(node_ipv6),
         mtu,
         socket = %config.api.socket.display(),
         state_dir = %config.state.dir.display(),
@@ -161,6 +161,11 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     }
     tracing::info!("membrane-agent stopped; the datapath keeps forwarding");
     outcome
+}
+
+/// `value`, or "none".
+fn or_none<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "none".to_string(), |v| v.to_string())
 }
 
 /// Waits for SIGTERM or SIGINT, then cancels `token`.

@@ -2,6 +2,7 @@
 //! lines or JSON.
 
 use crate::config::LogFormat;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// The environment variable holding the log filter.
@@ -36,7 +37,10 @@ pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
         }
         Err(_) => EnvFilter::new("info"),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
         LogFormat::Plain => tracing_subscriber::util::SubscriberInitExt::try_init(builder.finish()),
         LogFormat::Json => {
