@@ -130,6 +130,17 @@ fn link_field(netns: &str, ifname: &str, field: &str) -> String {
     }
 }
 
+/// A `/proc/sys` value inside the namespace `netns`.
+fn sysctl(netns: &str, key: &str) -> String {
+    let output = Command::new("ip")
+        .args(["netns", "exec", netns, "cat"])
+        .arg(format!("/proc/sys/{key}"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
 fn usable() -> bool {
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("skipped: the real-node test needs root");
@@ -164,6 +175,17 @@ async fn agent_adopts_its_endpoint_after_kill_9_and_releases_it_once_the_veth_is
     let mut agent = node.start();
     node.wait_status("the agent becomes healthy", |s| s.healthy).await;
     assert!(node.dir.path().join("net.d/05-membrane.conflist").is_file());
+    // The node's addresses come from the uplink, global ones (not fe80::) first.
+    let log = node.log_text();
+    assert!(log.contains("node_ipv4=198.51.100.1 node_ipv6=2001:db8:7::1"), "{log}");
+    // Forwarding is on and the node's own sockets stay off the masquerade ports.
+    assert_eq!(sysctl(n, "net/ipv4/ip_forward"), "1");
+    assert_eq!(sysctl(n, "net/ipv6/conf/all/forwarding"), "1");
+    let local: Vec<u32> = sysctl(n, "net/ipv4/ip_local_port_range")
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(local[1] < 49152, "local ports {local:?} overlap the NAT range 49152-65535");
     let client = Client::new(node.socket());
     let attachment = AttachmentRef { container_id: "c1".to_string(), ifname: "eth0".to_string() };
     let request = AllocateRequest { attachment: attachment.clone(), netns: pod.path() };
