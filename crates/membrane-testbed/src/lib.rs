@@ -20,6 +20,7 @@ pub mod netns;
 pub mod node;
 pub mod outside;
 pub mod pin_dir;
+pub mod pinned;
 pub mod pod;
 #[allow(unsafe_code)]
 pub mod process;
