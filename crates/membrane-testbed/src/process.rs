@@ -111,9 +111,11 @@ fn program_name(command: &Command) -> String {
     command.get_program().to_string_lossy().into_owned()
 }
 
-/// Starts `command` inside `place`.
+/// Starts `command` inside `place`, in a process group of its own, so a Ctrl-C at the
+/// terminal reaches only the test or demo, which then stops its children in order.
 pub fn spawn(mut command: Command, place: &(impl Place + ?Sized)) -> Result<Process, ProcessError> {
     confine(&mut command, place)?;
+    command.process_group(0);
     let program = program_name(&command);
     let child = command.spawn().map_err(|source| ProcessError::Spawn {
         program: program.clone(),
