@@ -214,6 +214,11 @@ async fn agent_adopts_its_endpoint_after_kill_9_and_releases_it_once_the_veth_is
     assert!(routes.contains("dev lxc1"), "{routes}");
     let routes = ip(&["-n", n, "-6", "route", "show", &ipv6.to_string()]);
     assert!(routes.contains("dev lxc1"), "{routes}");
+    for addr in [ipv4.to_string(), ipv6.to_string()] {
+        let neighbour = ip(&["-n", n, "neigh", "show", &addr, "dev", "lxc1"]);
+        let expected = format!("lladdr {} PERMANENT", registration.pod_mac);
+        assert!(neighbour.contains(&expected), "{addr}: {neighbour:?}");
+    }
 
     // kill -9, then a restart adopts the endpoint.
     agent.0.kill().unwrap();

@@ -264,11 +264,12 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
             .map_err(|e| EndpointError::Conntrack { source: Box::new(e) })
     }
 
-    /// Routes the endpoint's addresses to its veth and attaches the datapath. Idempotent.
+    /// Routes the endpoint's addresses to its veth (with permanent neighbour entries) and
+    /// attaches the datapath. Idempotent.
     async fn program(&mut self, endpoint: &Endpoint) -> Result<(), EndpointError> {
         let spec = spec::spec_of(endpoint)?;
         for addr in spec::addresses(&endpoint.registration) {
-            self.network.replace_pod_route(addr, spec.host_ifindex).await?;
+            self.network.install_pod_address(addr, spec.pod_mac, spec.host_ifindex).await?;
         }
         self.datapath.attach_endpoint(&spec).map_err(|e| EndpointError::Datapath {
             operation: "attaching",
@@ -277,7 +278,8 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
         })
     }
 
-    /// Detaches the datapath and deletes the endpoint's routes. Idempotent.
+    /// Detaches the datapath and deletes the endpoint's routes and neighbour entries.
+    /// Idempotent.
     async fn unprogram(&mut self, endpoint: &Endpoint) -> Result<(), EndpointError> {
         let spec = spec::spec_of(endpoint)?;
         self.datapath.detach_endpoint(&spec).map_err(|e| EndpointError::Datapath {
@@ -286,7 +288,7 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
             source: Box::new(e),
         })?;
         for addr in spec::addresses(&endpoint.registration) {
-            self.network.delete_pod_route(addr, spec.host_ifindex).await?;
+            self.network.remove_pod_address(addr, spec.host_ifindex).await?;
         }
         Ok(())
     }

@@ -90,6 +90,12 @@ async fn creating_an_endpoint_routes_its_addresses_attaches_it_and_persists_it()
     assert_eq!(endpoint.id, 1);
     assert_eq!(endpoint.registration, registration);
     assert_eq!(node.network.routes(), routes_of(&registration));
+    let neighbours: Vec<_> = node.network.neighbours().into_iter().collect();
+    let pod_mac = [2, 0, 0, 0, 0, 2];
+    assert_eq!(
+        neighbours,
+        routes_of(&registration).into_iter().map(|key| (key, pod_mac)).collect::<Vec<_>>()
+    );
     let attached = node.datapath.0.lock().unwrap().attached[&1].clone();
     assert_eq!(attached.host_ifindex, 10);
     assert_eq!(attached.pod_mac, [2, 0, 0, 0, 0, 2]);
@@ -145,6 +151,7 @@ async fn a_failed_attach_undoes_the_routes_and_the_record() {
     let err = node.manager.create(registration.clone()).await.unwrap_err();
     assert!(matches!(err, EndpointError::Datapath { operation: "attaching", .. }), "{err:?}");
     assert!(node.network.routes().is_empty());
+    assert!(node.network.neighbours().is_empty());
     assert!(node.manager.list().unwrap().is_empty());
     // The addresses stay allocated: the plugin's DEL (or the grace period) releases them.
     assert!(node.manager.ipam().get(&attachment("a")).unwrap().is_some());
@@ -160,6 +167,7 @@ async fn deleting_an_endpoint_removes_everything_and_is_idempotent() {
     node.manager.create(registration).await.unwrap();
     assert!(node.manager.delete(&attachment("a")).await.unwrap());
     assert!(node.network.routes().is_empty());
+    assert!(node.network.neighbours().is_empty());
     assert!(node.attached_ids().is_empty());
     assert!(node.manager.list().unwrap().is_empty());
     assert_eq!(node.manager.ipam().get(&attachment("a")).unwrap(), None);

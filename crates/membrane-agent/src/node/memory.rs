@@ -12,6 +12,8 @@ pub struct Network {
     pub links: BTreeMap<u32, Link>,
     /// Pod routes as (address, ifindex).
     pub routes: BTreeSet<(IpAddr, u32)>,
+    /// Permanent neighbour entries as (address, ifindex) → MAC.
+    pub neighbours: BTreeMap<(IpAddr, u32), [u8; 6]>,
 }
 
 /// The in-memory node network; clones share state.
@@ -30,11 +32,17 @@ impl MemoryNetwork {
         let mut net = self.0.lock().unwrap();
         net.links.remove(&index);
         net.routes.retain(|(_, i)| *i != index);
+        net.neighbours.retain(|(_, i), _| *i != index);
     }
 
     /// The current pod routes.
     pub fn routes(&self) -> BTreeSet<(IpAddr, u32)> {
         self.0.lock().unwrap().routes.clone()
+    }
+
+    /// The current neighbour entries.
+    pub fn neighbours(&self) -> BTreeMap<(IpAddr, u32), [u8; 6]> {
+        self.0.lock().unwrap().neighbours.clone()
     }
 }
 
@@ -43,18 +51,26 @@ impl NodeNetwork for MemoryNetwork {
         Ok(self.0.lock().unwrap().links.get(&ifindex).cloned())
     }
 
-    async fn replace_pod_route(&self, addr: IpAddr, ifindex: u32) -> Result<(), NetError> {
+    async fn install_pod_address(
+        &self,
+        addr: IpAddr,
+        pod_mac: [u8; 6],
+        ifindex: u32,
+    ) -> Result<(), NetError> {
         let mut net = self.0.lock().unwrap();
         if !net.links.contains_key(&ifindex) {
             return Err(NetError::NoSuchLink { name: format!("#{ifindex}") });
         }
         net.routes.retain(|(a, _)| *a != addr);
         net.routes.insert((addr, ifindex));
+        net.neighbours.insert((addr, ifindex), pod_mac);
         Ok(())
     }
 
-    async fn delete_pod_route(&self, addr: IpAddr, ifindex: u32) -> Result<(), NetError> {
-        self.0.lock().unwrap().routes.remove(&(addr, ifindex));
+    async fn remove_pod_address(&self, addr: IpAddr, ifindex: u32) -> Result<(), NetError> {
+        let mut net = self.0.lock().unwrap();
+        net.routes.remove(&(addr, ifindex));
+        net.neighbours.remove(&(addr, ifindex));
         Ok(())
     }
 }

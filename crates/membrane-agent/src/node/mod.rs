@@ -51,8 +51,8 @@ pub struct Link {
     pub mtu: Option<u32>,
 }
 
-/// What the endpoint manager needs from the node's network: to see links and to route pod
-/// addresses to their host-side veth.
+/// What the endpoint manager needs from the node's network: to see links, and to make
+/// a pod's addresses reachable from the node's own stack through the host veth.
 pub trait NodeNetwork: Send + Sync + 'static {
     /// The link with index `ifindex`, or `None` when there is none.
     fn link_by_index(
@@ -60,16 +60,20 @@ pub trait NodeNetwork: Send + Sync + 'static {
         ifindex: u32,
     ) -> impl Future<Output = Result<Option<Link>, NetError>> + Send;
 
-    /// Installs (or replaces) the host route `addr/32` or `addr/128` through `ifindex`.
-    fn replace_pod_route(
+    /// Installs (or replaces) the host route `addr/32` or `addr/128` through `ifindex` and
+    /// a permanent neighbour entry `addr lladdr pod_mac` on it, so the node never waits
+    /// for ARP or neighbour discovery (which on a fresh veth waits for its DAD) to answer
+    /// a pod.
+    fn install_pod_address(
         &self,
         addr: IpAddr,
+        pod_mac: [u8; 6],
         ifindex: u32,
     ) -> impl Future<Output = Result<(), NetError>> + Send;
 
-    /// Deletes the host route to `addr` through `ifindex`; a missing route or link is not
-    /// an error.
-    fn delete_pod_route(
+    /// Deletes the neighbour entry and the route; missing ones (or a missing link) are
+    /// not an error.
+    fn remove_pod_address(
         &self,
         addr: IpAddr,
         ifindex: u32,

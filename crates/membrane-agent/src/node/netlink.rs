@@ -2,8 +2,12 @@
 
 use super::{Link, NetError, NodeNetwork};
 use futures::TryStreamExt;
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressScope};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
 use rtnetlink::packet_route::route::{RouteMessage, RouteScope};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -89,22 +93,58 @@ impl NodeNetwork for Rtnetlink {
         Ok(found.map(link_of))
     }
 
-    async fn replace_pod_route(&self, addr: IpAddr, ifindex: u32) -> Result<(), NetError> {
+    async fn install_pod_address(
+        &self,
+        addr: IpAddr,
+        pod_mac: [u8; 6],
+        ifindex: u32,
+    ) -> Result<(), NetError> {
+        let target = || format!("{addr} dev #{ifindex}");
         self.handle.route().add(pod_route(addr, ifindex)).replace().execute().await.map_err(
-            |source| NetError::Request {
-                operation: "installing route",
-                target: format!("{addr} dev #{ifindex}"),
+            |source| NetError::Request { operation: "installing route", target: target(), source },
+        )?;
+        self.handle
+            .neighbours()
+            .add(ifindex, addr)
+            .link_layer_address(&pod_mac)
+            .state(NeighbourState::Permanent)
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| NetError::Request {
+                operation: "installing neighbour",
+                target: target(),
                 source,
-            },
-        )
+            })
     }
 
-    async fn delete_pod_route(&self, addr: IpAddr, ifindex: u32) -> Result<(), NetError> {
+    async fn remove_pod_address(&self, addr: IpAddr, ifindex: u32) -> Result<(), NetError> {
+        let target = || format!("{addr} dev #{ifindex}");
+        let mut neighbour = NeighbourMessage::default();
+        neighbour.header.family = match addr {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        neighbour.header.ifindex = ifindex;
+        neighbour.attributes.push(NeighbourAttribute::Destination(match addr {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+        match self.handle.neighbours().del(neighbour).execute().await {
+            Err(e) if !is_gone(&e) => {
+                return Err(NetError::Request {
+                    operation: "deleting neighbour",
+                    target: target(),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
         match self.handle.route().del(pod_route(addr, ifindex)).execute().await {
             Err(e) if is_gone(&e) => Ok(()),
             result => result.map_err(|source| NetError::Request {
                 operation: "deleting route",
-                target: format!("{addr} dev #{ifindex}"),
+                target: target(),
                 source,
             }),
         }
