@@ -54,7 +54,12 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
 
     /// Adopts the persisted endpoints and releases what leaked while the agent was away.
     pub async fn restore(&self) -> Result<ReconcileReport, EndpointError> {
-        let report = self.manager.lock().await.reconcile(Reconcile::Adopt).await?;
+        let report = self
+            .manager
+            .lock()
+            .await
+            .reconcile(Reconcile::Adopt)
+            .await?;
         self.count_leaks(&report);
         Ok(report)
     }
@@ -69,8 +74,12 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
         let mut ok = true;
         match conntrack {
             Ok(stats) => {
-                self.counters.conntrack_entries.store(stats.entries as u64, Ordering::Relaxed);
-                self.counters.conntrack_expired.fetch_add(stats.expired as u64, Ordering::Relaxed);
+                self.counters
+                    .conntrack_entries
+                    .store(stats.entries as u64, Ordering::Relaxed);
+                self.counters
+                    .conntrack_expired
+                    .fetch_add(stats.expired as u64, Ordering::Relaxed);
                 tracing::debug!(
                     entries = stats.entries,
                     expired = stats.expired,
@@ -93,7 +102,9 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
             }
         }
         if !ok {
-            self.counters.maintenance_failures.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .maintenance_failures
+                .fetch_add(1, Ordering::Relaxed);
         }
         self.healthy.store(ok, Ordering::Relaxed);
     }
@@ -168,7 +179,9 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
                 "released leaked endpoints and addresses"
             );
         }
-        self.counters.leaks_released.fetch_add(report.released.len() as u64, Ordering::Relaxed);
+        self.counters
+            .leaks_released
+            .fetch_add(report.released.len() as u64, Ordering::Relaxed);
     }
 }
 

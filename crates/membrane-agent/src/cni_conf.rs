@@ -68,8 +68,13 @@ mod tests {
         );
         // Written again over itself, and no temporary left behind.
         install(&conf_dir, Path::new("/run/membrane/b.sock")).unwrap();
-        let names: Vec<_> =
-            std::fs::read_dir(&conf_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("05-membrane.conflist")]);
+        let names: Vec<_> = std::fs::read_dir(&conf_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("05-membrane.conflist")]
+        );
     }
 }

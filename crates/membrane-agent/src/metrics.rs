@@ -21,8 +21,12 @@ pub async fn serve<D: NodeDatapath, N: NodeNetwork>(
     agent: Arc<Agent<D, N>>,
     token: CancellationToken,
 ) -> std::io::Result<()> {
-    let router = Router::new().route("/metrics", get(metrics::<D, N>)).with_state(agent);
-    axum::serve(listener, router).with_graceful_shutdown(token.cancelled_owned()).await
+    let router = Router::new()
+        .route("/metrics", get(metrics::<D, N>))
+        .with_state(agent);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await
 }
 
 async fn metrics<D: NodeDatapath, N: NodeNetwork>(
@@ -59,7 +63,12 @@ pub fn render(status: &AgentStatus, counters: &Counters) -> String {
         "1 when the last maintenance pass succeeded.",
         &one(status.healthy.into()),
     );
-    metric("membrane_endpoints", "gauge", "Endpoints on the node.", &one(status.endpoints as u64));
+    metric(
+        "membrane_endpoints",
+        "gauge",
+        "Endpoints on the node.",
+        &one(status.endpoints as u64),
+    );
     let mut pools = Vec::new();
     for (family, pool) in [("ipv4", &status.ipv4_pool), ("ipv6", &status.ipv6_pool)] {
         if let Some(PoolStatus { cidr, used, free }) = pool {
@@ -71,7 +80,12 @@ pub fn render(status: &AgentStatus, counters: &Counters) -> String {
             }
         }
     }
-    metric("membrane_ipam_addresses", "gauge", "Pod addresses by pool and state.", &pools);
+    metric(
+        "membrane_ipam_addresses",
+        "gauge",
+        "Pod addresses by pool and state.",
+        &pools,
+    );
     metric(
         "membrane_conntrack_entries",
         "gauge",
@@ -109,7 +123,11 @@ mod tests {
             node: "n".to_string(),
             healthy: true,
             endpoints: 3,
-            ipv4_pool: Some(PoolStatus { cidr: "10.0.0.0/24".to_string(), used: 3, free: 251 }),
+            ipv4_pool: Some(PoolStatus {
+                cidr: "10.0.0.0/24".to_string(),
+                used: 3,
+                free: 251,
+            }),
             ipv6_pool: None,
         };
         let counters = Counters::default();
@@ -122,7 +140,10 @@ mod tests {
             "membrane_ipam_addresses{family=\"ipv4\",cidr=\"10.0.0.0/24\",state=\"free\"} 251",
             "membrane_leaks_released_total 2",
         ] {
-            assert!(text.lines().any(|l| l == line), "{line:?} missing from:\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from:\n{text}"
+            );
         }
         assert!(!text.contains("ipv6"));
     }

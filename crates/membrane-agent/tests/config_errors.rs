@@ -26,8 +26,14 @@ fn every_configuration_problem_is_reported_at_once_and_nothing_starts() {
         "--uplink is required",
         "at least one of --ipv4-pod-cidr and --ipv6-pod-cidr",
     ] {
-        assert!(stderr.contains(expected), "{expected:?} missing from:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} missing from:\n{stderr}"
+        );
     }
-    assert!(!state_dir.exists(), "nothing may start before the configuration is valid");
+    assert!(
+        !state_dir.exists(),
+        "nothing may start before the configuration is valid"
+    );
     assert!(!dir.path().join("agent.sock").exists());
 }

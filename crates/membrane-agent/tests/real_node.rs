@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 /// Runs `ip` with `args`, panicking on failure.
 fn ip(args: &[&str]) -> String {
     let output = Command::new("ip").args(args).output().unwrap();
-    assert!(output.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -38,7 +42,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "delete", &self.0]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
     }
 }
 
@@ -60,12 +66,21 @@ impl Node {
     }
 
     fn start(&self) -> Running {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
         Command::new("nsenter")
             .arg(format!("--net={}", self.netns.path()))
             .arg(env!("CARGO_BIN_EXE_membrane-agent"))
             .args(["--node-name", &self.name, "--uplink", "up0"])
-            .args(["--ipv4-pod-cidr", "10.244.7.0/24", "--ipv6-pod-cidr", "fd00:244:7::/112"])
+            .args([
+                "--ipv4-pod-cidr",
+                "10.244.7.0/24",
+                "--ipv6-pod-cidr",
+                "fd00:244:7::/112",
+            ])
             .arg("--state-dir")
             .arg(self.dir.path().join("state"))
             .arg("--socket")
@@ -99,7 +114,11 @@ impl Node {
             {
                 return status.clone();
             }
-            assert!(Instant::now() < deadline, "{what}: last {last:?}; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "{what}: last {last:?}; log:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -137,7 +156,11 @@ fn sysctl(netns: &str, key: &str) -> String {
         .arg(format!("/proc/sys/{key}"))
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
@@ -146,7 +169,10 @@ fn usable() -> bool {
         eprintln!("skipped: the real-node test needs root");
         return false;
     }
-    assert!(Path::new("/sys/fs/bpf").is_dir(), "bpffs must be mounted at /sys/fs/bpf");
+    assert!(
+        Path::new("/sys/fs/bpf").is_dir(),
+        "bpffs must be mounted at /sys/fs/bpf"
+    );
     true
 }
 
@@ -165,19 +191,34 @@ async fn agent_adopts_its_endpoint_after_kill_9_and_releases_it_once_the_veth_is
     let peer = Netns::new(format!("{unique}-peer"));
     let pod = Netns::new(format!("{unique}-pod"));
     let n = node.netns.0.as_str();
-    ip(&["-n", n, "link", "add", "up0", "type", "veth", "peer", "name", "up0p", "netns", &peer.0]);
+    ip(&[
+        "-n", n, "link", "add", "up0", "type", "veth", "peer", "name", "up0p", "netns", &peer.0,
+    ]);
     ip(&["-n", n, "link", "set", "up0", "mtu", "1400", "up"]);
     ip(&["-n", &peer.0, "link", "set", "up0p", "up"]);
     ip(&["-n", n, "addr", "add", "198.51.100.1/24", "dev", "up0"]);
-    ip(&["-n", n, "addr", "add", "2001:db8:7::1/64", "dev", "up0", "nodad"]);
+    ip(&[
+        "-n",
+        n,
+        "addr",
+        "add",
+        "2001:db8:7::1/64",
+        "dev",
+        "up0",
+        "nodad",
+    ]);
 
     // Start: the API answers, the conflist is in place, the MTU comes from the uplink.
     let mut agent = node.start();
-    node.wait_status("the agent becomes healthy", |s| s.healthy).await;
+    node.wait_status("the agent becomes healthy", |s| s.healthy)
+        .await;
     assert!(node.dir.path().join("net.d/05-membrane.conflist").is_file());
     // The node's addresses come from the uplink, global ones (not fe80::) first.
     let log = node.log_text();
-    assert!(log.contains("node_ipv4=198.51.100.1 node_ipv6=2001:db8:7::1"), "{log}");
+    assert!(
+        log.contains("node_ipv4=198.51.100.1 node_ipv6=2001:db8:7::1"),
+        "{log}"
+    );
     // Forwarding is on and the node's own sockets stay off the masquerade ports.
     assert_eq!(sysctl(n, "net/ipv4/ip_forward"), "1");
     assert_eq!(sysctl(n, "net/ipv6/conf/all/forwarding"), "1");
@@ -185,17 +226,28 @@ async fn agent_adopts_its_endpoint_after_kill_9_and_releases_it_once_the_veth_is
         .split_whitespace()
         .map(|p| p.parse().unwrap())
         .collect();
-    assert!(local[1] < 49152, "local ports {local:?} overlap the NAT range 49152-65535");
+    assert!(
+        local[1] < 49152,
+        "local ports {local:?} overlap the NAT range 49152-65535"
+    );
     let client = Client::new(node.socket());
-    let attachment = AttachmentRef { container_id: "c1".to_string(), ifname: "eth0".to_string() };
-    let request = AllocateRequest { attachment: attachment.clone(), netns: pod.path() };
+    let attachment = AttachmentRef {
+        container_id: "c1".to_string(),
+        ifname: "eth0".to_string(),
+    };
+    let request = AllocateRequest {
+        attachment: attachment.clone(),
+        netns: pod.path(),
+    };
     let allocation: Allocation = client.post(paths::IPAM_ALLOCATE, &request).await.unwrap();
     assert_eq!(allocation.mtu, 1400);
     let ipv4 = allocation.ipv4.unwrap();
     let ipv6 = allocation.ipv6.unwrap();
 
     // A pod veth, registered: the node routes the pod's addresses to it.
-    ip(&["-n", n, "link", "add", "lxc1", "type", "veth", "peer", "name", "eth0", "netns", &pod.0]);
+    ip(&[
+        "-n", n, "link", "add", "lxc1", "type", "veth", "peer", "name", "eth0", "netns", &pod.0,
+    ]);
     ip(&["-n", n, "link", "set", "lxc1", "up"]);
     let registration = EndpointRegistration {
         attachment: attachment.clone(),
@@ -209,7 +261,10 @@ async fn agent_adopts_its_endpoint_after_kill_9_and_releases_it_once_the_veth_is
         pod_namespace: Some("default".to_string()),
         pod_name: Some("p1".to_string()),
     };
-    let endpoint: Endpoint = client.post(paths::ENDPOINT_CREATE, &registration).await.unwrap();
+    let endpoint: Endpoint = client
+        .post(paths::ENDPOINT_CREATE, &registration)
+        .await
+        .unwrap();
     let routes = ip(&["-n", n, "route", "show", &ipv4.to_string()]);
     assert!(routes.contains("dev lxc1"), "{routes}");
     let routes = ip(&["-n", n, "-6", "route", "show", &ipv6.to_string()]);
@@ -224,7 +279,9 @@ async fn agent_adopts_its_endpoint_after_kill_9_and_releases_it_once_the_veth_is
     agent.0.kill().unwrap();
     agent.0.wait().unwrap();
     let mut agent = node.start();
-    let status = node.wait_status("the restarted agent is healthy", |s| s.healthy).await;
+    let status = node
+        .wait_status("the restarted agent is healthy", |s| s.healthy)
+        .await;
     assert_eq!(status.endpoints, 1);
     let listed: Vec<Endpoint> = client.get(paths::ENDPOINT_LIST).await.unwrap();
     assert_eq!(listed, vec![endpoint]);
@@ -232,7 +289,9 @@ async fn agent_adopts_its_endpoint_after_kill_9_and_releases_it_once_the_veth_is
 
     // The veth goes away without a CNI DEL: the sweep releases the endpoint and addresses.
     drop(pod);
-    let status = node.wait_status("the sweep releases the endpoint", |s| s.endpoints == 0).await;
+    let status = node
+        .wait_status("the sweep releases the endpoint", |s| s.endpoints == 0)
+        .await;
     assert_eq!(status.ipv4_pool.unwrap().used, 0);
     assert!(ip(&["-n", n, "route", "show", &ipv4.to_string()]).is_empty());
 
@@ -245,11 +304,16 @@ async fn agent_adopts_its_endpoint_after_kill_9_and_releases_it_once_the_veth_is
     let exit = agent.0.wait().unwrap();
     assert!(exit.success(), "{exit:?}; log:\n{}", node.log_text());
     assert!(!node.socket().exists(), "the socket is removed on shutdown");
-    assert!(node.pin_dir.join("links").is_dir(), "the datapath's pins stay after shutdown");
+    assert!(
+        node.pin_dir.join("links").is_dir(),
+        "the datapath's pins stay after shutdown"
+    );
 }
 
 /// A few random hex digits, so parallel runs do not share names.
 fn rand_suffix() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     format!("{:x}", nanos.subsec_nanos() & 0xffff)
 }

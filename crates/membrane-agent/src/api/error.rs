@@ -18,7 +18,10 @@ pub struct ApiFailure {
 impl ApiFailure {
     /// A failure of the given status and kind.
     pub fn new(status: StatusCode, kind: ErrorKind, message: String) -> Self {
-        ApiFailure { status, body: ApiErrorBody { kind, message } }
+        ApiFailure {
+            status,
+            body: ApiErrorBody { kind, message },
+        }
     }
 }
 
@@ -42,12 +45,14 @@ fn classify(error: &EndpointError) -> (StatusCode, ErrorKind) {
         | E::NoSuchLink { .. } => (StatusCode::BAD_REQUEST, ErrorKind::InvalidRequest),
         E::AlreadyRegistered { .. } => (StatusCode::CONFLICT, ErrorKind::InvalidRequest),
         E::NotFound { .. } => (StatusCode::NOT_FOUND, ErrorKind::NotFound),
-        E::IdsExhausted | E::Ipam { source: IpamError::PoolExhausted { .. } } => {
-            (StatusCode::INSUFFICIENT_STORAGE, ErrorKind::PoolExhausted)
+        E::IdsExhausted
+        | E::Ipam {
+            source: IpamError::PoolExhausted { .. },
+        } => (StatusCode::INSUFFICIENT_STORAGE, ErrorKind::PoolExhausted),
+        E::Ipam {
+            source: IpamError::Store { .. },
         }
-        E::Ipam { source: IpamError::Store { .. } } | E::Store { .. } => {
-            (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Storage)
-        }
+        | E::Store { .. } => (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Storage),
         E::Datapath { .. } | E::Conntrack { .. } => {
             (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Datapath)
         }

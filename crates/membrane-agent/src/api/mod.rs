@@ -64,15 +64,21 @@ pub enum ApiError {
 /// an agent that died (refusing if one still answers), and restricts it to mode 0660.
 pub async fn bind(path: &Path) -> Result<UnixListener, ApiError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| ApiError::CreateDir { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| ApiError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(ApiError::NotASocket { path: path.to_path_buf() });
+            return Err(ApiError::NotASocket {
+                path: path.to_path_buf(),
+            });
         }
         if UnixStream::connect(path).await.is_ok() {
-            return Err(ApiError::InUse { path: path.to_path_buf() });
+            return Err(ApiError::InUse {
+                path: path.to_path_buf(),
+            });
         }
         std::fs::remove_file(path).map_err(|source| ApiError::Socket {
             operation: "remove the stale",
@@ -80,8 +86,13 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ApiError> {
             source,
         })?;
     }
-    let socket_error =
-        |operation| move |source| ApiError::Socket { operation, path: path.to_path_buf(), source };
+    let socket_error = |operation| {
+        move |source| ApiError::Socket {
+            operation,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
     let listener = UnixListener::bind(path).map_err(socket_error("bind"))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
         .map_err(socket_error("set the permissions of"))?;
@@ -98,7 +109,10 @@ pub async fn serve(
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(token.cancelled_owned())
         .await
-        .map_err(|source| ApiError::Serve { path: path.clone(), source });
+        .map_err(|source| ApiError::Serve {
+            path: path.clone(),
+            source,
+        });
     if let Err(error) = std::fs::remove_file(&path) {
         tracing::warn!(socket = %path.display(), %error, "could not remove the API socket");
     }

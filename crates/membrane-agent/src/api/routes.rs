@@ -30,9 +30,19 @@ pub fn router<D: NodeDatapath, N: NodeNetwork>(agent: Arc<Agent<D, N>>) -> Route
         .route(paths::ENDPOINT_LIST, get(endpoints::<D, N>))
         .route(paths::GC, post(gc::<D, N>))
         .route(paths::STATUS, get(status::<D, N>))
-        .fallback(async || failure(StatusCode::NOT_FOUND, ErrorKind::NotFound, "no such API path"))
+        .fallback(async || {
+            failure(
+                StatusCode::NOT_FOUND,
+                ErrorKind::NotFound,
+                "no such API path",
+            )
+        })
         .method_not_allowed_fallback(async || {
-            failure(StatusCode::METHOD_NOT_ALLOWED, ErrorKind::InvalidRequest, "wrong method")
+            failure(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorKind::InvalidRequest,
+                "wrong method",
+            )
         })
         .with_state(agent)
 }
@@ -102,5 +112,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 }
 
 fn rejected(rejection: JsonRejection) -> ApiFailure {
-    ApiFailure::new(rejection.status(), ErrorKind::InvalidRequest, rejection.body_text())
+    ApiFailure::new(
+        rejection.status(),
+        ErrorKind::InvalidRequest,
+        rejection.body_text(),
+    )
 }

@@ -44,16 +44,33 @@ async fn serve_agent() -> Served {
     let socket = dir.path().join("run/agent.sock");
     let listener = bind(&socket).await.unwrap();
     let token = CancellationToken::new();
-    let server = tokio::spawn(serve(listener, socket.clone(), router(agent), token.clone()));
-    Served { dir, network, client: Client::new(&socket), token, server }
+    let server = tokio::spawn(serve(
+        listener,
+        socket.clone(),
+        router(agent),
+        token.clone(),
+    ));
+    Served {
+        dir,
+        network,
+        client: Client::new(&socket),
+        token,
+        server,
+    }
 }
 
 fn attachment(id: &str) -> AttachmentRef {
-    AttachmentRef { container_id: id.to_string(), ifname: "eth0".to_string() }
+    AttachmentRef {
+        container_id: id.to_string(),
+        ifname: "eth0".to_string(),
+    }
 }
 
 fn request(id: &str, netns: &str) -> AllocateRequest {
-    AllocateRequest { attachment: attachment(id), netns: netns.to_string() }
+    AllocateRequest {
+        attachment: attachment(id),
+        netns: netns.to_string(),
+    }
 }
 
 #[tokio::test]
@@ -67,10 +84,15 @@ async fn the_api_serves_the_whole_endpoint_lifecycle() {
     assert!(status.healthy);
     assert_eq!(status.ipv4_pool.unwrap().free, 2);
 
-    let allocation: Allocation =
-        client.post(paths::IPAM_ALLOCATE, &request("a", netns)).await.unwrap();
+    let allocation: Allocation = client
+        .post(paths::IPAM_ALLOCATE, &request("a", netns))
+        .await
+        .unwrap();
     assert_eq!(allocation.ipv4, Some("10.7.0.1".parse().unwrap()));
-    assert_eq!((allocation.gateway_v4, allocation.gateway_v6), (GATEWAY_V4, GATEWAY_V6));
+    assert_eq!(
+        (allocation.gateway_v4, allocation.gateway_v6),
+        (GATEWAY_V4, GATEWAY_V6)
+    );
     assert_eq!(allocation.mtu, 1450);
 
     served.network.add_link(10, "lxca");
@@ -86,21 +108,46 @@ async fn the_api_serves_the_whole_endpoint_lifecycle() {
         pod_namespace: None,
         pod_name: None,
     };
-    let endpoint: Endpoint = client.post(paths::ENDPOINT_CREATE, &registration).await.unwrap();
+    let endpoint: Endpoint = client
+        .post(paths::ENDPOINT_CREATE, &registration)
+        .await
+        .unwrap();
     assert_eq!(endpoint.registration, registration);
-    let got: Endpoint = client.post(paths::ENDPOINT_GET, &attachment("a")).await.unwrap();
+    let got: Endpoint = client
+        .post(paths::ENDPOINT_GET, &attachment("a"))
+        .await
+        .unwrap();
     assert_eq!(got, endpoint);
     let all: Vec<Endpoint> = client.get(paths::ENDPOINT_LIST).await.unwrap();
     assert_eq!(all, vec![endpoint]);
 
-    let _: Allocation = client.post(paths::IPAM_ALLOCATE, &request("b", netns)).await.unwrap();
-    let report: GcReport =
-        client.post(paths::GC, &GcRequest { valid: vec![attachment("a")] }).await.unwrap();
+    let _: Allocation = client
+        .post(paths::IPAM_ALLOCATE, &request("b", netns))
+        .await
+        .unwrap();
+    let report: GcReport = client
+        .post(
+            paths::GC,
+            &GcRequest {
+                valid: vec![attachment("a")],
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(report.released, vec![attachment("b")]);
 
-    let _: Empty = client.post(paths::ENDPOINT_DELETE, &attachment("a")).await.unwrap();
-    let _: Empty = client.post(paths::ENDPOINT_DELETE, &attachment("a")).await.unwrap();
-    let _: Empty = client.post(paths::IPAM_RELEASE, &attachment("a")).await.unwrap();
+    let _: Empty = client
+        .post(paths::ENDPOINT_DELETE, &attachment("a"))
+        .await
+        .unwrap();
+    let _: Empty = client
+        .post(paths::ENDPOINT_DELETE, &attachment("a"))
+        .await
+        .unwrap();
+    let _: Empty = client
+        .post(paths::IPAM_RELEASE, &attachment("a"))
+        .await
+        .unwrap();
     let status: AgentStatus = client.get(paths::STATUS).await.unwrap();
     assert_eq!((status.endpoints, status.ipv4_pool.unwrap().used), (0, 0));
 
@@ -118,11 +165,18 @@ async fn errors_come_back_as_typed_bodies_with_their_status() {
     let client = &served.client;
     let netns = served.dir.path().to_str().unwrap();
 
-    let err = client.post::<_, Endpoint>(paths::ENDPOINT_GET, &attachment("x")).await.unwrap_err();
+    let err = client
+        .post::<_, Endpoint>(paths::ENDPOINT_GET, &attachment("x"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
-            membrane_api::ClientError::Api { status: 404, kind: ErrorKind::NotFound, .. }
+            membrane_api::ClientError::Api {
+                status: 404,
+                kind: ErrorKind::NotFound,
+                ..
+            }
         ),
         "{err:?}"
     );
@@ -139,22 +193,39 @@ async fn errors_come_back_as_typed_bodies_with_their_status() {
         pod_namespace: None,
         pod_name: None,
     };
-    let err = client.post::<_, Endpoint>(paths::ENDPOINT_CREATE, &unregistered).await.unwrap_err();
+    let err = client
+        .post::<_, Endpoint>(paths::ENDPOINT_CREATE, &unregistered)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
-            membrane_api::ClientError::Api { status: 400, kind: ErrorKind::InvalidRequest, .. }
+            membrane_api::ClientError::Api {
+                status: 400,
+                kind: ErrorKind::InvalidRequest,
+                ..
+            }
         ),
         "{err:?}"
     );
 
     for id in ["a", "b"] {
-        let _: Allocation = client.post(paths::IPAM_ALLOCATE, &request(id, netns)).await.unwrap();
+        let _: Allocation = client
+            .post(paths::IPAM_ALLOCATE, &request(id, netns))
+            .await
+            .unwrap();
     }
-    let err =
-        client.post::<_, Allocation>(paths::IPAM_ALLOCATE, &request("c", netns)).await.unwrap_err();
+    let err = client
+        .post::<_, Allocation>(paths::IPAM_ALLOCATE, &request("c", netns))
+        .await
+        .unwrap_err();
     match err {
-        membrane_api::ClientError::Api { status, kind, message, .. } => {
+        membrane_api::ClientError::Api {
+            status,
+            kind,
+            message,
+            ..
+        } => {
             assert_eq!((status, kind), (507, ErrorKind::PoolExhausted));
             assert!(message.contains("10.7.0.0/30"), "{message}");
         }
@@ -171,7 +242,11 @@ async fn errors_come_back_as_typed_bodies_with_their_status() {
     assert!(
         matches!(
             err,
-            membrane_api::ClientError::Api { status: 404, kind: ErrorKind::NotFound, .. }
+            membrane_api::ClientError::Api {
+                status: 404,
+                kind: ErrorKind::NotFound,
+                ..
+            }
         ),
         "{err:?}"
     );

@@ -149,9 +149,12 @@ impl Cli {
         parse.set::<SocketAddr>(&self.metrics, "--metrics", "MEMBRANE_METRICS", |v| {
             config.metrics.listen = Some(v)
         });
-        parse.set::<LogFormat>(&self.log_format, "--log-format", "MEMBRANE_LOG_FORMAT", |v| {
-            config.log.format = v
-        });
+        parse.set::<LogFormat>(
+            &self.log_format,
+            "--log-format",
+            "MEMBRANE_LOG_FORMAT",
+            |v| config.log.format = v,
+        );
         parse.set::<u64>(
             &self.maintenance_interval_secs,
             "--maintenance-interval-secs",

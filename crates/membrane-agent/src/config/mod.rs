@@ -74,7 +74,11 @@ pub struct IpamConfig {
 
 impl Default for IpamConfig {
     fn default() -> Self {
-        IpamConfig { ipv4_pod_cidr: None, ipv6_pod_cidr: None, orphan_grace_secs: 120 }
+        IpamConfig {
+            ipv4_pod_cidr: None,
+            ipv6_pod_cidr: None,
+            orphan_grace_secs: 120,
+        }
     }
 }
 
@@ -119,7 +123,9 @@ pub struct StateConfig {
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig { dir: PathBuf::from("/var/lib/membrane") }
+        StateConfig {
+            dir: PathBuf::from("/var/lib/membrane"),
+        }
     }
 }
 
@@ -133,7 +139,9 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { socket: PathBuf::from(membrane_api::DEFAULT_SOCKET) }
+        ApiConfig {
+            socket: PathBuf::from(membrane_api::DEFAULT_SOCKET),
+        }
     }
 }
 
@@ -147,7 +155,9 @@ pub struct CniConfig {
 
 impl Default for CniConfig {
     fn default() -> Self {
-        CniConfig { conf_dir: PathBuf::from("/etc/cni/net.d") }
+        CniConfig {
+            conf_dir: PathBuf::from("/etc/cni/net.d"),
+        }
     }
 }
 
@@ -198,7 +208,9 @@ impl FromStr for LogFormat {
         match text {
             "plain" => Ok(LogFormat::Plain),
             "json" => Ok(LogFormat::Json),
-            _ => Err(LogFormatError { text: text.to_string() }),
+            _ => Err(LogFormatError {
+                text: text.to_string(),
+            }),
         }
     }
 }
@@ -320,7 +332,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        write!(
+            f,
+            "invalid configuration ({} problem(s)):",
+            self.problems.len()
+        )?;
         for problem in &self.problems {
             write!(f, "\n  - {problem}")?;
             let mut source = std::error::Error::source(problem);
@@ -349,7 +365,11 @@ impl AgentConfig {
         };
         cli.apply(&mut config, &mut problems);
         config.validate(&mut problems);
-        if problems.is_empty() { Ok(config) } else { Err(ConfigError { problems }) }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
     }
 
     /// The pin directory: the configured one, or `/sys/fs/bpf/membrane/<node name>`.
@@ -372,7 +392,10 @@ impl AgentConfig {
 
     /// The IPv4 and IPv6 address pools.
     pub fn pools(&self) -> (Option<Pool>, Option<Pool>) {
-        (self.ipam.ipv4_pod_cidr.map(Pool::v4), self.ipam.ipv6_pod_cidr.and_then(Pool::v6))
+        (
+            self.ipam.ipv4_pod_cidr.map(Pool::v4),
+            self.ipam.ipv6_pod_cidr.and_then(Pool::v6),
+        )
     }
 
     /// How long an allocation may live without an endpoint.
@@ -393,7 +416,9 @@ impl AgentConfig {
                 key: "node.name",
             });
         } else if self.node.name.contains('/') || self.node.name == "." || self.node.name == ".." {
-            problems.push(ConfigProblem::BadNodeName { name: self.node.name.clone() });
+            problems.push(ConfigProblem::BadNodeName {
+                name: self.node.name.clone(),
+            });
         }
         if self.node.uplink.is_empty() {
             problems.push(ConfigProblem::Missing {
@@ -411,17 +436,35 @@ impl AgentConfig {
         {
             problems.push(ConfigProblem::EmptyPool { cidr });
         }
-        check_cluster(self.masquerade.cluster_cidr_v4.map(IpNet::V4), v4.map(IpNet::V4), problems);
-        check_cluster(self.masquerade.cluster_cidr_v6.map(IpNet::V6), v6.map(IpNet::V6), problems);
+        check_cluster(
+            self.masquerade.cluster_cidr_v4.map(IpNet::V4),
+            v4.map(IpNet::V4),
+            problems,
+        );
+        check_cluster(
+            self.masquerade.cluster_cidr_v6.map(IpNet::V6),
+            v6.map(IpNet::V6),
+            problems,
+        );
         if let Some(mtu) = self.node.mtu {
             if v6.is_some() && mtu < 1280 {
-                problems.push(ConfigProblem::MtuTooSmall { mtu, min: 1280, family: "IPv6" });
+                problems.push(ConfigProblem::MtuTooSmall {
+                    mtu,
+                    min: 1280,
+                    family: "IPv6",
+                });
             } else if mtu < 576 {
-                problems.push(ConfigProblem::MtuTooSmall { mtu, min: 576, family: "IPv4" });
+                problems.push(ConfigProblem::MtuTooSmall {
+                    mtu,
+                    min: 576,
+                    family: "IPv4",
+                });
             }
         }
         if self.maintenance.interval_secs == 0 {
-            problems.push(ConfigProblem::Zero { flag: "--maintenance-interval-secs" });
+            problems.push(ConfigProblem::Zero {
+                flag: "--maintenance-interval-secs",
+            });
         }
     }
 }
@@ -438,16 +481,22 @@ fn check_cluster(cluster: Option<IpNet>, pod: Option<IpNet>, problems: &mut Vec<
 
 /// Reads a config file: JSON when its name ends in `.json`, YAML otherwise.
 fn read_file(path: &Path) -> Result<AgentConfig, ConfigProblem> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigProblem::ReadFile { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigProblem::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text)
-            .map_err(|source| ConfigProblem::ParseJson { path: path.to_path_buf(), source })
+        serde_json::from_str(&text).map_err(|source| ConfigProblem::ParseJson {
+            path: path.to_path_buf(),
+            source,
+        })
     } else if text.trim().is_empty() {
         Ok(AgentConfig::default())
     } else {
-        serde_yaml_ng::from_str(&text)
-            .map_err(|source| ConfigProblem::ParseYaml { path: path.to_path_buf(), source })
+        serde_yaml_ng::from_str(&text).map_err(|source| ConfigProblem::ParseYaml {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 

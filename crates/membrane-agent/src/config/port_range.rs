@@ -36,7 +36,9 @@ impl FromStr for PortRange {
     type Err = PortRangeError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let error = || PortRangeError { text: text.to_string() };
+        let error = || PortRangeError {
+            text: text.to_string(),
+        };
         let (first, last) = text.trim().split_once('-').ok_or_else(error)?;
         let first = first.trim().parse().map_err(|_| error())?;
         let last = last.trim().parse().map_err(|_| error())?;

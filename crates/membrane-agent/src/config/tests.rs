@@ -11,24 +11,39 @@ fn cli(args: &[&str]) -> Cli {
 fn file(name: &str, content: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
-    std::fs::File::create(&path).unwrap().write_all(content.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(content.as_bytes())
+        .unwrap();
     let path = path.to_str().unwrap().to_string();
     (dir, path)
 }
 
-const MINIMAL: &[&str] =
-    &["--node-name", "n1", "--uplink", "eth0", "--ipv4-pod-cidr", "10.1.0.0/24"];
+const MINIMAL: &[&str] = &[
+    "--node-name",
+    "n1",
+    "--uplink",
+    "eth0",
+    "--ipv4-pod-cidr",
+    "10.1.0.0/24",
+];
 
 #[test]
 fn flags_alone_make_a_config_with_documented_defaults() {
     let config = AgentConfig::load(&cli(MINIMAL)).unwrap();
     assert_eq!(config.node.name, "n1");
     assert_eq!(config.state.dir, PathBuf::from("/var/lib/membrane"));
-    assert_eq!(config.api.socket, PathBuf::from(membrane_api::DEFAULT_SOCKET));
+    assert_eq!(
+        config.api.socket,
+        PathBuf::from(membrane_api::DEFAULT_SOCKET)
+    );
     assert_eq!(config.bpffs_dir(), PathBuf::from("/sys/fs/bpf/membrane/n1"));
     assert_eq!(config.cni.conf_dir, PathBuf::from("/etc/cni/net.d"));
     assert_eq!(config.masquerade.nat_port_range.range(), 49152..=65535);
-    assert_eq!(config.cluster_cidr_v4(), Some("10.1.0.0/24".parse().unwrap()));
+    assert_eq!(
+        config.cluster_cidr_v4(),
+        Some("10.1.0.0/24".parse().unwrap())
+    );
     assert_eq!(config.cluster_cidr_v6(), None);
     assert_eq!(config.orphan_grace(), Duration::from_secs(120));
     assert_eq!(config.maintenance_interval(), Duration::from_secs(30));
@@ -49,9 +64,18 @@ fn a_yaml_file_is_read_and_flags_override_it() {
     assert_eq!(config.node.name, "from-flag");
     assert_eq!(config.node.uplink, "eth9");
     assert_eq!(config.node.mtu, Some(9000));
-    assert_eq!(config.ipam.ipv6_pod_cidr, Some("fd00:2::/112".parse().unwrap()));
-    assert_eq!(config.cluster_cidr_v4(), Some("10.0.0.0/8".parse().unwrap()));
-    assert_eq!(config.cluster_cidr_v6(), Some("fd00:2::/112".parse().unwrap()));
+    assert_eq!(
+        config.ipam.ipv6_pod_cidr,
+        Some("fd00:2::/112".parse().unwrap())
+    );
+    assert_eq!(
+        config.cluster_cidr_v4(),
+        Some("10.0.0.0/8".parse().unwrap())
+    );
+    assert_eq!(
+        config.cluster_cidr_v6(),
+        Some("fd00:2::/112".parse().unwrap())
+    );
     assert_eq!(config.masquerade.nat_port_range.range(), 40000..=50000);
     assert_eq!(config.log.format, LogFormat::Json);
 }
@@ -65,14 +89,20 @@ fn a_json_file_is_read() {
     );
     let config = AgentConfig::load(&cli(&["--config", &path])).unwrap();
     assert_eq!(config.node.name, "j");
-    assert_eq!(config.metrics.listen, Some("127.0.0.1:9962".parse().unwrap()));
+    assert_eq!(
+        config.metrics.listen,
+        Some("127.0.0.1:9962".parse().unwrap())
+    );
 }
 
 #[test]
 fn unknown_keys_in_the_file_are_refused() {
     let (_dir, path) = file("agent.yaml", "node:\n  name: n\n  uplnk: eth0\n");
     let err = AgentConfig::load(&cli(&["--config", &path])).unwrap_err();
-    assert!(matches!(err.problems[0], ConfigProblem::ParseYaml { .. }), "{err}");
+    assert!(
+        matches!(err.problems[0], ConfigProblem::ParseYaml { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("uplnk"), "{err}");
 }
 
@@ -105,7 +135,10 @@ fn every_problem_is_reported_at_once() {
         "--uplink is required",
         "at least one of --ipv4-pod-cidr and --ipv6-pod-cidr",
     ] {
-        assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
     }
     assert_eq!(err.problems.len(), 9, "{text}");
 }
@@ -133,7 +166,13 @@ fn inconsistent_settings_are_refused() {
         .collect();
     assert_eq!(
         kinds,
-        ["EmptyPool", "PodCidrOutsideCluster", "PodCidrOutsideCluster", "MtuTooSmall", "Zero"],
+        [
+            "EmptyPool",
+            "PodCidrOutsideCluster",
+            "PodCidrOutsideCluster",
+            "MtuTooSmall",
+            "Zero"
+        ],
         "{err}"
     );
 }

@@ -148,7 +148,13 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
     ) -> Result<Self, EndpointError> {
         let store = ipam.store().clone();
         records::create_tables(&store)?;
-        Ok(EndpointManager { store, ipam, datapath, network, orphan_grace })
+        Ok(EndpointManager {
+            store,
+            ipam,
+            datapath,
+            network,
+            orphan_grace,
+        })
     }
 
     /// The node's IPAM.
@@ -182,8 +188,9 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
             return Ok(existing);
         }
         validate(&self.ipam, &self.network, &registration).await?;
-        let endpoint =
-            self.store.write("recording an endpoint", |txn| records::insert(txn, registration))?;
+        let endpoint = self.store.write("recording an endpoint", |txn| {
+            records::insert(txn, registration)
+        })?;
         if let Err(error) = self.program(&endpoint).await {
             match self.unprogram(&endpoint).await {
                 Ok(()) => {
@@ -226,8 +233,9 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
 
     /// The endpoint of `attachment`.
     pub fn get(&self, attachment: &AttachmentRef) -> Result<Endpoint, EndpointError> {
-        records::get(&self.store, attachment)?
-            .ok_or_else(|| EndpointError::NotFound { attachment: attachment.clone() })
+        records::get(&self.store, attachment)?.ok_or_else(|| EndpointError::NotFound {
+            attachment: attachment.clone(),
+        })
     }
 
     /// Every endpoint.
@@ -261,7 +269,9 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
     pub fn collect_conntrack(&mut self) -> Result<membrane_datapath::CtStats, EndpointError> {
         self.datapath
             .collect_conntrack()
-            .map_err(|e| EndpointError::Conntrack { source: Box::new(e) })
+            .map_err(|e| EndpointError::Conntrack {
+                source: Box::new(e),
+            })
     }
 
     /// Routes the endpoint's addresses to its veth (with permanent neighbour entries) and
@@ -269,26 +279,34 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
     async fn program(&mut self, endpoint: &Endpoint) -> Result<(), EndpointError> {
         let spec = spec::spec_of(endpoint)?;
         for addr in spec::addresses(&endpoint.registration) {
-            self.network.install_pod_address(addr, spec.pod_mac, spec.host_ifindex).await?;
+            self.network
+                .install_pod_address(addr, spec.pod_mac, spec.host_ifindex)
+                .await?;
         }
-        self.datapath.attach_endpoint(&spec).map_err(|e| EndpointError::Datapath {
-            operation: "attaching",
-            id: endpoint.id,
-            source: Box::new(e),
-        })
+        self.datapath
+            .attach_endpoint(&spec)
+            .map_err(|e| EndpointError::Datapath {
+                operation: "attaching",
+                id: endpoint.id,
+                source: Box::new(e),
+            })
     }
 
     /// Detaches the datapath and deletes the endpoint's routes and neighbour entries.
     /// Idempotent.
     async fn unprogram(&mut self, endpoint: &Endpoint) -> Result<(), EndpointError> {
         let spec = spec::spec_of(endpoint)?;
-        self.datapath.detach_endpoint(&spec).map_err(|e| EndpointError::Datapath {
-            operation: "detaching",
-            id: endpoint.id,
-            source: Box::new(e),
-        })?;
+        self.datapath
+            .detach_endpoint(&spec)
+            .map_err(|e| EndpointError::Datapath {
+                operation: "detaching",
+                id: endpoint.id,
+                source: Box::new(e),
+            })?;
         for addr in spec::addresses(&endpoint.registration) {
-            self.network.remove_pod_address(addr, spec.host_ifindex).await?;
+            self.network
+                .remove_pod_address(addr, spec.host_ifindex)
+                .await?;
         }
         Ok(())
     }
@@ -303,7 +321,9 @@ async fn validate(
     let attachment = &registration.attachment;
     let allocation = ipam
         .get(attachment)?
-        .ok_or_else(|| EndpointError::NotAllocated { attachment: attachment.clone() })?;
+        .ok_or_else(|| EndpointError::NotAllocated {
+            attachment: attachment.clone(),
+        })?;
     if (registration.ipv4, registration.ipv6) != (allocation.ipv4, allocation.ipv6) {
         return Err(EndpointError::AddressMismatch {
             attachment: attachment.clone(),
@@ -340,7 +360,11 @@ async fn veth_exists(
 
 fn show_addresses(ipv4: Option<std::net::Ipv4Addr>, ipv6: Option<std::net::Ipv6Addr>) -> String {
     let show = |a: Option<String>| a.unwrap_or_else(|| "none".to_string());
-    format!("{} and {}", show(ipv4.map(|a| a.to_string())), show(ipv6.map(|a| a.to_string())))
+    format!(
+        "{} and {}",
+        show(ipv4.map(|a| a.to_string())),
+        show(ipv6.map(|a| a.to_string()))
+    )
 }
 
 #[cfg(test)]

@@ -13,8 +13,10 @@ const ID_CURSOR: &str = "endpoint_id";
 /// Creates the tables if they are missing.
 pub fn create_tables(store: &Store) -> Result<(), StoreError> {
     store.write("creating the endpoint tables", |txn| {
-        txn.open_table(ENDPOINTS).map_err(StoreError::db("opening the endpoints"))?;
-        txn.open_table(ENDPOINT_IDS).map_err(StoreError::db("opening the endpoint ids"))?;
+        txn.open_table(ENDPOINTS)
+            .map_err(StoreError::db("opening the endpoints"))?;
+        txn.open_table(ENDPOINT_IDS)
+            .map_err(StoreError::db("opening the endpoint ids"))?;
         Ok(())
     })
 }
@@ -25,13 +27,18 @@ pub fn insert(
     txn: &WriteTransaction,
     registration: EndpointRegistration,
 ) -> Result<Endpoint, EndpointError> {
-    let mut ids =
-        txn.open_table(ENDPOINT_IDS).map_err(StoreError::db("opening the endpoint ids"))?;
+    let mut ids = txn
+        .open_table(ENDPOINT_IDS)
+        .map_err(StoreError::db("opening the endpoint ids"))?;
     let id = take_free_key(txn, &ids, ID_CURSOR, 1..=u16::MAX as u128)?
         .ok_or(EndpointError::IdsExhausted)?;
-    let endpoint = Endpoint { id: id as u16, registration };
+    let endpoint = Endpoint {
+        id: id as u16,
+        registration,
+    };
     let key = attachment_key(&endpoint.registration.attachment);
-    ids.insert(id, key).map_err(StoreError::db("recording an endpoint id"))?;
+    ids.insert(id, key)
+        .map_err(StoreError::db("recording an endpoint id"))?;
     let json = serde_json::to_string(&endpoint).expect("endpoints serialize");
     txn.open_table(ENDPOINTS)
         .map_err(StoreError::db("opening the endpoints"))?
@@ -45,12 +52,15 @@ pub fn remove(
     txn: &WriteTransaction,
     attachment: &AttachmentRef,
 ) -> Result<Option<Endpoint>, StoreError> {
-    let mut endpoints =
-        txn.open_table(ENDPOINTS).map_err(StoreError::db("opening the endpoints"))?;
+    let mut endpoints = txn
+        .open_table(ENDPOINTS)
+        .map_err(StoreError::db("opening the endpoints"))?;
     let Some(endpoint) = get_in(&endpoints, attachment)? else {
         return Ok(None);
     };
-    endpoints.remove(attachment_key(attachment)).map_err(StoreError::db("removing an endpoint"))?;
+    endpoints
+        .remove(attachment_key(attachment))
+        .map_err(StoreError::db("removing an endpoint"))?;
     txn.open_table(ENDPOINT_IDS)
         .map_err(StoreError::db("opening the endpoint ids"))?
         .remove(endpoint.id as u128)
@@ -61,7 +71,9 @@ pub fn remove(
 /// The endpoint of `attachment`, if any.
 pub fn get(store: &Store, attachment: &AttachmentRef) -> Result<Option<Endpoint>, StoreError> {
     store.read("reading an endpoint", |txn| {
-        let table = txn.open_table(ENDPOINTS).map_err(StoreError::db("opening the endpoints"))?;
+        let table = txn
+            .open_table(ENDPOINTS)
+            .map_err(StoreError::db("opening the endpoints"))?;
         get_in(&table, attachment)
     })
 }
@@ -69,7 +81,9 @@ pub fn get(store: &Store, attachment: &AttachmentRef) -> Result<Option<Endpoint>
 /// Every endpoint, ordered by attachment.
 pub fn list(store: &Store) -> Result<Vec<Endpoint>, StoreError> {
     store.read("listing endpoints", |txn| {
-        let table = txn.open_table(ENDPOINTS).map_err(StoreError::db("opening the endpoints"))?;
+        let table = txn
+            .open_table(ENDPOINTS)
+            .map_err(StoreError::db("opening the endpoints"))?;
         let mut all = Vec::new();
         for entry in table.iter().map_err(StoreError::db("listing endpoints"))? {
             let (key, value) = entry.map_err(StoreError::db("listing endpoints"))?;
@@ -84,8 +98,9 @@ fn get_in(
     table: &impl ReadableTable<AttachmentKey<'static>, &'static str>,
     attachment: &AttachmentRef,
 ) -> Result<Option<Endpoint>, StoreError> {
-    let value =
-        table.get(attachment_key(attachment)).map_err(StoreError::db("reading an endpoint"))?;
+    let value = table
+        .get(attachment_key(attachment))
+        .map_err(StoreError::db("reading an endpoint"))?;
     let key = || format!("{}/{}", attachment.container_id, attachment.ifname);
     value.map(|v| decode(&key(), v.value())).transpose()
 }

@@ -57,7 +57,9 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
                 }
                 Ok(false) => {
                     tracing::info!(id = endpoint.id, veth = %endpoint.registration.host_ifname, "host veth is gone; releasing the endpoint");
-                    self.delete(&attachment).await.map(|_| report.released.push(attachment))
+                    self.delete(&attachment)
+                        .await
+                        .map(|_| report.released.push(attachment))
                 }
                 Err(e) => Err(e.into()),
             };
@@ -103,27 +105,44 @@ mod tests {
     use super::*;
 
     fn allocation(netns: &str, allocated_at: u64) -> AllocationRecord {
-        AllocationRecord { ipv4: None, ipv6: None, netns: netns.to_string(), allocated_at }
+        AllocationRecord {
+            ipv4: None,
+            ipv6: None,
+            netns: netns.to_string(),
+            allocated_at,
+        }
     }
 
     #[test]
     fn a_young_allocation_with_a_live_netns_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let netns = dir.path().to_str().unwrap();
-        assert_eq!(orphan_reason(&allocation(netns, 1000), 1100, Duration::from_secs(120)), None);
+        assert_eq!(
+            orphan_reason(&allocation(netns, 1000), 1100, Duration::from_secs(120)),
+            None
+        );
     }
 
     #[test]
     fn an_allocation_whose_netns_is_gone_is_released_at_once() {
-        let reason =
-            orphan_reason(&allocation("/nonexistent/ns", 1000), 1000, Duration::from_secs(120));
+        let reason = orphan_reason(
+            &allocation("/nonexistent/ns", 1000),
+            1000,
+            Duration::from_secs(120),
+        );
         assert_eq!(reason, Some("its network namespace is gone"));
     }
 
     #[test]
     fn an_allocation_older_than_the_grace_period_is_released() {
         let reason = orphan_reason(&allocation("", 1000), 1121, Duration::from_secs(120));
-        assert_eq!(reason, Some("it never got an endpoint within the grace period"));
-        assert_eq!(orphan_reason(&allocation("", 1000), 1120, Duration::from_secs(120)), None);
+        assert_eq!(
+            reason,
+            Some("it never got an endpoint within the grace period")
+        );
+        assert_eq!(
+            orphan_reason(&allocation("", 1000), 1120, Duration::from_secs(120)),
+            None
+        );
     }
 }

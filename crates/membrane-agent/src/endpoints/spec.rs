@@ -21,12 +21,20 @@ pub fn spec_of(endpoint: &Endpoint) -> Result<EndpointSpec, EndpointError> {
 
 /// The pod's addresses, IPv4 first.
 pub fn addresses(registration: &EndpointRegistration) -> Vec<IpAddr> {
-    registration.ipv4.map(IpAddr::V4).into_iter().chain(registration.ipv6.map(IpAddr::V6)).collect()
+    registration
+        .ipv4
+        .map(IpAddr::V4)
+        .into_iter()
+        .chain(registration.ipv6.map(IpAddr::V6))
+        .collect()
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (hex digits in either case).
 pub fn parse_mac(field: &'static str, value: &str) -> Result<[u8; 6], EndpointError> {
-    let bad = || EndpointError::BadMac { field, value: value.to_string() };
+    let bad = || EndpointError::BadMac {
+        field,
+        value: value.to_string(),
+    };
     let mut mac = [0u8; 6];
     let mut parts = value.split(':');
     for byte in &mut mac {

@@ -23,7 +23,13 @@ fn manager_at(
         Pool::v6("fd00:1::/120".parse().unwrap()),
     )
     .unwrap();
-    EndpointManager::new(ipam, datapath.clone(), network.clone(), Duration::from_secs(120)).unwrap()
+    EndpointManager::new(
+        ipam,
+        datapath.clone(),
+        network.clone(),
+        Duration::from_secs(120),
+    )
+    .unwrap()
 }
 
 fn node() -> Node {
@@ -31,20 +37,42 @@ fn node() -> Node {
     let datapath = MemoryDatapath::default();
     let network = MemoryNetwork::default();
     let manager = manager_at(dir.path(), &datapath, &network);
-    Node { dir, datapath, network, manager }
+    Node {
+        dir,
+        datapath,
+        network,
+        manager,
+    }
 }
 
 impl Node {
     fn reopen(self) -> Node {
-        let Node { dir, network, manager, .. } = self;
+        let Node {
+            dir,
+            network,
+            manager,
+            ..
+        } = self;
         drop(manager);
         let datapath = MemoryDatapath::default();
         let manager = manager_at(dir.path(), &datapath, &network);
-        Node { dir, datapath, network, manager }
+        Node {
+            dir,
+            datapath,
+            network,
+            manager,
+        }
     }
 
     fn attached_ids(&self) -> Vec<u16> {
-        self.datapath.0.lock().unwrap().attached.keys().copied().collect()
+        self.datapath
+            .0
+            .lock()
+            .unwrap()
+            .attached
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// Allocates for container `id`, makes its veth `lxc<id>` with index `ifindex`, and
@@ -52,7 +80,10 @@ impl Node {
     fn prepare(&self, id: &str, ifindex: u32) -> EndpointRegistration {
         let attachment = attachment(id);
         let netns = self.dir.path().to_str().unwrap().to_string();
-        let request = AllocateRequest { attachment: attachment.clone(), netns: netns.clone() };
+        let request = AllocateRequest {
+            attachment: attachment.clone(),
+            netns: netns.clone(),
+        };
         let allocation = self.manager.allocate(&request).unwrap();
         let host_ifname = format!("lxc{id}");
         self.network.add_link(ifindex, &host_ifname);
@@ -72,14 +103,20 @@ impl Node {
 }
 
 fn attachment(id: &str) -> AttachmentRef {
-    AttachmentRef { container_id: id.to_string(), ifname: "eth0".to_string() }
+    AttachmentRef {
+        container_id: id.to_string(),
+        ifname: "eth0".to_string(),
+    }
 }
 
 fn routes_of(registration: &EndpointRegistration) -> BTreeSet<(IpAddr, u32)> {
-    [IpAddr::V4(registration.ipv4.unwrap()), IpAddr::V6(registration.ipv6.unwrap())]
-        .into_iter()
-        .map(|a| (a, registration.host_ifindex))
-        .collect()
+    [
+        IpAddr::V4(registration.ipv4.unwrap()),
+        IpAddr::V6(registration.ipv6.unwrap()),
+    ]
+    .into_iter()
+    .map(|a| (a, registration.host_ifindex))
+    .collect()
 }
 
 #[tokio::test]
@@ -94,7 +131,10 @@ async fn creating_an_endpoint_routes_its_addresses_attaches_it_and_persists_it()
     let pod_mac = [2, 0, 0, 0, 0, 2];
     assert_eq!(
         neighbours,
-        routes_of(&registration).into_iter().map(|key| (key, pod_mac)).collect::<Vec<_>>()
+        routes_of(&registration)
+            .into_iter()
+            .map(|key| (key, pod_mac))
+            .collect::<Vec<_>>()
     );
     let attached = node.datapath.0.lock().unwrap().attached[&1].clone();
     assert_eq!(attached.host_ifindex, 10);
@@ -109,23 +149,49 @@ async fn registering_the_same_endpoint_again_returns_it_and_a_different_one_is_r
     let mut node = node();
     let registration = node.prepare("a", 10);
     let endpoint = node.manager.create(registration.clone()).await.unwrap();
-    assert_eq!(node.manager.create(registration.clone()).await.unwrap(), endpoint);
-    let other = EndpointRegistration { pod_mac: "02:00:00:00:00:09".to_string(), ..registration };
+    assert_eq!(
+        node.manager.create(registration.clone()).await.unwrap(),
+        endpoint
+    );
+    let other = EndpointRegistration {
+        pod_mac: "02:00:00:00:00:09".to_string(),
+        ..registration
+    };
     let err = node.manager.create(other).await.unwrap_err();
-    assert!(matches!(err, EndpointError::AlreadyRegistered { id: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, EndpointError::AlreadyRegistered { id: 1, .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn invalid_registrations_are_refused_and_leave_nothing_behind() {
     let mut node = node();
     let good = node.prepare("a", 10);
-    let unallocated = EndpointRegistration { attachment: attachment("nobody"), ..good.clone() };
-    let wrong_address =
-        EndpointRegistration { ipv4: Some("10.1.0.200".parse().unwrap()), ..good.clone() };
-    let wrong_netns = EndpointRegistration { netns: "/elsewhere".to_string(), ..good.clone() };
-    let bad_mac = EndpointRegistration { host_mac: "02:00:00:00:00".to_string(), ..good.clone() };
-    let no_link = EndpointRegistration { host_ifindex: 99, ..good.clone() };
-    let renamed = EndpointRegistration { host_ifname: "other".to_string(), ..good.clone() };
+    let unallocated = EndpointRegistration {
+        attachment: attachment("nobody"),
+        ..good.clone()
+    };
+    let wrong_address = EndpointRegistration {
+        ipv4: Some("10.1.0.200".parse().unwrap()),
+        ..good.clone()
+    };
+    let wrong_netns = EndpointRegistration {
+        netns: "/elsewhere".to_string(),
+        ..good.clone()
+    };
+    let bad_mac = EndpointRegistration {
+        host_mac: "02:00:00:00:00".to_string(),
+        ..good.clone()
+    };
+    let no_link = EndpointRegistration {
+        host_ifindex: 99,
+        ..good.clone()
+    };
+    let renamed = EndpointRegistration {
+        host_ifname: "other".to_string(),
+        ..good.clone()
+    };
     let cases = [
         (unallocated, "NotAllocated"),
         (wrong_address, "AddressMismatch"),
@@ -136,7 +202,10 @@ async fn invalid_registrations_are_refused_and_leave_nothing_behind() {
     ];
     for (registration, expected) in cases {
         let err = node.manager.create(registration).await.unwrap_err();
-        assert!(format!("{err:?}").starts_with(expected), "expected {expected}, got {err:?}");
+        assert!(
+            format!("{err:?}").starts_with(expected),
+            "expected {expected}, got {err:?}"
+        );
     }
     assert!(node.manager.list().unwrap().is_empty());
     assert!(node.network.routes().is_empty());
@@ -149,7 +218,16 @@ async fn a_failed_attach_undoes_the_routes_and_the_record() {
     let registration = node.prepare("a", 10);
     node.datapath.0.lock().unwrap().fail_attach = true;
     let err = node.manager.create(registration.clone()).await.unwrap_err();
-    assert!(matches!(err, EndpointError::Datapath { operation: "attaching", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            EndpointError::Datapath {
+                operation: "attaching",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(node.network.routes().is_empty());
     assert!(node.network.neighbours().is_empty());
     assert!(node.manager.list().unwrap().is_empty());
@@ -157,7 +235,10 @@ async fn a_failed_attach_undoes_the_routes_and_the_record() {
     assert!(node.manager.ipam().get(&attachment("a")).unwrap().is_some());
     node.datapath.0.lock().unwrap().fail_attach = false;
     let endpoint = node.manager.create(registration).await.unwrap();
-    assert_eq!(endpoint.id, 2, "the id of the failed attempt is not reused at once");
+    assert_eq!(
+        endpoint.id, 2,
+        "the id of the failed attempt is not reused at once"
+    );
 }
 
 #[tokio::test]
@@ -229,8 +310,10 @@ async fn a_sweep_releases_allocations_whose_netns_is_gone_and_keeps_young_ones()
         attachment: attachment("live"),
         netns: node.dir.path().to_str().unwrap().to_string(),
     };
-    let gone =
-        AllocateRequest { attachment: attachment("gone"), netns: "/nonexistent/netns".to_string() };
+    let gone = AllocateRequest {
+        attachment: attachment("gone"),
+        netns: "/nonexistent/netns".to_string(),
+    };
     node.manager.allocate(&live).unwrap();
     node.manager.allocate(&gone).unwrap();
     let a = node.prepare("a", 10);
@@ -239,6 +322,16 @@ async fn a_sweep_releases_allocations_whose_netns_is_gone_and_keeps_young_ones()
     let report = node.manager.reconcile(Reconcile::Sweep).await.unwrap();
     assert_eq!(report.released, vec![attachment("gone")]);
     assert_eq!(report.adopted, 0);
-    assert_eq!(node.datapath.0.lock().unwrap().attach_calls, before, "a sweep does not re-attach");
-    assert!(node.manager.ipam().get(&attachment("live")).unwrap().is_some());
+    assert_eq!(
+        node.datapath.0.lock().unwrap().attach_calls,
+        before,
+        "a sweep does not re-attach"
+    );
+    assert!(
+        node.manager
+            .ipam()
+            .get(&attachment("live"))
+            .unwrap()
+            .is_some()
+    );
 }

@@ -112,8 +112,9 @@ impl Ipam {
     /// The addresses of `attachment`, if it has any.
     pub fn get(&self, attachment: &AttachmentRef) -> Result<Option<AllocationRecord>, IpamError> {
         self.store.read("reading an allocation", |txn| {
-            let table =
-                txn.open_table(ALLOCATIONS).map_err(StoreError::db("opening the allocations"))?;
+            let table = txn
+                .open_table(ALLOCATIONS)
+                .map_err(StoreError::db("opening the allocations"))?;
             get_in(&table, attachment)
         })
     }
@@ -121,10 +122,14 @@ impl Ipam {
     /// Every allocation, by attachment.
     pub fn list(&self) -> Result<Vec<(AttachmentRef, AllocationRecord)>, IpamError> {
         self.store.read("listing allocations", |txn| {
-            let table =
-                txn.open_table(ALLOCATIONS).map_err(StoreError::db("opening the allocations"))?;
+            let table = txn
+                .open_table(ALLOCATIONS)
+                .map_err(StoreError::db("opening the allocations"))?;
             let mut all = Vec::new();
-            for entry in table.iter().map_err(StoreError::db("listing allocations"))? {
+            for entry in table
+                .iter()
+                .map_err(StoreError::db("listing allocations"))?
+            {
                 let (key, value) = entry.map_err(StoreError::db("listing allocations"))?;
                 let attachment = attachment_from_key(key.value());
                 all.push((attachment.clone(), decode(&attachment, value.value())?));
@@ -160,7 +165,9 @@ impl Ipam {
         &self,
         attachment: &AttachmentRef,
     ) -> Result<Option<AllocationRecord>, IpamError> {
-        self.store.write("releasing addresses", |txn| self.release_in(txn, attachment))
+        self.store.write("releasing addresses", |txn| {
+            self.release_in(txn, attachment)
+        })
     }
 
     /// Used and free addresses of the IPv4 and IPv6 pools.
@@ -168,10 +175,13 @@ impl Ipam {
         self.store.read("counting used addresses", |txn| {
             let status = |pool: Option<Pool>, def| -> Result<Option<PoolStatus>, IpamError> {
                 let Some(pool) = pool else { return Ok(None) };
-                let table = txn.open_table(def).map_err(StoreError::db("opening the owners"))?;
+                let table = txn
+                    .open_table(def)
+                    .map_err(StoreError::db("opening the owners"))?;
                 let mut used: u128 = 0;
-                for entry in
-                    table.range(pool.range()).map_err(StoreError::db("counting used addresses"))?
+                for entry in table
+                    .range(pool.range())
+                    .map_err(StoreError::db("counting used addresses"))?
                 {
                     entry.map_err(StoreError::db("counting used addresses"))?;
                     used += 1;
@@ -197,15 +207,17 @@ fn open<'txn, K: redb::Key + 'static, V: redb::Value + 'static>(
     txn: &'txn WriteTransaction,
     def: TableDefinition<K, V>,
 ) -> Result<redb::Table<'txn, K, V>, StoreError> {
-    txn.open_table(def).map_err(StoreError::db("opening an IPAM table"))
+    txn.open_table(def)
+        .map_err(StoreError::db("opening an IPAM table"))
 }
 
 fn get_in(
     table: &impl ReadableTable<AttachmentKey<'static>, &'static str>,
     attachment: &AttachmentRef,
 ) -> Result<Option<AllocationRecord>, IpamError> {
-    let value =
-        table.get(attachment_key(attachment)).map_err(StoreError::db("reading an allocation"))?;
+    let value = table
+        .get(attachment_key(attachment))
+        .map_err(StoreError::db("reading an allocation"))?;
     value.map(|v| decode(attachment, v.value())).transpose()
 }
 
@@ -232,7 +244,9 @@ fn take_free(
     let Some(addr) = take_free_key(txn, &owners, &cursor_name, pool.range())? else {
         return Err(IpamError::PoolExhausted { pool: pool.cidr() });
     };
-    owners.insert(addr, owner).map_err(StoreError::db("recording an address owner"))?;
+    owners
+        .insert(addr, owner)
+        .map_err(StoreError::db("recording an address owner"))?;
     Ok(addr)
 }
 
@@ -249,7 +263,9 @@ fn free(
         .map_err(StoreError::db("reading an address owner"))?
         .is_some_and(|owner| attachment_from_key(owner.value()) == *attachment);
     if owned {
-        owners.remove(addr).map_err(StoreError::db("freeing an address"))?;
+        owners
+            .remove(addr)
+            .map_err(StoreError::db("freeing an address"))?;
     }
     Ok(())
 }

@@ -18,13 +18,19 @@ impl Pool {
     /// (a /31 or /32 has neither, RFC 3021).
     pub fn v4(cidr: Ipv4Net) -> Pool {
         let cidr = cidr.trunc();
-        let (mut first, mut last) =
-            (u32::from(cidr.network()) as u128, u32::from(cidr.broadcast()) as u128);
+        let (mut first, mut last) = (
+            u32::from(cidr.network()) as u128,
+            u32::from(cidr.broadcast()) as u128,
+        );
         if cidr.prefix_len() < 31 {
             first += 1;
             last -= 1;
         }
-        Pool { cidr: IpNet::V4(cidr), first, last }
+        Pool {
+            cidr: IpNet::V4(cidr),
+            first,
+            last,
+        }
     }
 
     /// The pool of an IPv6 CIDR: every address but the subnet-router anycast address (the
@@ -36,7 +42,11 @@ impl Pool {
         }
         let first = u128::from(cidr.network()) + 1;
         let last = u128::from(cidr.broadcast());
-        Some(Pool { cidr: IpNet::V6(cidr), first, last })
+        Some(Pool {
+            cidr: IpNet::V6(cidr),
+            first,
+            last,
+        })
     }
 
     /// The pool's CIDR.

@@ -4,12 +4,20 @@ use std::collections::HashSet;
 use std::path::Path;
 
 fn attachment(id: &str) -> AttachmentRef {
-    AttachmentRef { container_id: id.to_string(), ifname: "eth0".to_string() }
+    AttachmentRef {
+        container_id: id.to_string(),
+        ifname: "eth0".to_string(),
+    }
 }
 
 fn ipam_at(dir: &Path, v4: &str, v6: &str) -> Ipam {
     let store = Store::open(dir).unwrap();
-    Ipam::new(store, Some(Pool::v4(v4.parse().unwrap())), Pool::v6(v6.parse().unwrap())).unwrap()
+    Ipam::new(
+        store,
+        Some(Pool::v4(v4.parse().unwrap())),
+        Pool::v6(v6.parse().unwrap()),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -62,7 +70,11 @@ fn released_addresses_return_to_the_pool_only_after_the_cursor_wraps() {
     let ipam = ipam_at(dir.path(), "10.9.0.0/29", "fd00:9::/125");
     let a = ipam.allocate(&attachment("a"), "ns").unwrap();
     assert_eq!(ipam.release(&attachment("a")).unwrap(), Some(a.clone()));
-    assert_eq!(ipam.release(&attachment("a")).unwrap(), None, "release is idempotent");
+    assert_eq!(
+        ipam.release(&attachment("a")).unwrap(),
+        None,
+        "release is idempotent"
+    );
     assert_eq!(ipam.get(&attachment("a")).unwrap(), None);
     let b = ipam.allocate(&attachment("b"), "ns").unwrap();
     assert_ne!(b.ipv4, a.ipv4, "a freed address is not reused right away");
@@ -96,7 +108,11 @@ fn a_single_family_node_hands_out_only_that_family() {
     assert_eq!(a.ipv6, Some("fd00:2::1".parse().unwrap()));
     let (v4, v6) = ipam.usage().unwrap();
     assert!(v4.is_none());
-    assert_eq!(v6.unwrap().free, u64::MAX - 1, "a /64 less its anycast address and one used");
+    assert_eq!(
+        v6.unwrap().free,
+        u64::MAX - 1,
+        "a /64 less its anycast address and one used"
+    );
 }
 
 #[derive(Clone, Debug)]

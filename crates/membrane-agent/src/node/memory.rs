@@ -23,7 +23,11 @@ pub struct MemoryNetwork(pub Arc<Mutex<Network>>);
 impl MemoryNetwork {
     /// Adds a link.
     pub fn add_link(&self, index: u32, name: &str) {
-        let link = Link { index, name: name.to_string(), mtu: Some(1500) };
+        let link = Link {
+            index,
+            name: name.to_string(),
+            mtu: Some(1500),
+        };
         self.0.lock().unwrap().links.insert(index, link);
     }
 
@@ -59,7 +63,9 @@ impl NodeNetwork for MemoryNetwork {
     ) -> Result<(), NetError> {
         let mut net = self.0.lock().unwrap();
         if !net.links.contains_key(&ifindex) {
-            return Err(NetError::NoSuchLink { name: format!("#{ifindex}") });
+            return Err(NetError::NoSuchLink {
+                name: format!("#{ifindex}"),
+            });
         }
         net.routes.retain(|(a, _)| *a != addr);
         net.routes.insert((addr, ifindex));

@@ -37,7 +37,9 @@ impl Rtnetlink {
         let request = self.handle.link().get().match_name(name).execute();
         match first_or_gone(request, "looking up link", name).await? {
             Some(message) => Ok(link_of(message)),
-            None => Err(NetError::NoSuchLink { name: name.to_string() }),
+            None => Err(NetError::NoSuchLink {
+                name: name.to_string(),
+            }),
         }
     }
 
@@ -45,13 +47,22 @@ impl Rtnetlink {
     /// first: global scope before the others, then in the kernel's order. Tentative,
     /// deprecated or failed IPv6 addresses and link-local ones are left out.
     pub async fn source_addresses(&self, index: u32) -> Result<Vec<IpAddr>, NetError> {
-        let mut stream = self.handle.address().get().set_link_index_filter(index).execute();
+        let mut stream = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
         let mut found = Vec::new();
-        while let Some(message) = stream.try_next().await.map_err(|source| NetError::Request {
-            operation: "listing addresses of",
-            target: format!("link {index}"),
-            source,
-        })? {
+        while let Some(message) = stream
+            .try_next()
+            .await
+            .map_err(|source| NetError::Request {
+                operation: "listing addresses of",
+                target: format!("link {index}"),
+                source,
+            })?
+        {
             if message.header.index != index {
                 continue;
             }
@@ -68,7 +79,9 @@ impl Rtnetlink {
             }
             // For IPv4, IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer
             // on point-to-point links); IPv6 sends IFA_ADDRESS only.
-            let Some(addr) = local.or(address) else { continue };
+            let Some(addr) = local.or(address) else {
+                continue;
+            };
             let unusable =
                 AddressFlags::Tentative | AddressFlags::Deprecated | AddressFlags::Dadfailed;
             if flags.intersects(unusable) || message.header.scope == AddressScope::Host {
@@ -100,9 +113,17 @@ impl NodeNetwork for Rtnetlink {
         ifindex: u32,
     ) -> Result<(), NetError> {
         let target = || format!("{addr} dev #{ifindex}");
-        self.handle.route().add(pod_route(addr, ifindex)).replace().execute().await.map_err(
-            |source| NetError::Request { operation: "installing route", target: target(), source },
-        )?;
+        self.handle
+            .route()
+            .add(pod_route(addr, ifindex))
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| NetError::Request {
+                operation: "installing route",
+                target: target(),
+                source,
+            })?;
         self.handle
             .neighbours()
             .add(ifindex, addr)
@@ -126,10 +147,12 @@ impl NodeNetwork for Rtnetlink {
             IpAddr::V6(_) => AddressFamily::Inet6,
         };
         neighbour.header.ifindex = ifindex;
-        neighbour.attributes.push(NeighbourAttribute::Destination(match addr {
-            IpAddr::V4(a) => NeighbourAddress::Inet(a),
-            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
-        }));
+        neighbour
+            .attributes
+            .push(NeighbourAttribute::Destination(match addr {
+                IpAddr::V4(a) => NeighbourAddress::Inet(a),
+                IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+            }));
         match self.handle.neighbours().del(neighbour).execute().await {
             Err(e) if !is_gone(&e) => {
                 return Err(NetError::Request {
@@ -140,7 +163,13 @@ impl NodeNetwork for Rtnetlink {
             }
             _ => {}
         }
-        match self.handle.route().del(pod_route(addr, ifindex)).execute().await {
+        match self
+            .handle
+            .route()
+            .del(pod_route(addr, ifindex))
+            .execute()
+            .await
+        {
             Err(e) if is_gone(&e) => Ok(()),
             result => result.map_err(|source| NetError::Request {
                 operation: "deleting route",
@@ -178,22 +207,30 @@ async fn first_or_gone<T>(
     match stream.try_next().await {
         Ok(found) => Ok(found),
         Err(e) if is_gone(&e) => Ok(None),
-        Err(source) => Err(NetError::Request { operation, target: target.to_string(), source }),
+        Err(source) => Err(NetError::Request {
+            operation,
+            target: target.to_string(),
+            source,
+        }),
     }
 }
 
 /// True when `error` says the link, route or address does not exist.
 fn is_gone(error: &rtnetlink::Error) -> bool {
     match error {
-        rtnetlink::Error::NetlinkError(message) => {
-            message.code.is_some_and(|code| matches!(-code.get(), ENODEV | ESRCH | ENOENT))
-        }
+        rtnetlink::Error::NetlinkError(message) => message
+            .code
+            .is_some_and(|code| matches!(-code.get(), ENODEV | ESRCH | ENOENT)),
         _ => false,
     }
 }
 
 fn link_of(message: LinkMessage) -> Link {
-    let mut link = Link { index: message.header.index, name: String::new(), mtu: None };
+    let mut link = Link {
+        index: message.header.index,
+        name: String::new(),
+        mtu: None,
+    };
     for attribute in message.attributes {
         match attribute {
             LinkAttribute::IfName(name) => link.name = name,

@@ -64,9 +64,14 @@ pub fn keep_local_ports_off(
     nat: &RangeInclusive<u16>,
 ) -> Result<Option<RangeInclusive<u16>>, SysctlError> {
     let path = Path::new(LOCAL_PORT_RANGE);
-    let content = std::fs::read_to_string(path)
-        .map_err(|source| SysctlError::Read { path: path.to_path_buf(), source })?;
-    let parse_error = || SysctlError::Parse { path: path.to_path_buf(), content: content.clone() };
+    let content = std::fs::read_to_string(path).map_err(|source| SysctlError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let parse_error = || SysctlError::Parse {
+        path: path.to_path_buf(),
+        content: content.clone(),
+    };
     let mut fields = content.split_whitespace().map(str::parse::<u16>);
     let (Some(Ok(lo)), Some(Ok(hi))) = (fields.next(), fields.next()) else {
         return Err(parse_error());
@@ -99,8 +104,16 @@ pub fn local_range_avoiding(
             .max_by_key(|(s, e)| e - s)
             .map(|(s, e)| s..=e)
     };
-    let below = |from: u16| a.checked_sub(1).filter(|end| *end >= from).map(|end| (from, end));
-    let above = |to: u16| b.checked_add(1).filter(|start| *start <= to).map(|start| (start, to));
+    let below = |from: u16| {
+        a.checked_sub(1)
+            .filter(|end| *end >= from)
+            .map(|end| (from, end))
+    };
+    let above = |to: u16| {
+        b.checked_add(1)
+            .filter(|start| *start <= to)
+            .map(|start| (start, to))
+    };
     if let Some(range) = larger(below(lo), above(hi)) {
         return Ok(Some(range));
     }
@@ -123,8 +136,14 @@ mod tests {
 
     #[test]
     fn a_local_range_clear_of_the_nat_ports_is_kept() {
-        assert_eq!(local_range_avoiding(32768..=49151, &(49152..=65535)).unwrap(), None);
-        assert_eq!(local_range_avoiding(50000..=60000, &(30000..=40000)).unwrap(), None);
+        assert_eq!(
+            local_range_avoiding(32768..=49151, &(49152..=65535)).unwrap(),
+            None
+        );
+        assert_eq!(
+            local_range_avoiding(50000..=60000, &(30000..=40000)).unwrap(),
+            None
+        );
     }
 
     #[test]

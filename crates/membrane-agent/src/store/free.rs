@@ -49,7 +49,11 @@ pub fn take_free_key<V: redb::Value + 'static>(
 /// Where the search starts after `cursor` (the last key handed out): the next key,
 /// wrapping to `first`.
 fn search_start(cursor: u128, first: u128, last: u128) -> u128 {
-    if cursor >= first && cursor < last { cursor + 1 } else { first }
+    if cursor >= first && cursor < last {
+        cursor + 1
+    } else {
+        first
+    }
 }
 
 /// The first key in `from..=to` missing from `used`, which yields, in ascending order,

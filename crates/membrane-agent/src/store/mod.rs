@@ -55,7 +55,10 @@ pub enum StoreError {
 impl StoreError {
     /// A closure turning any redb error into [`StoreError::Database`] for `operation`.
     pub fn db<E: Into<redb::Error>>(operation: &'static str) -> impl FnOnce(E) -> StoreError {
-        move |source| StoreError::Database { operation, source: source.into() }
+        move |source| StoreError::Database {
+            operation,
+            source: source.into(),
+        }
     }
 }
 
@@ -68,13 +71,16 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database in `state_dir`, creating the directory if needed.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|source| StoreError::CreateDir { path: state_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::CreateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
         let db = Database::create(state_dir.join(DATABASE_FILE))
             .map_err(StoreError::db("opening the database"))?;
         let store = Store { db: Arc::new(db) };
         store.write("creating the tables", |txn| {
-            txn.open_table(CURSORS).map_err(StoreError::db("opening the cursors"))?;
+            txn.open_table(CURSORS)
+                .map_err(StoreError::db("opening the cursors"))?;
             Ok(())
         })?;
         Ok(store)
@@ -108,15 +114,23 @@ pub use free::take_free_key;
 
 /// Reads the cursor `name` (0 when never set).
 fn cursor(txn: &WriteTransaction, name: &str) -> Result<u128, StoreError> {
-    let table = txn.open_table(CURSORS).map_err(StoreError::db("opening the cursors"))?;
-    let value = table.get(name).map_err(StoreError::db("reading a cursor"))?;
+    let table = txn
+        .open_table(CURSORS)
+        .map_err(StoreError::db("opening the cursors"))?;
+    let value = table
+        .get(name)
+        .map_err(StoreError::db("reading a cursor"))?;
     Ok(value.map(|v| v.value()).unwrap_or(0))
 }
 
 /// Sets the cursor `name`.
 fn set_cursor(txn: &WriteTransaction, name: &str, value: u128) -> Result<(), StoreError> {
-    let mut table = txn.open_table(CURSORS).map_err(StoreError::db("opening the cursors"))?;
-    table.insert(name, value).map_err(StoreError::db("writing a cursor"))?;
+    let mut table = txn
+        .open_table(CURSORS)
+        .map_err(StoreError::db("opening the cursors"))?;
+    table
+        .insert(name, value)
+        .map_err(StoreError::db("writing a cursor"))?;
     Ok(())
 }
 
@@ -130,7 +144,10 @@ pub fn attachment_key(attachment: &AttachmentRef) -> AttachmentKey<'_> {
 
 /// The attachment a table key names.
 pub fn attachment_from_key((container_id, ifname): AttachmentKey<'_>) -> AttachmentRef {
-    AttachmentRef { container_id: container_id.to_string(), ifname: ifname.to_string() }
+    AttachmentRef {
+        container_id: container_id.to_string(),
+        ifname: ifname.to_string(),
+    }
 }
 
 /// Seconds since the Unix epoch, the timestamp kept in records.
