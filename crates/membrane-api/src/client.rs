@@ -73,7 +73,9 @@ pub struct Client {
 impl Client {
     /// A client for the agent listening on `socket`.
     pub fn new(socket: impl AsRef<Path>) -> Self {
-        Client { socket: socket.as_ref().to_path_buf() }
+        Client {
+            socket: socket.as_ref().to_path_buf(),
+        }
     }
 
     /// The socket path this client talks to.
@@ -92,8 +94,10 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<R, ClientError> {
-        let body = serde_json::to_vec(body)
-            .map_err(|source| ClientError::Json { request: path.to_string(), source })?;
+        let body = serde_json::to_vec(body).map_err(|source| ClientError::Json {
+            request: path.to_string(),
+            source,
+        })?;
         self.call(Method::POST, path, Bytes::from(body)).await
     }
 
@@ -104,11 +108,18 @@ impl Client {
         body: Bytes,
     ) -> Result<R, ClientError> {
         let stream = UnixStream::connect(&self.socket).await.map_err(|source| {
-            ClientError::AgentNotRunning { path: self.socket.clone(), source }
+            ClientError::AgentNotRunning {
+                path: self.socket.clone(),
+                source,
+            }
         })?;
-        let transport = |source| ClientError::Transport { path: self.socket.clone(), source };
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(transport)?;
+        let transport = |source| ClientError::Transport {
+            path: self.socket.clone(),
+            source,
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(transport)?;
         let driver = tokio::spawn(conn);
         let request = Request::builder()
             .method(method)
@@ -119,9 +130,17 @@ impl Client {
             .expect("static request parts are valid");
         let response = sender.send_request(request).await.map_err(transport)?;
         let status = response.status();
-        let bytes = response.into_body().collect().await.map_err(transport)?.to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
         driver.abort();
-        let json_err = |source| ClientError::Json { request: path.to_string(), source };
+        let json_err = |source| ClientError::Json {
+            request: path.to_string(),
+            source,
+        };
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(json_err)
         } else {

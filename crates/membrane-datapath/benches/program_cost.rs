@@ -10,6 +10,8 @@
 //! Run with `cargo bench -p membrane-datapath --bench program_cost` (as root), or as part
 //! of `cargo xtask bench pod-to-pod`.
 
+// The tests' fixture, shared: the bench uses only part of it.
+#[allow(dead_code)]
 #[path = "../tests/bed/mod.rs"]
 mod bed;
 
@@ -22,31 +24,106 @@ const RUNS: usize = 100_000;
 fn main() {
     with_bed(|bed| {
         let a = bed.a.spec.clone();
-        let pod_to_pod = packet(a.pod_mac, a.host_mac, bed.a.v4.into(), bed.b.v4.into(), 33000, 8080, L4::TcpAck);
-        let pod_to_world = packet(a.pod_mac, a.host_mac, bed.a.v4.into(), WORLD_V4.into(), 40100, 80, L4::TcpAck);
-        let pod_to_pod_v6 = packet(a.pod_mac, a.host_mac, bed.a.v6.into(), bed.b.v6.into(), 33000, 8080, L4::TcpAck);
+        let pod_to_pod = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.a.v4.into(),
+            bed.b.v4.into(),
+            33000,
+            8080,
+            L4::TcpAck,
+        );
+        let pod_to_world = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.a.v4.into(),
+            WORLD_V4.into(),
+            40100,
+            80,
+            L4::TcpAck,
+        );
+        let pod_to_pod_v6 = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.a.v6.into(),
+            bed.b.v6.into(),
+            33000,
+            8080,
+            L4::TcpAck,
+        );
         // Warm up: create the conntrack and NAT entries the measured packets reuse.
-        bed.dp.test_run(FROM_CONTAINER, &pod_to_pod, a.host_ifindex, 1).unwrap();
-        bed.dp.test_run(FROM_CONTAINER, &pod_to_pod_v6, a.host_ifindex, 1).unwrap();
-        let out = bed.dp.test_run(FROM_CONTAINER, &pod_to_world, a.host_ifindex, 1).unwrap();
+        bed.dp
+            .test_run(FROM_CONTAINER, &pod_to_pod, a.host_ifindex, 1)
+            .unwrap();
+        bed.dp
+            .test_run(FROM_CONTAINER, &pod_to_pod_v6, a.host_ifindex, 1)
+            .unwrap();
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, &pod_to_world, a.host_ifindex, 1)
+            .unwrap();
         let nat_port = u16::from_be_bytes([out.packet[34], out.packet[35]]);
-        let reply = packet(WORLD_MAC, [2, 0, 0, 0, 0, 1], WORLD_V4.into(), NODE_V4.into(), 80, nat_port, L4::TcpAck);
+        let reply = packet(
+            WORLD_MAC,
+            [2, 0, 0, 0, 0, 1],
+            WORLD_V4.into(),
+            NODE_V4.into(),
+            80,
+            nat_port,
+            L4::TcpAck,
+        );
 
         let mut arp = pod_to_pod.clone();
         arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-        println!("{:<44} {:>10} {:>10} {:>12}", "path (BPF_PROG_TEST_RUN, 1e5 runs)", "median ns", "mean ns", "minus floor");
+        println!(
+            "{:<44} {:>10} {:>10} {:>12}",
+            "path (BPF_PROG_TEST_RUN, 1e5 runs)", "median ns", "mean ns", "minus floor"
+        );
         let mut floor = None;
         for (name, program, input, ifindex, action) in [
-            ("harness floor (non-IP frame, passed at once)", FROM_CONTAINER, &arp, a.host_ifindex, 0),
-            ("pod -> pod, same node, IPv4 (redirect_peer)", FROM_CONTAINER, &pod_to_pod, a.host_ifindex, 7),
-            ("pod -> pod, same node, IPv6 (redirect_peer)", FROM_CONTAINER, &pod_to_pod_v6, a.host_ifindex, 7),
-            ("pod -> world, masquerade, IPv4", FROM_CONTAINER, &pod_to_world, a.host_ifindex, 7),
-            ("world -> pod, reverse NAT, IPv4", FROM_NETDEV, &reply, bed.uplink, 7),
+            (
+                "harness floor (non-IP frame, passed at once)",
+                FROM_CONTAINER,
+                &arp,
+                a.host_ifindex,
+                0,
+            ),
+            (
+                "pod -> pod, same node, IPv4 (redirect_peer)",
+                FROM_CONTAINER,
+                &pod_to_pod,
+                a.host_ifindex,
+                7,
+            ),
+            (
+                "pod -> pod, same node, IPv6 (redirect_peer)",
+                FROM_CONTAINER,
+                &pod_to_pod_v6,
+                a.host_ifindex,
+                7,
+            ),
+            (
+                "pod -> world, masquerade, IPv4",
+                FROM_CONTAINER,
+                &pod_to_world,
+                a.host_ifindex,
+                7,
+            ),
+            (
+                "world -> pod, reverse NAT, IPv4",
+                FROM_NETDEV,
+                &reply,
+                bed.uplink,
+                7,
+            ),
         ] {
             let mut ns: Vec<u128> = (0..RUNS)
                 .map(|_| {
                     let run = bed.dp.test_run(program, input, ifindex, 1).unwrap();
-                    assert_eq!(run.action, action, "{name}: the measured path must be taken");
+                    assert_eq!(
+                        run.action, action,
+                        "{name}: the measured path must be taken"
+                    );
                     run.duration.as_nanos()
                 })
                 .collect();
@@ -54,7 +131,13 @@ fn main() {
             let mean = ns.iter().sum::<u128>() / RUNS as u128;
             let median = ns[RUNS / 2];
             let floor = *floor.get_or_insert(median);
-            println!("{:<44} {:>10} {:>10} {:>12}", name, median, mean, median.saturating_sub(floor));
+            println!(
+                "{:<44} {:>10} {:>10} {:>12}",
+                name,
+                median,
+                mean,
+                median.saturating_sub(floor)
+            );
         }
     });
 }

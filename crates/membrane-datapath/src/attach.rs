@@ -36,10 +36,16 @@ impl Hook {
 }
 
 /// The loaded classifier called `name`.
-pub fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier, DatapathError> {
+pub fn program<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut SchedClassifier, DatapathError> {
     ebpf.program_mut(name)
         .and_then(|p| <&mut SchedClassifier>::try_from(p).ok())
-        .ok_or(DatapathError::Missing { kind: "program", name })
+        .ok_or(DatapathError::Missing {
+            kind: "program",
+            name,
+        })
 }
 
 fn link_path(pin_dir: &Path, hook: Hook, interface: &str) -> PathBuf {
@@ -55,8 +61,16 @@ pub fn attach_pinned(
     interface: &str,
 ) -> Result<(), DatapathError> {
     let path = link_path(pin_dir, hook, interface);
-    let attach_err = |source| DatapathError::Attach { program: hook.program(), interface: interface.to_string(), source };
-    let link_err = |action, source: Box<dyn std::error::Error + Send + Sync>| DatapathError::Link { action, path: path.clone(), source };
+    let attach_err = |source| DatapathError::Attach {
+        program: hook.program(),
+        interface: interface.to_string(),
+        source,
+    };
+    let link_err = |action, source: Box<dyn std::error::Error + Send + Sync>| DatapathError::Link {
+        action,
+        path: path.clone(),
+        source,
+    };
 
     let adopted = match PinnedLink::from_pin(&path) {
         Ok(pinned) => {
@@ -77,12 +91,17 @@ pub fn attach_pinned(
                 std::fs::remove_file(&path).map_err(|e| link_err("removed", Box::new(e)))?;
             }
             program
-                .attach_with_options(interface, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
+                .attach_with_options(
+                    interface,
+                    TcAttachType::Ingress,
+                    TcAttachOptions::TcxOrder(LinkOrder::default()),
+                )
                 .map_err(attach_err)?
         }
     };
     let link = program.take_link(link_id).map_err(attach_err)?;
-    let fd_link = FdLink::try_from(link).map_err(|e| link_err("converted to a file-descriptor link", Box::new(e)))?;
+    let fd_link = FdLink::try_from(link)
+        .map_err(|e| link_err("converted to a file-descriptor link", Box::new(e)))?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| link_err("given a directory", Box::new(e)))?;
     }
@@ -90,7 +109,9 @@ pub fn attach_pinned(
         // The adopted link is already pinned here; dropping our handle keeps the pin.
         return Ok(());
     }
-    fd_link.pin(&path).map_err(|e| link_err("pinned", Box::new(e)))?;
+    fd_link
+        .pin(&path)
+        .map_err(|e| link_err("pinned", Box::new(e)))?;
     Ok(())
 }
 
@@ -103,11 +124,19 @@ pub fn remove(pin_dir: &Path, hook: Hook, interface: &str) -> Result<(), Datapat
     }
     match PinnedLink::from_pin(&path) {
         Ok(pinned) => {
-            let link = pinned.unpin().map_err(|e| DatapathError::Link { action: "unpinned", path: path.clone(), source: Box::new(e) })?;
+            let link = pinned.unpin().map_err(|e| DatapathError::Link {
+                action: "unpinned",
+                path: path.clone(),
+                source: Box::new(e),
+            })?;
             drop(link);
         }
         Err(_) => {
-            std::fs::remove_file(&path).map_err(|e| DatapathError::Link { action: "removed", path, source: Box::new(e) })?;
+            std::fs::remove_file(&path).map_err(|e| DatapathError::Link {
+                action: "removed",
+                path,
+                source: Box::new(e),
+            })?;
         }
     }
     Ok(())

@@ -39,7 +39,10 @@ pub fn timeout_ns(key: &CtKey, entry: &CtEntry) -> u64 {
 pub fn collect(maps: &mut Maps) -> Result<CtStats, DatapathError> {
     let now = monotonic_ns();
     let entries: Vec<(CtKey, CtEntry)> = maps.ct.iter().filter_map(Result::ok).collect();
-    let mut stats = CtStats { entries: entries.len(), expired: 0 };
+    let mut stats = CtStats {
+        entries: entries.len(),
+        expired: 0,
+    };
     for (key, entry) in entries {
         if now.saturating_sub(entry.last_seen_ns) > timeout_ns(&key, &entry) {
             maps.forget_connection(&key)?;

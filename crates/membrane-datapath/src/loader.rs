@@ -31,7 +31,11 @@ pub struct MapSizes {
 
 impl Default for MapSizes {
     fn default() -> Self {
-        MapSizes { conntrack: 262_144, nat: 262_144, endpoints: 16_384 }
+        MapSizes {
+            conntrack: 262_144,
+            nat: 262_144,
+            endpoints: 16_384,
+        }
     }
 }
 
@@ -82,10 +86,18 @@ impl EndpointSpec {
     fn keys(&self) -> Vec<EndpointKey> {
         let mut keys = Vec::with_capacity(2);
         if let Some(v4) = self.ipv4 {
-            keys.push(EndpointKey { addr: v4_bytes(v4.octets()), family: Family::V4, _pad: [0; 3] });
+            keys.push(EndpointKey {
+                addr: v4_bytes(v4.octets()),
+                family: Family::V4,
+                _pad: [0; 3],
+            });
         }
         if let Some(v6) = self.ipv6 {
-            keys.push(EndpointKey { addr: v6.octets(), family: Family::V6, _pad: [0; 3] });
+            keys.push(EndpointKey {
+                addr: v6.octets(),
+                family: Family::V6,
+                _pad: [0; 3],
+            });
         }
         keys
     }
@@ -117,8 +129,10 @@ impl Datapath {
     /// Loads the object and its maps without writing the config or attaching anything
     /// (for BPF_PROG_TEST_RUN tests and benchmarks).
     pub fn load_object(pin_dir: &Path, sizes: MapSizes) -> Result<Datapath, DatapathError> {
-        std::fs::create_dir_all(pin_dir)
-            .map_err(|source| DatapathError::PinDir { path: pin_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(pin_dir).map_err(|source| DatapathError::PinDir {
+            path: pin_dir.to_path_buf(),
+            source,
+        })?;
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
             .map_max_entries(map_names::CT, sizes.conntrack)
@@ -129,10 +143,17 @@ impl Datapath {
         for name in [program_names::FROM_CONTAINER, program_names::FROM_NETDEV] {
             attach::program(&mut ebpf, name)?
                 .load()
-                .map_err(|source| DatapathError::Program { program: name, source })?;
+                .map_err(|source| DatapathError::Program {
+                    program: name,
+                    source,
+                })?;
         }
         let maps = Maps::take(&mut ebpf)?;
-        Ok(Datapath { ebpf, maps, pin_dir: pin_dir.to_path_buf() })
+        Ok(Datapath {
+            ebpf,
+            maps,
+            pin_dir: pin_dir.to_path_buf(),
+        })
     }
 
     /// Attaches the endpoint program to the host-side veth and writes the endpoint's
@@ -159,7 +180,11 @@ impl Datapath {
                 for written in &keys {
                     let _ = self.maps.endpoints.remove(written);
                 }
-                return Err(DatapathError::Map { map: map_names::ENDPOINTS, operation: "insert", source: e });
+                return Err(DatapathError::Map {
+                    map: map_names::ENDPOINTS,
+                    operation: "insert",
+                    source: e,
+                });
             }
         }
         Ok(())
@@ -174,7 +199,8 @@ impl Datapath {
             self.maps.remove_endpoint(key)?;
         }
         let addrs: Vec<[u8; 16]> = keys.iter().map(|k| k.addr).collect();
-        self.maps.forget_connections(|k| addrs.contains(&k.saddr) || addrs.contains(&k.daddr))?;
+        self.maps
+            .forget_connections(|k| addrs.contains(&k.saddr) || addrs.contains(&k.daddr))?;
         Ok(())
     }
 
@@ -201,14 +227,28 @@ impl Datapath {
 
     /// Every conntrack entry.
     pub fn conntrack_entries(&self) -> Result<Vec<(CtKey, CtEntry)>, DatapathError> {
-        self.maps.ct.iter().collect::<Result<_, _>>()
-            .map_err(|source| DatapathError::Map { map: map_names::CT, operation: "iterate", source })
+        self.maps
+            .ct
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(|source| DatapathError::Map {
+                map: map_names::CT,
+                operation: "iterate",
+                source,
+            })
     }
 
     /// Every NAT entry (both directions of each translation).
     pub fn nat_entries(&self) -> Result<Vec<(CtKey, NatEntry)>, DatapathError> {
-        self.maps.nat.iter().collect::<Result<_, _>>()
-            .map_err(|source| DatapathError::Map { map: map_names::NAT, operation: "iterate", source })
+        self.maps
+            .nat
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(|source| DatapathError::Map {
+                map: map_names::NAT,
+                operation: "iterate",
+                source,
+            })
     }
 
     /// The loaded object, for BPF_PROG_TEST_RUN.
@@ -222,7 +262,6 @@ impl Datapath {
     }
 }
 
-
 /// Builds the config map entry from the options, rejecting what cannot be expressed.
 fn datapath_config(o: &DatapathOptions) -> Result<DatapathConfig, DatapathError> {
     let (min, max) = (*o.nat_ports.start(), *o.nat_ports.end());
@@ -232,8 +271,11 @@ fn datapath_config(o: &DatapathOptions) -> Result<DatapathConfig, DatapathError>
             reason: format!("{min}-{max} is not a non-empty range of non-zero ports"),
         });
     }
-    let masq_ifindex = nix::net::if_::if_nametoindex(o.uplink.as_str())
-        .map_err(|_| DatapathError::NoInterface { interface: o.uplink.clone() })?;
+    let masq_ifindex = nix::net::if_::if_nametoindex(o.uplink.as_str()).map_err(|_| {
+        DatapathError::NoInterface {
+            interface: o.uplink.clone(),
+        }
+    })?;
     let mut flags = config_flags::VALID;
     if o.node_ipv4.is_some() {
         flags |= config_flags::MASQUERADE_V4;
@@ -245,7 +287,9 @@ fn datapath_config(o: &DatapathOptions) -> Result<DatapathConfig, DatapathError>
         node_ipv4: v4_bytes(o.node_ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED).octets()),
         node_ipv6: o.node_ipv6.unwrap_or(Ipv6Addr::UNSPECIFIED).octets(),
         non_masq_ipv4: v4_bytes(o.non_masquerade_v4.map_or([0; 4], |n| n.network().octets())),
-        non_masq_ipv6: o.non_masquerade_v6.map_or([0; 16], |n| n.network().octets()),
+        non_masq_ipv6: o
+            .non_masquerade_v6
+            .map_or([0; 16], |n| n.network().octets()),
         masq_ifindex,
         nat_port_min: min,
         nat_port_max: max,

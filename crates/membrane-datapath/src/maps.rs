@@ -35,9 +35,18 @@ pub struct Maps {
     metrics: PerCpuArray<MapData, MetricsValue>,
 }
 
-fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, DatapathError> {
-    let map = ebpf.take_map(name).ok_or(DatapathError::Missing { kind: "map", name })?;
-    T::try_from(map).map_err(|source| DatapathError::Map { map: name, operation: "open", source })
+fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T, DatapathError> {
+    let map = ebpf
+        .take_map(name)
+        .ok_or(DatapathError::Missing { kind: "map", name })?;
+    T::try_from(map).map_err(|source| DatapathError::Map {
+        map: name,
+        operation: "open",
+        source,
+    })
 }
 
 /// Treats "no such key" as success (removals are idempotent).
@@ -65,19 +74,34 @@ impl Maps {
     pub fn write_config(&mut self, config: &DatapathConfig) -> Result<(), DatapathError> {
         self.config
             .set(0, config, 0)
-            .map_err(|source| DatapathError::Map { map: map_names::CONFIG, operation: "set", source })
+            .map_err(|source| DatapathError::Map {
+                map: map_names::CONFIG,
+                operation: "set",
+                source,
+            })
     }
 
     /// Removes one endpoint key; absent keys are fine.
     pub fn remove_endpoint(&mut self, key: &EndpointKey) -> Result<(), DatapathError> {
-        ignore_missing(self.endpoints.remove(key))
-            .map_err(|source| DatapathError::Map { map: map_names::ENDPOINTS, operation: "remove", source })
+        ignore_missing(self.endpoints.remove(key)).map_err(|source| DatapathError::Map {
+            map: map_names::ENDPOINTS,
+            operation: "remove",
+            source,
+        })
     }
 
     /// Deletes every conntrack entry whose key matches, and the NAT entries of those
     /// connections.
-    pub fn forget_connections(&mut self, matches: impl Fn(&CtKey) -> bool) -> Result<usize, DatapathError> {
-        let doomed: Vec<CtKey> = self.ct.keys().filter_map(Result::ok).filter(|k| matches(k)).collect();
+    pub fn forget_connections(
+        &mut self,
+        matches: impl Fn(&CtKey) -> bool,
+    ) -> Result<usize, DatapathError> {
+        let doomed: Vec<CtKey> = self
+            .ct
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| matches(k))
+            .collect();
         for key in &doomed {
             self.forget_connection(key)?;
         }
@@ -94,13 +118,22 @@ impl Maps {
                 // ICMP echo: the identifier is in both ports.
                 reply.sport = egress.port;
             }
-            ignore_missing(self.nat.remove(&reply))
-                .map_err(|source| DatapathError::Map { map: map_names::NAT, operation: "remove", source })?;
-            ignore_missing(self.nat.remove(key))
-                .map_err(|source| DatapathError::Map { map: map_names::NAT, operation: "remove", source })?;
+            ignore_missing(self.nat.remove(&reply)).map_err(|source| DatapathError::Map {
+                map: map_names::NAT,
+                operation: "remove",
+                source,
+            })?;
+            ignore_missing(self.nat.remove(key)).map_err(|source| DatapathError::Map {
+                map: map_names::NAT,
+                operation: "remove",
+                source,
+            })?;
         }
-        ignore_missing(self.ct.remove(key))
-            .map_err(|source| DatapathError::Map { map: map_names::CT, operation: "remove", source })
+        ignore_missing(self.ct.remove(key)).map_err(|source| DatapathError::Map {
+            map: map_names::CT,
+            operation: "remove",
+            source,
+        })
     }
 
     /// Per-reason counters summed over CPUs, zero rows omitted.
@@ -110,8 +143,14 @@ impl Maps {
             let values = self
                 .metrics
                 .get(&index, 0)
-                .map_err(|source| DatapathError::Map { map: map_names::METRICS, operation: "get", source })?;
-            let (packets, bytes) = values.iter().fold((0, 0), |(p, b), v| (p + v.packets, b + v.bytes));
+                .map_err(|source| DatapathError::Map {
+                    map: map_names::METRICS,
+                    operation: "get",
+                    source,
+                })?;
+            let (packets, bytes) = values
+                .iter()
+                .fold((0, 0), |(p, b), v| (p + v.packets, b + v.bytes));
             if packets == 0 {
                 continue;
             }
@@ -120,7 +159,11 @@ impl Maps {
                 reason: code,
                 reason_name: reason::name(code),
                 is_drop: code >= reason::DROP_FIRST,
-                direction: if index % 2 == direction::EGRESS as u32 { "egress" } else { "ingress" },
+                direction: if index % 2 == direction::EGRESS as u32 {
+                    "egress"
+                } else {
+                    "ingress"
+                },
                 packets,
                 bytes,
             });
@@ -133,11 +176,18 @@ impl Maps {
         self.endpoints
             .iter()
             .collect::<Result<_, _>>()
-            .map_err(|source| DatapathError::Map { map: map_names::ENDPOINTS, operation: "iterate", source })
+            .map_err(|source| DatapathError::Map {
+                map: map_names::ENDPOINTS,
+                operation: "iterate",
+                source,
+            })
     }
 
     /// Number of conntrack and NAT entries.
     pub fn table_sizes(&self) -> Result<(usize, usize), DatapathError> {
-        Ok((self.ct.keys().filter_map(Result::ok).count(), self.nat.keys().filter_map(Result::ok).count()))
+        Ok((
+            self.ct.keys().filter_map(Result::ok).count(),
+            self.nat.keys().filter_map(Result::ok).count(),
+        ))
     }
 }

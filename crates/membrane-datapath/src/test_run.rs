@@ -36,7 +36,10 @@ impl Datapath {
             .ebpf()
             .program(program)
             .and_then(|p| <&aya::programs::SchedClassifier>::try_from(p).ok())
-            .ok_or(DatapathError::Missing { kind: "program", name: program })?;
+            .ok_or(DatapathError::Missing {
+                kind: "program",
+                name: program,
+            })?;
         let mut ctx = [0u8; SK_BUFF_SIZE];
         ctx[SK_BUFF_IFINDEX..SK_BUFF_IFINDEX + 4].copy_from_slice(&ifindex.to_ne_bytes());
         let mut out = vec![0u8; packet.len() + 256];
@@ -50,6 +53,10 @@ impl Datapath {
             })
             .map_err(|source: ProgramError| DatapathError::Program { program, source })?;
         out.truncate(result.data_size_out as usize);
-        Ok(TestRunOutcome { action: result.return_value as i32, packet: out, duration: result.duration })
+        Ok(TestRunOutcome {
+            action: result.return_value as i32,
+            packet: out,
+            duration: result.duration,
+        })
     }
 }

@@ -32,30 +32,54 @@ fn decode(bytes: &[u8]) -> Seen {
     let h = PacketHeaders::from_ethernet_slice(bytes).expect("output parses");
     let eth = h.link.clone().unwrap().ethernet2().unwrap();
     let (src, dst, ttl) = match h.net.as_ref().unwrap() {
-        NetHeaders::Ipv4(ip, _) => (IpAddr::from(ip.source), IpAddr::from(ip.destination), ip.time_to_live),
-        NetHeaders::Ipv6(ip, _) => (IpAddr::from(ip.source), IpAddr::from(ip.destination), ip.hop_limit),
+        NetHeaders::Ipv4(ip, _) => (
+            IpAddr::from(ip.source),
+            IpAddr::from(ip.destination),
+            ip.time_to_live,
+        ),
+        NetHeaders::Ipv6(ip, _) => (
+            IpAddr::from(ip.source),
+            IpAddr::from(ip.destination),
+            ip.hop_limit,
+        ),
         other => panic!("unexpected {other:?}"),
     };
     let (sport, dport) = match h.transport.as_ref().unwrap() {
         TransportHeader::Tcp(t) => (t.source_port, t.destination_port),
         TransportHeader::Udp(u) => (u.source_port, u.destination_port),
         TransportHeader::Icmpv4(i) => match i.icmp_type {
-            etherparse::Icmpv4Type::EchoRequest(e) | etherparse::Icmpv4Type::EchoReply(e) => (e.id, e.id),
+            etherparse::Icmpv4Type::EchoRequest(e) | etherparse::Icmpv4Type::EchoReply(e) => {
+                (e.id, e.id)
+            }
             _ => (0, 0),
         },
         TransportHeader::Icmpv6(i) => match i.icmp_type {
-            etherparse::Icmpv6Type::EchoRequest(e) | etherparse::Icmpv6Type::EchoReply(e) => (e.id, e.id),
+            etherparse::Icmpv6Type::EchoRequest(e) | etherparse::Icmpv6Type::EchoReply(e) => {
+                (e.id, e.id)
+            }
             _ => (0, 0),
         },
         other => panic!("unexpected transport {other:?}"),
     };
-    Seen { smac: eth.source, dmac: eth.destination, src, dst, ttl, sport, dport }
+    Seen {
+        smac: eth.source,
+        dmac: eth.destination,
+        src,
+        dst,
+        ttl,
+        sport,
+        dport,
+    }
 }
 
 /// One's-complement sum of 16-bit words.
 fn sum(bytes: &[u8], mut acc: u32) -> u32 {
     for chunk in bytes.chunks(2) {
-        let word = if chunk.len() == 2 { u16::from_be_bytes([chunk[0], chunk[1]]) } else { u16::from_be_bytes([chunk[0], 0]) };
+        let word = if chunk.len() == 2 {
+            u16::from_be_bytes([chunk[0], chunk[1]])
+        } else {
+            u16::from_be_bytes([chunk[0], 0])
+        };
         acc += word as u32;
     }
     acc
@@ -75,7 +99,10 @@ fn assert_checksums_valid(bytes: &[u8]) {
     match l3[0] >> 4 {
         4 => {
             let ihl = (l3[0] & 0xf) as usize * 4;
-            assert!(folds_to_ffff(sum(&l3[..ihl], 0)), "IPv4 header checksum is wrong");
+            assert!(
+                folds_to_ffff(sum(&l3[..ihl], 0)),
+                "IPv4 header checksum is wrong"
+            );
             let total = u16::from_be_bytes([l3[2], l3[3]]) as usize;
             let seg = &l3[ihl..total];
             let proto = l3[9];
@@ -88,7 +115,10 @@ fn assert_checksums_valid(bytes: &[u8]) {
                 pseudo.extend_from_slice(&(seg.len() as u16).to_be_bytes());
                 sum(seg, sum(&pseudo, 0))
             };
-            assert!(folds_to_ffff(acc), "IPv4 L4 (proto {proto}) checksum is wrong");
+            assert!(
+                folds_to_ffff(acc),
+                "IPv4 L4 (proto {proto}) checksum is wrong"
+            );
         }
         6 => {
             let plen = u16::from_be_bytes([l3[4], l3[5]]) as usize;
@@ -97,14 +127,23 @@ fn assert_checksums_valid(bytes: &[u8]) {
             pseudo.extend_from_slice(&l3[8..40]);
             pseudo.extend_from_slice(&(plen as u32).to_be_bytes());
             pseudo.extend_from_slice(&[0, 0, 0, l3[6]]);
-            assert!(folds_to_ffff(sum(seg, sum(&pseudo, 0))), "IPv6 L4 (next header {}) checksum is wrong", l3[6]);
+            assert!(
+                folds_to_ffff(sum(seg, sum(&pseudo, 0))),
+                "IPv6 L4 (next header {}) checksum is wrong",
+                l3[6]
+            );
         }
         v => panic!("IP version {v}"),
     }
 }
 
 fn counter(dp: &Datapath, code: u8) -> u64 {
-    dp.counters().unwrap().iter().filter(|c| c.reason == code).map(|c| c.packets).sum()
+    dp.counters()
+        .unwrap()
+        .iter()
+        .filter(|c| c.reason == code)
+        .map(|c| c.packets)
+        .sum()
 }
 
 fn both_families(test: fn(&mut bed::Bed, bool)) {
@@ -130,20 +169,44 @@ fn pod_to_pod_on_one_node_is_redirected_to_the_peer_with_macs_and_ttl_rewritten(
     both_families(|bed, v6| {
         for l4 in [L4::TcpSyn, L4::Udp, L4::Echo] {
             let (a, b) = (&bed.a.spec, &bed.b.spec);
-            let input = packet(a.pod_mac, a.host_mac, addrs(&bed.a, v6), addrs(&bed.b, v6), 33000, 8080, l4);
-            let out = bed.dp.test_run(FROM_CONTAINER, &input, a.host_ifindex, 1).unwrap();
+            let input = packet(
+                a.pod_mac,
+                a.host_mac,
+                addrs(&bed.a, v6),
+                addrs(&bed.b, v6),
+                33000,
+                8080,
+                l4,
+            );
+            let out = bed
+                .dp
+                .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+                .unwrap();
             assert_eq!(out.action, TC_ACT_REDIRECT, "{l4:?} v6={v6}");
             let seen = decode(&out.packet);
-            assert_eq!(seen.dmac, b.pod_mac, "delivered to the destination pod's MAC");
-            assert_eq!(seen.smac, b.host_mac, "from the destination's host-side veth");
+            assert_eq!(
+                seen.dmac, b.pod_mac,
+                "delivered to the destination pod's MAC"
+            );
+            assert_eq!(
+                seen.smac, b.host_mac,
+                "from the destination's host-side veth"
+            );
             assert_eq!(seen.ttl, 63, "forwarding decrements the TTL");
-            assert_eq!((seen.src, seen.dst), (addrs(&bed.a, v6), addrs(&bed.b, v6)), "no NAT between pods");
+            assert_eq!(
+                (seen.src, seen.dst),
+                (addrs(&bed.a, v6), addrs(&bed.b, v6)),
+                "no NAT between pods"
+            );
             assert_checksums_valid(&out.packet);
         }
         assert_eq!(counter(&bed.dp, reason::FORWARD_LOCAL), 3);
         let ct = bed.dp.conntrack_entries().unwrap();
         assert_eq!(ct.len(), 3, "one conntrack entry per connection");
-        assert!(ct.iter().all(|(k, e)| k.saddr[..] == bytes_of(addrs(&bed.a, v6))[..] && e.packets_fwd == 1));
+        assert!(
+            ct.iter()
+                .all(|(k, e)| k.saddr[..] == bytes_of(addrs(&bed.a, v6))[..] && e.packets_fwd == 1)
+        );
     });
 }
 
@@ -158,10 +221,35 @@ fn bytes_of(ip: IpAddr) -> [u8; 16] {
 fn reply_between_pods_finds_the_connection_and_marks_it_established() {
     both_families(|bed, v6| {
         let (a, b) = (bed.a.spec.clone(), bed.b.spec.clone());
-        let syn = packet(a.pod_mac, a.host_mac, addrs(&bed.a, v6), addrs(&bed.b, v6), 33000, 8080, L4::TcpSyn);
-        assert_eq!(bed.dp.test_run(FROM_CONTAINER, &syn, a.host_ifindex, 1).unwrap().action, TC_ACT_REDIRECT);
-        let reply = packet(b.pod_mac, b.host_mac, addrs(&bed.b, v6), addrs(&bed.a, v6), 8080, 33000, L4::TcpAck);
-        let out = bed.dp.test_run(FROM_CONTAINER, &reply, b.host_ifindex, 1).unwrap();
+        let syn = packet(
+            a.pod_mac,
+            a.host_mac,
+            addrs(&bed.a, v6),
+            addrs(&bed.b, v6),
+            33000,
+            8080,
+            L4::TcpSyn,
+        );
+        assert_eq!(
+            bed.dp
+                .test_run(FROM_CONTAINER, &syn, a.host_ifindex, 1)
+                .unwrap()
+                .action,
+            TC_ACT_REDIRECT
+        );
+        let reply = packet(
+            b.pod_mac,
+            b.host_mac,
+            addrs(&bed.b, v6),
+            addrs(&bed.a, v6),
+            8080,
+            33000,
+            L4::TcpAck,
+        );
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, &reply, b.host_ifindex, 1)
+            .unwrap();
         assert_eq!(out.action, TC_ACT_REDIRECT);
         assert_eq!(decode(&out.packet).dmac, a.pod_mac);
         let ct = bed.dp.conntrack_entries().unwrap();
@@ -178,38 +266,90 @@ fn spoofed_source_address_is_dropped_and_counted() {
     both_families(|bed, v6| {
         let a = bed.a.spec.clone();
         // Pod A claims pod B's address.
-        let input = packet(a.pod_mac, a.host_mac, addrs(&bed.b, v6), world(v6), 33000, 80, L4::TcpSyn);
-        let out = bed.dp.test_run(FROM_CONTAINER, &input, a.host_ifindex, 1).unwrap();
+        let input = packet(
+            a.pod_mac,
+            a.host_mac,
+            addrs(&bed.b, v6),
+            world(v6),
+            33000,
+            80,
+            L4::TcpSyn,
+        );
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+            .unwrap();
         assert_eq!(out.action, TC_ACT_SHOT);
         assert_eq!(counter(&bed.dp, reason::DROP_INVALID_SOURCE), 1);
-        assert!(bed.dp.conntrack_entries().unwrap().is_empty(), "nothing tracked for a dropped packet");
+        assert!(
+            bed.dp.conntrack_entries().unwrap().is_empty(),
+            "nothing tracked for a dropped packet"
+        );
     });
 }
 
 #[test]
 fn traffic_to_the_world_is_masqueraded_and_replies_are_translated_back() {
     both_families(|bed, v6| {
-        for (l4, reply_l4, sport, dport) in [(L4::TcpSyn, L4::TcpAck, 40100u16, 80u16), (L4::Udp, L4::Udp, 5353, 53), (L4::Echo, L4::EchoReply, 777, 777)] {
+        for (l4, reply_l4, sport, dport) in [
+            (L4::TcpSyn, L4::TcpAck, 40100u16, 80u16),
+            (L4::Udp, L4::Udp, 5353, 53),
+            (L4::Echo, L4::EchoReply, 777, 777),
+        ] {
             let a = bed.a.spec.clone();
-            let input = packet(a.pod_mac, a.host_mac, addrs(&bed.a, v6), world(v6), sport, dport, l4);
-            let out = bed.dp.test_run(FROM_CONTAINER, &input, a.host_ifindex, 1).unwrap();
+            let input = packet(
+                a.pod_mac,
+                a.host_mac,
+                addrs(&bed.a, v6),
+                world(v6),
+                sport,
+                dport,
+                l4,
+            );
+            let out = bed
+                .dp
+                .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+                .unwrap();
             assert_eq!(out.action, TC_ACT_REDIRECT, "{l4:?} v6={v6}");
             let seen = decode(&out.packet);
             assert_eq!(seen.src, node(v6), "source rewritten to the node address");
             assert_eq!(seen.dst, world(v6));
             assert_eq!(seen.dmac, WORLD_MAC, "MAC from the FIB's neighbour");
-            assert!(NAT_PORTS.contains(&seen.sport), "port {} in the NAT range", seen.sport);
+            assert!(
+                NAT_PORTS.contains(&seen.sport),
+                "port {} in the NAT range",
+                seen.sport
+            );
             if NAT_PORTS.contains(&sport) {
-                assert_eq!(seen.sport, sport, "a source port inside the range is kept when free");
+                assert_eq!(
+                    seen.sport, sport,
+                    "a source port inside the range is kept when free"
+                );
             }
             assert_checksums_valid(&out.packet);
 
             // The reply arrives on the uplink, addressed to the node.
-            let reply = packet(WORLD_MAC, [0x02, 0, 0, 0, 0, 1], world(v6), node(v6), if matches!(l4, L4::Echo) { seen.sport } else { dport }, seen.sport, reply_l4);
+            let reply = packet(
+                WORLD_MAC,
+                [0x02, 0, 0, 0, 0, 1],
+                world(v6),
+                node(v6),
+                if matches!(l4, L4::Echo) {
+                    seen.sport
+                } else {
+                    dport
+                },
+                seen.sport,
+                reply_l4,
+            );
             let back = bed.dp.test_run(FROM_NETDEV, &reply, bed.uplink, 1).unwrap();
             assert_eq!(back.action, TC_ACT_REDIRECT, "reply {reply_l4:?} v6={v6}");
             let seen = decode(&back.packet);
-            assert_eq!(seen.dst, addrs(&bed.a, v6), "destination translated back to the pod");
+            assert_eq!(
+                seen.dst,
+                addrs(&bed.a, v6),
+                "destination translated back to the pod"
+            );
             assert_eq!(seen.dport, sport, "port (or echo id) translated back");
             assert_eq!(seen.dmac, a.pod_mac);
             assert_checksums_valid(&back.packet);
@@ -217,8 +357,18 @@ fn traffic_to_the_world_is_masqueraded_and_replies_are_translated_back() {
         assert_eq!(counter(&bed.dp, reason::MASQUERADE), 3);
         assert_eq!(counter(&bed.dp, reason::REVERSE_NAT), 3);
         let (ct, nat) = bed.dp.table_sizes().unwrap();
-        assert_eq!((ct, nat), (3, 6), "one conntrack and two NAT entries per connection");
-        assert!(bed.dp.conntrack_entries().unwrap().iter().all(|(_, e)| e.flags & ct_flags::SNAT != 0 && e.packets_rev == 1));
+        assert_eq!(
+            (ct, nat),
+            (3, 6),
+            "one conntrack and two NAT entries per connection"
+        );
+        assert!(
+            bed.dp
+                .conntrack_entries()
+                .unwrap()
+                .iter()
+                .all(|(_, e)| e.flags & ct_flags::SNAT != 0 && e.packets_rev == 1)
+        );
     });
 }
 
@@ -226,14 +376,30 @@ fn traffic_to_the_world_is_masqueraded_and_replies_are_translated_back() {
 fn source_port_outside_the_range_is_replaced_and_restored() {
     both_families(|bed, v6| {
         let a = bed.a.spec.clone();
-        let input = packet(a.pod_mac, a.host_mac, addrs(&bed.a, v6), world(v6), 12345, 443, L4::TcpSyn);
-        let out = bed.dp.test_run(FROM_CONTAINER, &input, a.host_ifindex, 1).unwrap();
+        let input = packet(
+            a.pod_mac,
+            a.host_mac,
+            addrs(&bed.a, v6),
+            world(v6),
+            12345,
+            443,
+            L4::TcpSyn,
+        );
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+            .unwrap();
         let seen = decode(&out.packet);
         assert_ne!(seen.sport, 12345);
         assert!(NAT_PORTS.contains(&seen.sport));
         assert_checksums_valid(&out.packet);
         // A second packet of the same connection gets the same translation.
-        let again = decode(&bed.dp.test_run(FROM_CONTAINER, &input, a.host_ifindex, 1).unwrap().packet);
+        let again = decode(
+            &bed.dp
+                .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+                .unwrap()
+                .packet,
+        );
         assert_eq!(again.sport, seen.sport);
     });
 }
@@ -247,11 +413,36 @@ fn masquerade_without_a_free_port_drops_with_its_reason() {
         // them can keep it, and the range is 1000 ports wide, so the second one gets
         // another port. Exhaust the range by hand instead: fill every reply slot.
         for port in NAT_PORTS {
-            let input = packet(b.pod_mac, b.host_mac, bed.b.v4.into(), WORLD_V4.into(), port, 80, L4::Udp);
-            assert_eq!(bed.dp.test_run(FROM_CONTAINER, &input, b.host_ifindex, 1).unwrap().action, TC_ACT_REDIRECT);
+            let input = packet(
+                b.pod_mac,
+                b.host_mac,
+                bed.b.v4.into(),
+                WORLD_V4.into(),
+                port,
+                80,
+                L4::Udp,
+            );
+            assert_eq!(
+                bed.dp
+                    .test_run(FROM_CONTAINER, &input, b.host_ifindex, 1)
+                    .unwrap()
+                    .action,
+                TC_ACT_REDIRECT
+            );
         }
-        let input = packet(a.pod_mac, a.host_mac, bed.a.v4.into(), WORLD_V4.into(), 40500, 80, L4::Udp);
-        let out = bed.dp.test_run(FROM_CONTAINER, &input, a.host_ifindex, 1).unwrap();
+        let input = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.a.v4.into(),
+            WORLD_V4.into(),
+            40500,
+            80,
+            L4::Udp,
+        );
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+            .unwrap();
         assert_eq!(out.action, TC_ACT_SHOT);
         assert_eq!(counter(&bed.dp, reason::DROP_NAT_NO_PORT), 1);
     });
@@ -261,8 +452,19 @@ fn masquerade_without_a_free_port_drops_with_its_reason() {
 fn traffic_for_the_node_itself_goes_to_the_stack_untranslated() {
     both_families(|bed, v6| {
         let a = bed.a.spec.clone();
-        let input = packet(a.pod_mac, a.host_mac, addrs(&bed.a, v6), node(v6), 33000, 22, L4::TcpSyn);
-        let out = bed.dp.test_run(FROM_CONTAINER, &input, a.host_ifindex, 1).unwrap();
+        let input = packet(
+            a.pod_mac,
+            a.host_mac,
+            addrs(&bed.a, v6),
+            node(v6),
+            33000,
+            22,
+            L4::TcpSyn,
+        );
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+            .unwrap();
         assert_eq!(out.action, TC_ACT_OK);
         assert_eq!(out.packet, input, "the stack gets the packet unchanged");
         assert_eq!(counter(&bed.dp, reason::TO_STACK), 1);
@@ -272,7 +474,15 @@ fn traffic_for_the_node_itself_goes_to_the_stack_untranslated() {
 #[test]
 fn uplink_traffic_without_a_translation_goes_to_the_stack() {
     both_families(|bed, v6| {
-        let input = packet(WORLD_MAC, [0x02, 0, 0, 0, 0, 1], world(v6), node(v6), 5555, 22, L4::TcpSyn);
+        let input = packet(
+            WORLD_MAC,
+            [0x02, 0, 0, 0, 0, 1],
+            world(v6),
+            node(v6),
+            5555,
+            22,
+            L4::TcpSyn,
+        );
         let out = bed.dp.test_run(FROM_NETDEV, &input, bed.uplink, 1).unwrap();
         assert_eq!(out.action, TC_ACT_OK);
         assert_eq!(out.packet, input);
@@ -284,10 +494,21 @@ fn uplink_traffic_without_a_translation_goes_to_the_stack() {
 fn truncated_packet_from_a_pod_is_dropped_as_invalid() {
     with_bed(|bed| {
         let a = bed.a.spec.clone();
-        let full = packet(a.pod_mac, a.host_mac, bed.a.v4.into(), bed.b.v4.into(), 1, 2, L4::TcpSyn);
+        let full = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.a.v4.into(),
+            bed.b.v4.into(),
+            1,
+            2,
+            L4::TcpSyn,
+        );
         // Ethernet + IPv4 header, TCP header cut after 8 bytes (flags missing).
         let cut = &full[..14 + 20 + 8];
-        let out = bed.dp.test_run(FROM_CONTAINER, cut, a.host_ifindex, 1).unwrap();
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, cut, a.host_ifindex, 1)
+            .unwrap();
         assert_eq!(out.action, TC_ACT_SHOT);
         assert_eq!(counter(&bed.dp, reason::DROP_INVALID_PACKET), 1);
     });
@@ -297,13 +518,41 @@ fn truncated_packet_from_a_pod_is_dropped_as_invalid() {
 fn deleting_an_endpoint_removes_its_entries_and_connections() {
     with_bed(|bed| {
         let a = bed.a.spec.clone();
-        let input = packet(a.pod_mac, a.host_mac, bed.a.v4.into(), WORLD_V4.into(), 40200, 80, L4::TcpSyn);
-        assert_eq!(bed.dp.test_run(FROM_CONTAINER, &input, a.host_ifindex, 1).unwrap().action, TC_ACT_REDIRECT);
+        let input = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.a.v4.into(),
+            WORLD_V4.into(),
+            40200,
+            80,
+            L4::TcpSyn,
+        );
+        assert_eq!(
+            bed.dp
+                .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+                .unwrap()
+                .action,
+            TC_ACT_REDIRECT
+        );
         assert_eq!(bed.dp.table_sizes().unwrap(), (1, 2));
         bed.dp.detach_endpoint(&a).unwrap();
-        assert_eq!(bed.dp.table_sizes().unwrap(), (0, 0), "connection and both NAT entries gone");
-        let left: Vec<_> = bed.dp.endpoint_entries().unwrap().into_iter().map(|(_, i)| i.endpoint_id).collect();
-        assert_eq!(left, vec![bed.b.spec.id, bed.b.spec.id], "only pod B's two addresses remain");
+        assert_eq!(
+            bed.dp.table_sizes().unwrap(),
+            (0, 0),
+            "connection and both NAT entries gone"
+        );
+        let left: Vec<_> = bed
+            .dp
+            .endpoint_entries()
+            .unwrap()
+            .into_iter()
+            .map(|(_, i)| i.endpoint_id)
+            .collect();
+        assert_eq!(
+            left,
+            vec![bed.b.spec.id, bed.b.spec.id],
+            "only pod B's two addresses remain"
+        );
         bed.dp.detach_endpoint(&a).expect("detaching twice is fine");
     });
 }

@@ -8,7 +8,6 @@ use membrane_common::metrics::reason;
 use membrane_common::tuple::proto;
 use membrane_common::{CtEntry, CtKey};
 
-
 /// Which way a packet travels relative to its connection's first packet.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Dir {
@@ -44,7 +43,8 @@ pub fn track(pkt: &Packet, len: u32, ifindex: u32, create: bool) -> Result<(), u
                 src_ifindex: ifindex,
                 _pad: [0; 8],
             };
-            CT.insert(fwd, &entry, 0).map_err(|_| reason::DROP_MAP_FULL)?;
+            CT.insert(fwd, &entry, 0)
+                .map_err(|_| reason::DROP_MAP_FULL)?;
             return Ok(());
         } else {
             return Ok(());
@@ -85,10 +85,18 @@ fn tcp_state(mut flags: u32, pkt: &Packet, dir: Dir) -> u32 {
     }
     let f = pkt.tcp_flags;
     if f & tcp_flags::SYN != 0 {
-        flags |= if dir == Dir::Original { ct_flags::SYN_FWD } else { ct_flags::SYN_REV };
+        flags |= if dir == Dir::Original {
+            ct_flags::SYN_FWD
+        } else {
+            ct_flags::SYN_REV
+        };
     }
     if f & tcp_flags::FIN != 0 {
-        flags |= if dir == Dir::Original { ct_flags::FIN_FWD } else { ct_flags::FIN_REV };
+        flags |= if dir == Dir::Original {
+            ct_flags::FIN_FWD
+        } else {
+            ct_flags::FIN_REV
+        };
     }
     if f & tcp_flags::RST != 0 {
         flags |= ct_flags::RST;

@@ -6,7 +6,9 @@ use crate::rewrite::{dec_ttl, set_macs};
 use aya_ebpf::bindings::{
     BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_REDIRECT, bpf_fib_lookup,
 };
-use aya_ebpf::helpers::{bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh, bpf_redirect_peer};
+use aya_ebpf::helpers::{
+    bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh, bpf_redirect_peer,
+};
 use aya_ebpf::programs::TcContext;
 use membrane_common::metrics::reason;
 use membrane_common::{EndpointInfo, EndpointKey};
@@ -17,7 +19,11 @@ const AF_INET6: u8 = 10;
 /// The local endpoint owning `addr`, if any.
 #[inline(always)]
 pub fn endpoint(addr: &[u8; 16], family: u8) -> Option<&'static EndpointInfo> {
-    let key = EndpointKey { addr: *addr, family, _pad: [0; 3] };
+    let key = EndpointKey {
+        addr: *addr,
+        family,
+        _pad: [0; 3],
+    };
     // SAFETY: endpoint entries are only replaced whole by the agent; a concurrent update
     // can at worst make this packet use the old or the new delivery target.
     unsafe { ENDPOINTS.get(&key) }
@@ -30,7 +36,11 @@ pub fn to_endpoint(ctx: &TcContext, pkt: &Packet, ep: &EndpointInfo) -> Result<i
     set_macs(ctx, &ep.host_mac, &ep.pod_mac)?;
     // SAFETY: bpf_redirect_peer only records the target; it has no memory arguments.
     let ret = unsafe { bpf_redirect_peer(ep.ifindex, 0) };
-    if ret == TC_ACT_REDIRECT as i64 { Ok(TC_ACT_REDIRECT as i32) } else { Err(reason::DROP_NO_ROUTE) }
+    if ret == TC_ACT_REDIRECT as i64 {
+        Ok(TC_ACT_REDIRECT as i32)
+    } else {
+        Err(reason::DROP_NO_ROUTE)
+    }
 }
 
 /// Result of a FIB lookup for a packet about to be routed.
@@ -38,7 +48,10 @@ pub enum Route {
     /// The destination is this node: hand the packet to the stack.
     Local,
     /// Out of `ifindex`, with the neighbour's MAC known (`Some`) or to be resolved.
-    Out { ifindex: u32, macs: Option<([u8; 6], [u8; 6])> },
+    Out {
+        ifindex: u32,
+        macs: Option<([u8; 6], [u8; 6])>,
+    },
     /// No usable route (unreachable, prohibited, forwarding disabled...).
     None,
 }
@@ -55,16 +68,36 @@ pub fn lookup(ctx: &TcContext, pkt: &Packet, ifindex: u32) -> Route {
     if pkt.is_v4() {
         params.family = AF_INET;
         params.__bindgen_anon_1.tot_len = pkt.tot_len;
-        params.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes([pkt.key.saddr[0], pkt.key.saddr[1], pkt.key.saddr[2], pkt.key.saddr[3]]);
-        params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes([pkt.key.daddr[0], pkt.key.daddr[1], pkt.key.daddr[2], pkt.key.daddr[3]]);
+        params.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes([
+            pkt.key.saddr[0],
+            pkt.key.saddr[1],
+            pkt.key.saddr[2],
+            pkt.key.saddr[3],
+        ]);
+        params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes([
+            pkt.key.daddr[0],
+            pkt.key.daddr[1],
+            pkt.key.daddr[2],
+            pkt.key.daddr[3],
+        ]);
     } else {
         params.family = AF_INET6;
         let mut s = [0u32; 4];
         let mut d = [0u32; 4];
         let mut i = 0;
         while i < 4 {
-            s[i] = u32::from_ne_bytes([pkt.key.saddr[i * 4], pkt.key.saddr[i * 4 + 1], pkt.key.saddr[i * 4 + 2], pkt.key.saddr[i * 4 + 3]]);
-            d[i] = u32::from_ne_bytes([pkt.key.daddr[i * 4], pkt.key.daddr[i * 4 + 1], pkt.key.daddr[i * 4 + 2], pkt.key.daddr[i * 4 + 3]]);
+            s[i] = u32::from_ne_bytes([
+                pkt.key.saddr[i * 4],
+                pkt.key.saddr[i * 4 + 1],
+                pkt.key.saddr[i * 4 + 2],
+                pkt.key.saddr[i * 4 + 3],
+            ]);
+            d[i] = u32::from_ne_bytes([
+                pkt.key.daddr[i * 4],
+                pkt.key.daddr[i * 4 + 1],
+                pkt.key.daddr[i * 4 + 2],
+                pkt.key.daddr[i * 4 + 3],
+            ]);
             i += 1;
         }
         params.__bindgen_anon_3.ipv6_src = s;
@@ -74,8 +107,14 @@ pub fn lookup(ctx: &TcContext, pkt: &Packet, ifindex: u32) -> Route {
     // SAFETY: params is a properly sized, initialised bpf_fib_lookup on our stack.
     let ret = unsafe { fib_lookup(ctx.skb.skb.cast(), &mut params, size, 0) };
     match ret as u32 {
-        BPF_FIB_LKUP_RET_SUCCESS => Route::Out { ifindex: params.ifindex, macs: Some((params.smac, params.dmac)) },
-        BPF_FIB_LKUP_RET_NO_NEIGH => Route::Out { ifindex: params.ifindex, macs: None },
+        BPF_FIB_LKUP_RET_SUCCESS => Route::Out {
+            ifindex: params.ifindex,
+            macs: Some((params.smac, params.dmac)),
+        },
+        BPF_FIB_LKUP_RET_NO_NEIGH => Route::Out {
+            ifindex: params.ifindex,
+            macs: None,
+        },
         // NOT_FWDED: the destination is local (or the route is not a forwarding one).
         4 => Route::Local,
         _ => Route::None,
@@ -85,7 +124,12 @@ pub fn lookup(ctx: &TcContext, pkt: &Packet, ifindex: u32) -> Route {
 /// Sends the packet out of `ifindex` (egress), filling the MACs from the FIB result or
 /// letting the kernel resolve the neighbour.
 #[inline(always)]
-pub fn redirect_out(ctx: &TcContext, pkt: &Packet, ifindex: u32, macs: Option<([u8; 6], [u8; 6])>) -> Result<i32, u8> {
+pub fn redirect_out(
+    ctx: &TcContext,
+    pkt: &Packet,
+    ifindex: u32,
+    macs: Option<([u8; 6], [u8; 6])>,
+) -> Result<i32, u8> {
     dec_ttl(ctx, pkt)?;
     // SAFETY: the redirect helpers only record the target; the neighbour variant gets a
     // null parameter pointer with length 0, which the kernel documents as "use the FIB".
@@ -98,5 +142,9 @@ pub fn redirect_out(ctx: &TcContext, pkt: &Packet, ifindex: u32, macs: Option<([
             None => bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0),
         }
     };
-    if ret == TC_ACT_REDIRECT as i64 { Ok(TC_ACT_REDIRECT as i32) } else { Err(reason::DROP_NO_ROUTE) }
+    if ret == TC_ACT_REDIRECT as i64 {
+        Ok(TC_ACT_REDIRECT as i32)
+    } else {
+        Err(reason::DROP_NO_ROUTE)
+    }
 }

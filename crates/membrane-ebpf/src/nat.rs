@@ -31,7 +31,12 @@ fn reply_key(orig: &CtKey, node: &[u8; 16], port: u16, is_echo: bool) -> CtKey {
 /// Translates `pkt`'s source to `node`, reusing the connection's translation or
 /// allocating a port from the configured range.
 #[inline(never)]
-pub fn snat(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig, node: &[u8; 16]) -> Result<(), u8> {
+pub fn snat(
+    ctx: &TcContext,
+    pkt: &mut Packet,
+    cfg: &DatapathConfig,
+    node: &[u8; 16],
+) -> Result<(), u8> {
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: plain read of a value copied out immediately.
@@ -39,7 +44,12 @@ pub fn snat(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig, node: &[u8;
         e.port
     } else {
         let port = allocate_port(pkt, cfg, node, now)?;
-        let egress = NatEntry { addr: *node, port, _pad: [0; 6], created_ns: now };
+        let egress = NatEntry {
+            addr: *node,
+            port,
+            _pad: [0; 6],
+            created_ns: now,
+        };
         if NAT.insert(&pkt.key, &egress, 0).is_err() {
             let _ = NAT.remove(&reply_key(&pkt.key, node, port, pkt.is_echo));
             return Err(reason::DROP_MAP_FULL);
@@ -66,9 +76,18 @@ fn allocate_port(pkt: &Packet, cfg: &DatapathConfig, node: &[u8; 16], now: u64) 
         return Err(reason::DROP_NAT_NO_PORT);
     }
     let span = max - min + 1;
-    let back = NatEntry { addr: orig.saddr, port: orig.sport, _pad: [0; 6], created_ns: now };
+    let back = NatEntry {
+        addr: orig.saddr,
+        port: orig.sport,
+        _pad: [0; 6],
+        created_ns: now,
+    };
     let first = u16::from_be(orig.sport) as u32;
-    let mut candidate = if first >= min && first <= max { first } else { min + random_below(span) };
+    let mut candidate = if first >= min && first <= max {
+        first
+    } else {
+        min + random_below(span)
+    };
     let mut i = 0;
     while i < PORT_TRIES {
         let port = (candidate as u16).to_be();
@@ -86,7 +105,9 @@ fn allocate_port(pkt: &Packet, cfg: &DatapathConfig, node: &[u8; 16], now: u64) 
 #[inline(always)]
 fn random_below(span: u32) -> u32 {
     // SAFETY: bpf_get_prandom_u32 has no preconditions.
-    unsafe { bpf_get_prandom_u32() }.checked_rem(span).unwrap_or(0)
+    unsafe { bpf_get_prandom_u32() }
+        .checked_rem(span)
+        .unwrap_or(0)
 }
 
 /// If `pkt` is a reply to a masqueraded connection, translates its destination back

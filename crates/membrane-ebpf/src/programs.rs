@@ -9,9 +9,9 @@ use crate::packet::{Packet, Parsed, in_prefix, parse};
 use aya_ebpf::bindings::{TC_ACT_OK, TC_ACT_SHOT};
 use aya_ebpf::macros::classifier;
 use aya_ebpf::programs::TcContext;
+use membrane_common::DatapathConfig;
 use membrane_common::config::config_flags;
 use membrane_common::metrics::{direction, reason};
-use membrane_common::DatapathConfig;
 use membrane_common::tuple::proto;
 
 /// What a program decided, before it becomes a tc verdict.
@@ -51,7 +51,10 @@ fn config() -> Result<&'static DatapathConfig, u8> {
     }
 }
 
-const PASS: Verdict = Verdict { action: TC_ACT_OK as i32, reason: reason::TO_STACK };
+const PASS: Verdict = Verdict {
+    action: TC_ACT_OK as i32,
+    reason: reason::TO_STACK,
+};
 
 /// tc ingress on a pod's host-side veth: traffic leaving the pod.
 #[classifier]
@@ -81,22 +84,34 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
     if pkt.is_fragment {
         // Fragments carry no ports: only same-node delivery by address is possible.
         return match dst {
-            Some(ep) => Ok(Verdict { action: to_endpoint(ctx, &pkt, &ep)?, reason: reason::FORWARD_LOCAL }),
+            Some(ep) => Ok(Verdict {
+                action: to_endpoint(ctx, &pkt, &ep)?,
+                reason: reason::FORWARD_LOCAL,
+            }),
             None => Err(reason::DROP_FRAGMENT),
         };
     }
     track(&pkt, ctx.len(), ifindex, true)?;
     if let Some(ep) = dst {
-        return Ok(Verdict { action: to_endpoint(ctx, &pkt, &ep)?, reason: reason::FORWARD_LOCAL });
+        return Ok(Verdict {
+            action: to_endpoint(ctx, &pkt, &ep)?,
+            reason: reason::FORWARD_LOCAL,
+        });
     }
     match lookup(ctx, &pkt, ifindex) {
         Route::Local | Route::None => Ok(PASS),
         Route::Out { ifindex: out, macs } => {
             if out == cfg.masq_ifindex && wants_masquerade(&pkt, cfg) {
                 masquerade(ctx, &mut pkt, cfg)?;
-                Ok(Verdict { action: redirect_out(ctx, &pkt, out, macs)?, reason: reason::MASQUERADE })
+                Ok(Verdict {
+                    action: redirect_out(ctx, &pkt, out, macs)?,
+                    reason: reason::MASQUERADE,
+                })
             } else {
-                Ok(Verdict { action: redirect_out(ctx, &pkt, out, macs)?, reason: reason::FORWARD_FIB })
+                Ok(Verdict {
+                    action: redirect_out(ctx, &pkt, out, macs)?,
+                    reason: reason::FORWARD_FIB,
+                })
             }
         }
     }
@@ -108,7 +123,11 @@ fn masquerade(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig) -> Result
     if !pkt.is_echo && pkt.key.proto != proto::TCP && pkt.key.proto != proto::UDP {
         return Err(reason::DROP_NAT_UNSUPPORTED);
     }
-    let node = if pkt.is_v4() { &cfg.node_ipv4 } else { &cfg.node_ipv6 };
+    let node = if pkt.is_v4() {
+        &cfg.node_ipv4
+    } else {
+        &cfg.node_ipv6
+    };
     snat(ctx, pkt, cfg, node)
 }
 
@@ -139,13 +158,20 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
         _ => return Ok(PASS),
     };
     let cfg = config()?;
-    let node = if pkt.is_v4() { &cfg.node_ipv4 } else { &cfg.node_ipv6 };
+    let node = if pkt.is_v4() {
+        &cfg.node_ipv4
+    } else {
+        &cfg.node_ipv6
+    };
     if pkt.key.daddr != *node || !reverse_snat(ctx, &mut pkt)? {
         return Ok(PASS);
     }
     track(&pkt, ctx.len(), 0, false)?;
     match endpoint(&pkt.key.daddr, pkt.key.family) {
-        Some(ep) => Ok(Verdict { action: to_endpoint(ctx, &pkt, &ep)?, reason: reason::REVERSE_NAT }),
+        Some(ep) => Ok(Verdict {
+            action: to_endpoint(ctx, &pkt, &ep)?,
+            reason: reason::REVERSE_NAT,
+        }),
         None => Err(reason::DROP_NO_ROUTE),
     }
 }

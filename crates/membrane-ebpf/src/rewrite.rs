@@ -40,11 +40,13 @@ pub fn set_addr(ctx: &TcContext, pkt: &mut Packet, end: End, new: &[u8; 16]) -> 
         let off = ETH_HLEN + if end == End::Source { 12 } else { 16 };
         let old: u32 = ctx.load(off).map_err(fail)?;
         let new4 = u32::from_ne_bytes([new[0], new[1], new[2], new[3]]);
-        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new4 as u64, 4).map_err(fail)?;
+        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new4 as u64, 4)
+            .map_err(fail)?;
         if pkt.key.proto != proto::ICMP {
             if let Some((csum, extra)) = l4_csum(pkt) {
                 let flags = BPF_F_PSEUDO_HDR as u64 | extra | 4;
-                ctx.l4_csum_replace(csum, old as u64, new4 as u64, flags).map_err(fail)?;
+                ctx.l4_csum_replace(csum, old as u64, new4 as u64, flags)
+                    .map_err(fail)?;
             }
         }
         ctx.store(off, &new4, 0).map_err(fail)?;
@@ -54,19 +56,19 @@ pub fn set_addr(ctx: &TcContext, pkt: &mut Packet, end: End, new: &[u8; 16]) -> 
         let mut new6: [u32; 4] = [0; 4];
         let mut i = 0;
         while i < 4 {
-            new6[i] = u32::from_ne_bytes([new[i * 4], new[i * 4 + 1], new[i * 4 + 2], new[i * 4 + 3]]);
+            new6[i] =
+                u32::from_ne_bytes([new[i * 4], new[i * 4 + 1], new[i * 4 + 2], new[i * 4 + 3]]);
             i += 1;
         }
         if let Some((csum, extra)) = l4_csum(pkt) {
             // SAFETY: both buffers are 16-byte stack arrays, as the sizes passed say.
-            let diff = unsafe {
-                bpf_csum_diff(old.as_mut_ptr(), 16, new6.as_mut_ptr(), 16, 0)
-            };
+            let diff = unsafe { bpf_csum_diff(old.as_mut_ptr(), 16, new6.as_mut_ptr(), 16, 0) };
             if diff < 0 {
                 return Err(reason::DROP_REWRITE_FAILED);
             }
             let flags = BPF_F_PSEUDO_HDR as u64 | extra;
-            ctx.l4_csum_replace(csum, 0, diff as u64, flags).map_err(fail)?;
+            ctx.l4_csum_replace(csum, 0, diff as u64, flags)
+                .map_err(fail)?;
         }
         ctx.store(off, &new6, 0).map_err(fail)?;
     }
@@ -92,7 +94,8 @@ pub fn set_port(ctx: &TcContext, pkt: &mut Packet, end: End, new: u16) -> Result
     };
     let old: u16 = ctx.load(off).map_err(fail)?;
     if let Some((csum, extra)) = l4_csum(pkt) {
-        ctx.l4_csum_replace(csum, old as u64, new as u64, extra | 2).map_err(fail)?;
+        ctx.l4_csum_replace(csum, old as u64, new as u64, extra | 2)
+            .map_err(fail)?;
     }
     ctx.store(off, &new, 0).map_err(fail)?;
     if pkt.is_echo {
@@ -112,7 +115,8 @@ pub fn set_macs(ctx: &TcContext, src: &[u8; 6], dst: &[u8; 6]) -> Result<(), u8>
     let mut macs = [0u8; 12];
     macs[..6].copy_from_slice(dst);
     macs[6..].copy_from_slice(src);
-    ctx.store(0, &macs, 0).map_err(|_| reason::DROP_REWRITE_FAILED)
+    ctx.store(0, &macs, 0)
+        .map_err(|_| reason::DROP_REWRITE_FAILED)
 }
 
 /// Decrements the IPv4 TTL or IPv6 hop limit, as a router does before forwarding.
@@ -127,7 +131,8 @@ pub fn dec_ttl(ctx: &TcContext, pkt: &Packet) -> Result<(), u8> {
         // TTL and protocol share one 16-bit checksum word.
         let old = u16::from_ne_bytes([pkt.ttl, pkt.key.proto]);
         let new = u16::from_ne_bytes([ttl, pkt.key.proto]);
-        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new as u64, 2).map_err(fail)?;
+        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new as u64, 2)
+            .map_err(fail)?;
         ctx.store(IPV4_TTL, &ttl, 0).map_err(fail)
     } else {
         ctx.store(IPV6_HOP_LIMIT, &ttl, 0).map_err(fail)

@@ -46,7 +46,15 @@ fn write_sysctl(path: &str, value: &str) {
 }
 
 async fn link(handle: &Handle, name: &str) -> LinkMessage {
-    handle.link().get().match_name(name.to_string()).execute().try_next().await.unwrap().unwrap()
+    handle
+        .link()
+        .get()
+        .match_name(name.to_string())
+        .execute()
+        .try_next()
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn mac_of(msg: &LinkMessage) -> [u8; 6] {
@@ -60,7 +68,12 @@ fn mac_of(msg: &LinkMessage) -> [u8; 6] {
 }
 
 async fn up(handle: &Handle, index: u32) {
-    handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.unwrap();
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .unwrap();
 }
 
 /// Runs `test` on a thread inside a fresh network namespace (never the machine's own),
@@ -68,17 +81,26 @@ async fn up(handle: &Handle, index: u32) {
 /// datapath loaded and configured.
 pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
     let thread = std::thread::spawn(move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare a network namespace (are you root?)");
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("unshare a network namespace (are you root?)");
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
         write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
         write_sysctl("/proc/sys/net/ipv6/conf/default/accept_dad", "0");
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let (a, b, uplink) = rt.block_on(async {
             let (conn, handle, _) = rtnetlink::new_connection().unwrap();
             tokio::spawn(conn);
             let mut pods = Vec::new();
             for (host, peer, last) in [("lxca", "poda", 10u8), ("lxcb", "podb", 11u8)] {
-                handle.link().add(LinkVeth::new(host, peer).build()).execute().await.unwrap();
+                handle
+                    .link()
+                    .add(LinkVeth::new(host, peer).build())
+                    .execute()
+                    .await
+                    .unwrap();
                 let h = link(&handle, host).await;
                 let p = link(&handle, peer).await;
                 up(&handle, h.header.index).await;
@@ -100,21 +122,45 @@ pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
                 });
             }
             // The uplink's far end stays unaddressed: the "world" is a static neighbour.
-            handle.link().add(LinkVeth::new("uplink0", "world0").build()).execute().await.unwrap();
+            handle
+                .link()
+                .add(LinkVeth::new("uplink0", "world0").build())
+                .execute()
+                .await
+                .unwrap();
             let world_end = link(&handle, "world0").await.header.index;
             up(&handle, world_end).await;
             let uplink = link(&handle, "uplink0").await.header.index;
             up(&handle, uplink).await;
-            handle.address().add(uplink, IpAddr::V4(NODE_V4), 24).execute().await.unwrap();
-            handle.address().add(uplink, IpAddr::V6(NODE_V6), 64).execute().await.unwrap();
+            handle
+                .address()
+                .add(uplink, IpAddr::V4(NODE_V4), 24)
+                .execute()
+                .await
+                .unwrap();
+            handle
+                .address()
+                .add(uplink, IpAddr::V6(NODE_V6), 64)
+                .execute()
+                .await
+                .unwrap();
             for world in [IpAddr::V4(WORLD_V4), IpAddr::V6(WORLD_V6)] {
-                handle.neighbours().add(uplink, world).link_layer_address(&WORLD_MAC).execute().await.unwrap();
+                handle
+                    .neighbours()
+                    .add(uplink, world)
+                    .link_layer_address(&WORLD_MAC)
+                    .execute()
+                    .await
+                    .unwrap();
             }
             let b = pods.pop().unwrap();
             let a = pods.pop().unwrap();
             (a, b, uplink)
         });
-        let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/membrane-test-{:08x}", rand::random::<u32>())));
+        let pins = PinDir(PathBuf::from(format!(
+            "/sys/fs/bpf/membrane-test-{:08x}",
+            rand::random::<u32>()
+        )));
         let pin_dir = pins.0.clone();
         let options = DatapathOptions {
             pin_dir: pin_dir.clone(),
@@ -124,13 +170,24 @@ pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
             non_masquerade_v4: Some("10.200.0.0/16".parse().unwrap()),
             non_masquerade_v6: Some("fd00:200::/48".parse().unwrap()),
             nat_ports: NAT_PORTS,
-            map_sizes: MapSizes { conntrack: 4096, nat: 4096, endpoints: 64 },
+            map_sizes: MapSizes {
+                conntrack: 4096,
+                nat: 4096,
+                endpoints: 64,
+            },
         };
-        let mut dp = Datapath::load_object(&pin_dir, options.map_sizes).expect("load the datapath object");
+        let mut dp =
+            Datapath::load_object(&pin_dir, options.map_sizes).expect("load the datapath object");
         dp.configure(&options).expect("write the config map");
         dp.write_endpoint(&a.spec).unwrap();
         dp.write_endpoint(&b.spec).unwrap();
-        let mut bed = Bed { dp, a, b, uplink, _pins: pins };
+        let mut bed = Bed {
+            dp,
+            a,
+            b,
+            uplink,
+            _pins: pins,
+        };
         test(&mut bed);
     });
     if let Err(panic) = thread.join() {
@@ -149,15 +206,29 @@ pub enum L4 {
 }
 
 /// Builds an Ethernet frame from `src` to `dst` (same family) with 16 payload bytes.
-pub fn packet(smac: [u8; 6], dmac: [u8; 6], src: IpAddr, dst: IpAddr, sport: u16, dport: u16, l4: L4) -> Vec<u8> {
+pub fn packet(
+    smac: [u8; 6],
+    dmac: [u8; 6],
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    l4: L4,
+) -> Vec<u8> {
     let eth = PacketBuilder::ethernet2(smac, dmac);
     let payload = [0xabu8; 16];
     let mut out = Vec::new();
     macro_rules! finish {
         ($ip:expr, $v6:expr) => {
             match l4 {
-                L4::TcpSyn => $ip.tcp(sport, dport, 1000, 64240).syn().write(&mut out, &payload),
-                L4::TcpAck => $ip.tcp(sport, dport, 1000, 64240).ack(5).write(&mut out, &payload),
+                L4::TcpSyn => $ip
+                    .tcp(sport, dport, 1000, 64240)
+                    .syn()
+                    .write(&mut out, &payload),
+                L4::TcpAck => $ip
+                    .tcp(sport, dport, 1000, 64240)
+                    .ack(5)
+                    .write(&mut out, &payload),
                 L4::Udp => $ip.udp(sport, dport).write(&mut out, &payload),
                 L4::Echo if $v6 => $ip.icmpv6_echo_request(sport, 1).write(&mut out, &payload),
                 L4::Echo => $ip.icmpv4_echo_request(sport, 1).write(&mut out, &payload),
