@@ -202,7 +202,7 @@ impl Agent {
     }
 
     /// Waits until the agent answers its status as healthy.
-    pub fn wait_ready(&self, timeout: Duration) -> Result<AgentStatus, AgentError> {
+    fn wait_ready(&self, timeout: Duration) -> Result<AgentStatus, AgentError> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.exit_status()? {
@@ -242,9 +242,12 @@ impl Agent {
         Ok(status)
     }
 
-    /// True while the agent process runs.
-    pub fn is_running(&self) -> bool {
-        self.exit_status().is_ok_and(|status| status.is_none()) && self.process().is_some()
+    /// The agent's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        match self.exit_status() {
+            Ok(None) => self.process().as_ref().and_then(Process::pid),
+            _ => None,
+        }
     }
 
     /// Stops the agent gracefully: SIGTERM, then SIGKILL after [`STOP_GRACE`].

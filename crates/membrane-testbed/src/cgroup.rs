@@ -94,16 +94,6 @@ impl Cgroup {
         Ok(parse_pids(&text))
     }
 
-    /// Moves process `pid` into this cgroup.
-    pub fn add(&self, pid: u32) -> Result<(), CgroupError> {
-        let path = self.procs_file();
-        std::fs::write(&path, pid.to_string()).map_err(|source| CgroupError::Io {
-            what: "write",
-            path,
-            source,
-        })
-    }
-
     /// True while this cgroup or one of its descendants holds a process.
     pub fn populated(&self) -> Result<bool, CgroupError> {
         let path = self.path.join("cgroup.events");

@@ -330,11 +330,6 @@ pub struct CniOutput {
 }
 
 impl CniOutput {
-    /// Stdout parsed as JSON, if it is JSON.
-    pub fn json(&self) -> Option<Value> {
-        serde_json::from_str(&self.stdout).ok()
-    }
-
     /// The error object on stdout, if there is one.
     pub fn error(&self) -> Option<CniErrorObject> {
         serde_json::from_str(&self.stdout).ok()

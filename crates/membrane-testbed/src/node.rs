@@ -11,13 +11,12 @@ use crate::netlink::{self, Link, NetlinkError, Route};
 use crate::netns::{Netns, NetnsError};
 use crate::outside::Outside;
 use crate::pin_dir::{PinDir, PinDirError};
-use crate::process::{self, Place, Process, ProcessError};
+use crate::process::Place;
 use crate::wiring::{self, WiringError};
 use membrane_api::{AgentStatus, Endpoint, paths};
 use rtnetlink::IpVersion;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// How many lines of the agent's log a failing test shows.
 const LOG_LINES_ON_PANIC: usize = 60;
@@ -190,11 +189,6 @@ impl Node {
     /// A new cgroup below the node's, for a pod.
     pub fn child_cgroup(&self, prefix: &str) -> Result<Cgroup, CgroupError> {
         self.cgroup.child(prefix)
-    }
-
-    /// Starts `command` in the node's namespace and cgroup (as a host process).
-    pub fn spawn(&self, command: Command) -> Result<Process, ProcessError> {
-        process::spawn(command, self)
     }
 
     /// The links of the node's namespace.

@@ -7,11 +7,10 @@ use crate::names;
 use crate::netlink::{self, Link, NetlinkError};
 use crate::netns::{Netns, NetnsError};
 use crate::node::Node;
-use crate::process::{self, Place, Process, ProcessError};
+use crate::process::Place;
 use crate::wiring::{self, WiringError};
 use membrane_api::AttachmentRef;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::process::Command;
 
 /// Errors of creating or detaching a pod.
 #[derive(Debug, thiserror::Error)]
@@ -82,11 +81,6 @@ impl<'n> Pod<'n> {
         })
     }
 
-    /// The node the pod runs on.
-    pub fn node(&self) -> &'n Node {
-        self.node
-    }
-
     /// `namespace/name`.
     pub fn full_name(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
@@ -100,11 +94,6 @@ impl<'n> Pod<'n> {
     /// The pod's IPv6 address, from the ADD result.
     pub fn ipv6(&self) -> Option<Ipv6Addr> {
         self.result.ipv6()
-    }
-
-    /// The ADD result.
-    pub fn cni_result(&self) -> &CniResult {
-        &self.result
     }
 
     /// The attachment, as given to the plugin.
@@ -130,11 +119,6 @@ impl<'n> Pod<'n> {
         self.node.cni().del(&self.attachment, Some(&self.result))?;
         self.deleted = true;
         Ok(())
-    }
-
-    /// Starts `command` in the pod's namespace and cgroup.
-    pub fn spawn(&self, command: Command) -> Result<Process, ProcessError> {
-        process::spawn(command, self)
     }
 
     /// The links inside the pod.

@@ -233,7 +233,13 @@ impl Process {
                 self.child = None;
                 return Ok(status);
             }
-            if self.child.is_none() || Instant::now() >= deadline {
+            if self.child.is_none() {
+                return Err(ProcessError::Wait {
+                    program: self.program.clone(),
+                    source: std::io::Error::other("the process was already reaped"),
+                });
+            }
+            if Instant::now() >= deadline {
                 return Err(ProcessError::Timeout {
                     program: self.program.clone(),
                     timeout,

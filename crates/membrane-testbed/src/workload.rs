@@ -130,7 +130,8 @@ fn drain(mut pipe: impl Read + Send + 'static) -> Drained {
 #[derive(Debug)]
 pub struct Server {
     ready: ServeReady,
-    stderr: Drained,
+    /// Keeps collecting the server's stderr so it never blocks on a full pipe.
+    _stderr: Drained,
     _process: Process,
 }
 
@@ -138,11 +139,6 @@ impl Server {
     /// The ports it listens on.
     pub fn ready(&self) -> &ServeReady {
         &self.ready
-    }
-
-    /// What it wrote to stderr so far.
-    pub fn stderr(&self) -> String {
-        self.stderr.snapshot()
     }
 }
 
@@ -181,7 +177,7 @@ pub fn serve(place: &(impl Place + ?Sized), ports: Ports) -> Result<Server, Work
     let ready: ServeReady = serde_json::from_str(line.trim()).map_err(|_| not_ready())?;
     Ok(Server {
         ready,
-        stderr,
+        _stderr: stderr,
         _process: process,
     })
 }

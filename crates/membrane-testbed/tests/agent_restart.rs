@@ -81,3 +81,33 @@ fn a_masqueraded_tcp_stream_to_the_outside_survives_an_agent_kill_and_restart_v4
 fn a_masqueraded_tcp_stream_to_the_outside_survives_an_agent_kill_and_restart_v6() {
     masqueraded_stream_survives(true);
 }
+
+#[test]
+fn pods_created_before_and_after_a_graceful_agent_restart_reach_each_other() {
+    let outside = Outside::create().unwrap();
+    let node = Node::start(&outside, 1).unwrap();
+    let before = Pod::create(&node, "default", "before").unwrap();
+    let _serving = workload::serve(&before, DEFAULT_PORTS).unwrap();
+    let old_pid = node.agent().pid().expect("the agent runs");
+    node.restart_agent().unwrap();
+    let new_pid = node.agent().pid().expect("the agent runs again");
+    assert_ne!(old_pid, new_pid, "a new agent process");
+    let after = Pod::create(&node, "default", "after").unwrap();
+    assert_ne!(
+        after.ipv4(),
+        before.ipv4(),
+        "the restarted agent remembers the allocation"
+    );
+    assert_ne!(
+        after.ipv6(),
+        before.ipv6(),
+        "the restarted agent remembers the allocation"
+    );
+    for to in [
+        IpAddr::V4(before.ipv4().unwrap()),
+        IpAddr::V6(before.ipv6().unwrap()),
+    ] {
+        let outcome = workload::tcp(&after, SocketAddr::new(to, DEFAULT_PORTS.tcp), 3).unwrap();
+        assert!(outcome.success, "{outcome:?}");
+    }
+}

@@ -50,7 +50,18 @@ fn del_leaves_nothing_behind(v6: bool) {
     let during = node.status().unwrap();
     assert_eq!(during.endpoints, before.endpoints + 2);
 
+    assert!(
+        pod.links().unwrap().iter().any(|l| l.name == "eth0"),
+        "ADD made the pod's eth0"
+    );
+
     pod.del().unwrap();
+
+    let in_pod = pod.links().unwrap();
+    assert!(
+        in_pod.iter().all(|l| l.name != "eth0"),
+        "the pod's eth0 is left behind: {in_pod:?}"
+    );
 
     let links = node.links().unwrap();
     assert!(

@@ -138,7 +138,7 @@ fn main() -> anyhow::Result<()> {
     }
     let (web, client, db) = (&pods[0], &pods[1], &pods[2]);
 
-    let _servers = steps.run(
+    let servers = steps.run(
         "start TCP/UDP/HTTP servers in demo/web, demo/db, the node and the outside",
         || {
             Ok([
@@ -149,6 +149,13 @@ fn main() -> anyhow::Result<()> {
             ])
         },
     )?;
+    let ports = servers[0].ready();
+    println!(
+        "      listening on TCP {}, UDP {}, HTTP {}",
+        ports.tcp.unwrap_or_default(),
+        ports.udp.unwrap_or_default(),
+        ports.http.unwrap_or_default()
+    );
 
     steps.run(
         "pod to pod on the same node (eBPF redirect between veths)",
