@@ -28,7 +28,7 @@ enum Task {
         release: bool,
     },
     /// Setup, build, then runs every test of every crate; extra arguments go to
-    /// `cargo test` (put them after `--`).
+    /// `cargo test`, e.g. `cargo xtask test -p membrane-testbed -- --nocapture`.
     Test {
         /// Arguments passed on to `cargo test`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -142,4 +142,36 @@ fn build_args(release: bool) -> Vec<String> {
         args.push("--release".to_string());
     }
     args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_args(argv: &[&str]) -> Vec<String> {
+        match Cli::try_parse_from(argv).unwrap().task {
+            Task::Test { args } => args,
+            _ => panic!("not the test task"),
+        }
+    }
+
+    #[test]
+    fn test_passes_cargo_test_arguments_and_the_harness_separator_through() {
+        assert_eq!(
+            test_args(&[
+                "xtask",
+                "test",
+                "-p",
+                "membrane-testbed",
+                "--",
+                "--nocapture"
+            ]),
+            ["-p", "membrane-testbed", "--", "--nocapture"]
+        );
+    }
+
+    #[test]
+    fn test_without_arguments_runs_everything() {
+        assert!(test_args(&["xtask", "test"]).is_empty());
+    }
 }

@@ -1,7 +1,7 @@
 //! `membrane-bench`: same-node pod-to-pod TCP request/response latency and throughput
 //! through Membrane, against the same two pod namespaces joined by plain veths and
-//! kernel routing with no eBPF (the physical limit of this machine), measured in one run
-//! and printed as a table with ratios.
+//! kernel routing with no eBPF (what the kernel alone does on this machine), measured in
+//! one run and printed as a table with ratios.
 #![forbid(unsafe_code)]
 
 use anyhow::{Context, ensure};
