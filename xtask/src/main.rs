@@ -106,7 +106,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             scenario: Scenario::PodToPod,
             seconds,
         } => {
-            let mut phases = Phases::new(3);
+            let mut phases = Phases::new(4);
             phases.start("setup");
             setup::run()?;
             phases.start("build the workspace's binaries (release)");
@@ -116,7 +116,15 @@ fn run(task: Task) -> anyhow::Result<()> {
                 "release",
                 "membrane-bench",
                 &["--seconds".to_string(), seconds.to_string()],
-            )
+            )?;
+            phases.start("kernel time per packet of each forwarding path (BPF_PROG_TEST_RUN)");
+            cargo(&[
+                "bench".into(),
+                "--package".into(),
+                "membrane-datapath".into(),
+                "--bench".into(),
+                "program_cost".into(),
+            ])
         }
         Task::Lint => {
             cargo(&["fmt".into(), "--all".into(), "--".into(), "--check".into()])?;
