@@ -10,7 +10,7 @@ use membrane_agent::ipam::Ipam;
 use membrane_agent::node::{Rtnetlink, sysctl};
 use membrane_agent::store::Store;
 use membrane_agent::{api, cni_conf, maintenance, metrics, telemetry};
-use membrane_datapath::{Datapath, DatapathOptions, MapSizes};
+use membrane_datapath::{Datapath, DatapathOptions, MapSizes, Routing};
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -108,6 +108,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         non_masquerade_v6: config.cluster_cidr_v6(),
         nat_ports,
         map_sizes: MapSizes::default(),
+        routing: Routing::Native,
     })
     .context("loading the eBPF datapath failed")?;
     let manager = EndpointManager::new(ipam, datapath, net, config.orphan_grace())?;

@@ -26,10 +26,24 @@ pub struct DatapathConfig {
     pub non_masq_ipv6_len: u8,
     /// [`config_flags`] bits.
     pub flags: u16,
+    /// A [`routing_mode`] constant: how packets reach pods on other nodes.
+    pub routing_mode: u8,
     /// Padding, always zero.
-    pub _pad: [u8; 4],
+    pub _pad: [u8; 3],
+    /// Interface index of the tunnel device (tunnel mode only).
+    pub tunnel_ifindex: u32,
 }
-const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 80);
+const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 84);
+
+/// Values of [`DatapathConfig::routing_mode`].
+pub mod routing_mode {
+    /// Other nodes' pod CIDRs are routed by the node's FIB (routes installed by the
+    /// agent); the datapath forwards with a FIB lookup.
+    pub const NATIVE: u8 = 0;
+    /// Packets to other nodes' pods are encapsulated by a collect-metadata VXLAN device;
+    /// the VNI carries the source's security identity.
+    pub const TUNNEL: u8 = 1;
+}
 
 /// Bits of [`DatapathConfig::flags`].
 pub mod config_flags {

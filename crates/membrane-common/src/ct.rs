@@ -60,8 +60,11 @@ pub struct CtEntry {
     pub flags: u32,
     /// Host-side interface index of the endpoint that opened the connection, 0 if none.
     pub src_ifindex: u32,
+    /// Security identity of the connection's source as the datapath learned it (from
+    /// the tunnel's VNI, the ipcache, or the local endpoint), 0 if unknown.
+    pub src_identity: u32,
     /// Padding, always zero.
-    pub _pad: [u8; 8],
+    pub _pad: [u8; 4],
 }
 const _: () = assert!(core::mem::size_of::<CtEntry>() == 64);
 

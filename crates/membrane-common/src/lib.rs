@@ -9,6 +9,7 @@
 pub mod config;
 pub mod ct;
 pub mod endpoint;
+pub mod ipcache;
 pub mod metrics;
 pub mod nat;
 #[cfg(feature = "user")]
@@ -18,6 +19,7 @@ pub mod tuple;
 pub use config::DatapathConfig;
 pub use ct::{CtEntry, CtKey};
 pub use endpoint::{EndpointInfo, EndpointKey};
+pub use ipcache::{IPCACHE_PREFIX_BITS, IpcacheAddr, IpcacheEntry};
 pub use metrics::{METRICS_SLOTS, MetricsValue, metrics_index};
 pub use nat::NatEntry;
 pub use tuple::{Family, IpAddrBytes};
@@ -32,6 +34,9 @@ pub mod map_names {
     pub const CT: &str = "MEMBRANE_CT";
     /// Masquerade translations in both directions (LRU, [`crate::CtKey`] to [`crate::NatEntry`]).
     pub const NAT: &str = "MEMBRANE_NAT";
+    /// Address to identity and hosting node (LPM trie, [`crate::IpcacheAddr`] to
+    /// [`crate::IpcacheEntry`]).
+    pub const IPCACHE: &str = "MEMBRANE_IPCACHE";
     /// Per-CPU packet and byte counters, indexed by [`crate::metrics_index`].
     pub const METRICS: &str = "MEMBRANE_METRICS";
 }
@@ -42,6 +47,8 @@ pub mod program_names {
     pub const FROM_CONTAINER: &str = "from_container";
     /// tc ingress on the node's uplink: traffic arriving from the network.
     pub const FROM_NETDEV: &str = "from_netdev";
+    /// tc ingress on the tunnel device: decapsulated traffic from other nodes.
+    pub const FROM_OVERLAY: &str = "from_overlay";
 }
 
 #[cfg(test)]
@@ -57,7 +64,9 @@ mod tests {
         assert_eq!(size_of::<EndpointKey>(), 20);
         assert_eq!(size_of::<EndpointInfo>(), 24);
         assert_eq!(size_of::<MetricsValue>(), 16);
-        assert_eq!(size_of::<DatapathConfig>(), 80);
+        assert_eq!(size_of::<DatapathConfig>(), 84);
+        assert_eq!(size_of::<IpcacheAddr>(), 20);
+        assert_eq!(size_of::<IpcacheEntry>(), 24);
         assert_eq!(align_of::<CtEntry>(), 8);
     }
 }

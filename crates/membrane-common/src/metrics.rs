@@ -40,6 +40,12 @@ pub mod reason {
     pub const REVERSE_NAT: u8 = 3;
     /// Redirected by a FIB lookup to another device.
     pub const FORWARD_FIB: u8 = 4;
+    /// Encapsulated to another node through the tunnel device.
+    pub const TO_OVERLAY: u8 = 5;
+    /// Decapsulated from another node and delivered to a local pod.
+    pub const FROM_OVERLAY: u8 = 6;
+    /// Arrived from the network for a local pod (native routing) and delivered.
+    pub const FROM_NETWORK: u8 = 7;
     /// First drop reason; everything from here on is a drop.
     pub const DROP_FIRST: u8 = 128;
     /// Truncated or malformed packet.
@@ -64,6 +70,8 @@ pub mod reason {
     pub const DROP_NAT_UNSUPPORTED: u8 = 137;
     /// The TTL or hop limit ran out while forwarding.
     pub const DROP_TTL_EXCEEDED: u8 = 138;
+    /// Setting or reading the tunnel metadata failed.
+    pub const DROP_TUNNEL: u8 = 139;
 
     /// Human-readable name of a reason code, for metrics and CLI output.
     pub const fn name(code: u8) -> &'static str {
@@ -73,6 +81,9 @@ pub mod reason {
             MASQUERADE => "masquerade",
             REVERSE_NAT => "reverse_nat",
             FORWARD_FIB => "forward_fib",
+            TO_OVERLAY => "to_overlay",
+            FROM_OVERLAY => "from_overlay",
+            FROM_NETWORK => "from_network",
             DROP_INVALID_PACKET => "invalid_packet",
             DROP_UNSUPPORTED_L3 => "unsupported_l3_protocol",
             DROP_INVALID_SOURCE => "invalid_source_address",
@@ -84,6 +95,7 @@ pub mod reason {
             DROP_FRAGMENT => "fragment",
             DROP_NAT_UNSUPPORTED => "nat_unsupported_protocol",
             DROP_TTL_EXCEEDED => "ttl_exceeded",
+            DROP_TUNNEL => "tunnel_metadata",
             _ => "unknown",
         }
     }

@@ -16,6 +16,8 @@ pub enum Hook {
     Endpoint,
     /// tc ingress of the node's uplink.
     Uplink,
+    /// tc ingress of the tunnel device.
+    Overlay,
 }
 
 impl Hook {
@@ -24,6 +26,7 @@ impl Hook {
         match self {
             Hook::Endpoint => program_names::FROM_CONTAINER,
             Hook::Uplink => program_names::FROM_NETDEV,
+            Hook::Overlay => program_names::FROM_OVERLAY,
         }
     }
 
@@ -31,6 +34,7 @@ impl Hook {
         match self {
             Hook::Endpoint => format!("endpoint-{interface}"),
             Hook::Uplink => format!("uplink-{interface}"),
+            Hook::Overlay => format!("overlay-{interface}"),
         }
     }
 }

@@ -14,5 +14,5 @@ pub mod test_run;
 
 pub use conntrack::CtStats;
 pub use error::DatapathError;
-pub use loader::{Datapath, DatapathOptions, EndpointSpec, MapSizes};
+pub use loader::{Datapath, DatapathOptions, EndpointSpec, MapSizes, Routing};
 pub use maps::ReasonCounter;

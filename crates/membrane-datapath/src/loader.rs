@@ -4,14 +4,14 @@ use crate::attach::{self, Hook};
 use crate::error::DatapathError;
 use crate::maps::{Maps, ReasonCounter};
 use aya::{Ebpf, EbpfLoader};
-use ipnet::{Ipv4Net, Ipv6Net};
-use membrane_common::config::config_flags;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use membrane_common::config::{config_flags, routing_mode};
 use membrane_common::tuple::v4_bytes;
 use membrane_common::{
     CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey, Family, NatEntry, map_names,
     program_names,
 };
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
@@ -60,6 +60,21 @@ pub struct DatapathOptions {
     pub nat_ports: RangeInclusive<u16>,
     /// Map capacities.
     pub map_sizes: MapSizes,
+    /// How packets reach pods on other nodes.
+    pub routing: Routing,
+}
+
+/// How packets reach pods on other nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Routing {
+    /// The node's FIB routes other nodes' pod CIDRs (the agent installs the routes).
+    Native,
+    /// Encapsulation through an existing collect-metadata VXLAN device of this name;
+    /// the VNI carries the sender's security identity.
+    Tunnel {
+        /// The tunnel device.
+        device: String,
+    },
 }
 
 /// What the datapath needs to know about one local endpoint.
@@ -79,6 +94,8 @@ pub struct EndpointSpec {
     pub ipv4: Option<Ipv4Addr>,
     /// The pod's IPv6 address.
     pub ipv6: Option<Ipv6Addr>,
+    /// The endpoint's security identity (carried across nodes in the tunnel's VNI).
+    pub identity: u32,
 }
 
 impl EndpointSpec {
@@ -118,6 +135,9 @@ impl Datapath {
         let mut datapath = Self::load_object(&options.pin_dir, options.map_sizes)?;
         datapath.configure(options)?;
         datapath.attach(Hook::Uplink, &options.uplink)?;
+        if let Routing::Tunnel { device } = &options.routing {
+            datapath.attach(Hook::Overlay, device)?;
+        }
         Ok(datapath)
     }
 
@@ -140,7 +160,11 @@ impl Datapath {
             .map_max_entries(map_names::ENDPOINTS, sizes.endpoints)
             .load(EBPF_OBJECT)
             .map_err(DatapathError::Load)?;
-        for name in [program_names::FROM_CONTAINER, program_names::FROM_NETDEV] {
+        for name in [
+            program_names::FROM_CONTAINER,
+            program_names::FROM_NETDEV,
+            program_names::FROM_OVERLAY,
+        ] {
             attach::program(&mut ebpf, name)?
                 .load()
                 .map_err(|source| DatapathError::Program {
@@ -172,7 +196,7 @@ impl Datapath {
             flags: 0,
             pod_mac: endpoint.pod_mac,
             host_mac: endpoint.host_mac,
-            identity: 0,
+            identity: endpoint.identity,
         };
         let keys = endpoint.keys();
         for key in &keys {
@@ -223,6 +247,28 @@ impl Datapath {
     /// Number of conntrack and NAT entries, for inspection and tests.
     pub fn table_sizes(&self) -> Result<(usize, usize), DatapathError> {
         self.maps.table_sizes()
+    }
+
+    /// Records that `prefix` has `identity` and, when `node` is given, lives on the
+    /// node with that underlay address (traffic to it goes through the tunnel in tunnel
+    /// mode). Replaces any entry for the same prefix.
+    pub fn upsert_ipcache(
+        &mut self,
+        prefix: IpNet,
+        identity: u32,
+        node: Option<IpAddr>,
+    ) -> Result<(), DatapathError> {
+        self.maps.upsert_ipcache(prefix, identity, node)
+    }
+
+    /// Removes the entry for exactly `prefix`; absent entries are fine.
+    pub fn remove_ipcache(&mut self, prefix: IpNet) -> Result<(), DatapathError> {
+        self.maps.remove_ipcache(prefix)
+    }
+
+    /// Every ipcache entry: prefix, identity and hosting node.
+    pub fn ipcache_entries(&self) -> Result<Vec<(IpNet, u32, Option<IpAddr>)>, DatapathError> {
+        self.maps.ipcache_entries()
     }
 
     /// Every conntrack entry.
@@ -276,6 +322,17 @@ fn datapath_config(o: &DatapathOptions) -> Result<DatapathConfig, DatapathError>
             interface: o.uplink.clone(),
         }
     })?;
+    let (routing_mode, tunnel_ifindex) = match &o.routing {
+        Routing::Native => (routing_mode::NATIVE, 0),
+        Routing::Tunnel { device } => (
+            routing_mode::TUNNEL,
+            nix::net::if_::if_nametoindex(device.as_str()).map_err(|_| {
+                DatapathError::NoInterface {
+                    interface: device.clone(),
+                }
+            })?,
+        ),
+    };
     let mut flags = config_flags::VALID;
     if o.node_ipv4.is_some() {
         flags |= config_flags::MASQUERADE_V4;
@@ -296,6 +353,8 @@ fn datapath_config(o: &DatapathOptions) -> Result<DatapathConfig, DatapathError>
         non_masq_ipv4_len: o.non_masquerade_v4.map_or(0, |n| n.prefix_len()),
         non_masq_ipv6_len: o.non_masquerade_v6.map_or(0, |n| n.prefix_len()),
         flags,
-        _pad: [0; 4],
+        routing_mode,
+        _pad: [0; 3],
+        tunnel_ifindex,
     })
 }

@@ -2,12 +2,17 @@
 
 use crate::error::DatapathError;
 use aya::Ebpf;
+use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray};
+use ipnet::IpNet;
 use membrane_common::metrics::{direction, reason};
+use membrane_common::tuple::v4_bytes;
 use membrane_common::{
     CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey, METRICS_SLOTS, MetricsValue,
     NatEntry, map_names,
 };
+use membrane_common::{Family, IPCACHE_PREFIX_BITS, IpcacheAddr, IpcacheEntry};
+use std::net::IpAddr;
 
 /// One row of the datapath's counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +37,29 @@ pub struct Maps {
     pub(crate) endpoints: HashMap<MapData, EndpointKey, EndpointInfo>,
     pub(crate) ct: HashMap<MapData, CtKey, CtEntry>,
     pub(crate) nat: HashMap<MapData, CtKey, NatEntry>,
+    ipcache: LpmTrie<MapData, IpcacheAddr, IpcacheEntry>,
     metrics: PerCpuArray<MapData, MetricsValue>,
+}
+
+/// The 16-byte form and family of an address.
+fn addr_bytes(ip: IpAddr) -> ([u8; 16], u8) {
+    match ip {
+        IpAddr::V4(v4) => (v4_bytes(v4.octets()), Family::V4),
+        IpAddr::V6(v6) => (v6.octets(), Family::V6),
+    }
+}
+
+/// The LPM key of a prefix.
+fn ipcache_key(prefix: IpNet) -> Key<IpcacheAddr> {
+    let (addr, family) = addr_bytes(prefix.network());
+    Key::new(
+        IPCACHE_PREFIX_BITS + u32::from(prefix.prefix_len()),
+        IpcacheAddr {
+            family,
+            _pad: [0; 3],
+            addr,
+        },
+    )
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
@@ -66,6 +93,7 @@ impl Maps {
             endpoints: take(ebpf, map_names::ENDPOINTS)?,
             ct: take(ebpf, map_names::CT)?,
             nat: take(ebpf, map_names::NAT)?,
+            ipcache: take(ebpf, map_names::IPCACHE)?,
             metrics: take(ebpf, map_names::METRICS)?,
         })
     }
@@ -136,6 +164,61 @@ impl Maps {
         })
     }
 
+    /// Writes the ipcache entry of `prefix`.
+    pub fn upsert_ipcache(
+        &mut self,
+        prefix: IpNet,
+        identity: u32,
+        node: Option<IpAddr>,
+    ) -> Result<(), DatapathError> {
+        let (tunnel_endpoint, tunnel_family) = node.map_or(([0; 16], 0), addr_bytes);
+        let entry = IpcacheEntry {
+            identity,
+            tunnel_endpoint,
+            tunnel_family,
+            _pad: [0; 3],
+        };
+        self.ipcache
+            .insert(&ipcache_key(prefix), entry, 0)
+            .map_err(|source| DatapathError::Map {
+                map: map_names::IPCACHE,
+                operation: "insert",
+                source,
+            })
+    }
+
+    /// Removes the ipcache entry of exactly `prefix`.
+    pub fn remove_ipcache(&mut self, prefix: IpNet) -> Result<(), DatapathError> {
+        ignore_missing(self.ipcache.remove(&ipcache_key(prefix))).map_err(|source| {
+            DatapathError::Map {
+                map: map_names::IPCACHE,
+                operation: "remove",
+                source,
+            }
+        })
+    }
+
+    /// Every ipcache entry as (prefix, identity, hosting node).
+    pub fn ipcache_entries(&self) -> Result<Vec<(IpNet, u32, Option<IpAddr>)>, DatapathError> {
+        let mut rows = Vec::new();
+        for item in self.ipcache.iter() {
+            let (key, entry) = item.map_err(|source| DatapathError::Map {
+                map: map_names::IPCACHE,
+                operation: "iterate",
+                source,
+            })?;
+            let data = key.data();
+            let bits = key.prefix_len().saturating_sub(IPCACHE_PREFIX_BITS) as u8;
+            let addr = to_ip(&data.addr, data.family);
+            let prefix =
+                IpNet::new(addr, bits).expect("the datapath only stores valid prefix lengths");
+            let node = (entry.tunnel_family != 0)
+                .then(|| to_ip(&entry.tunnel_endpoint, entry.tunnel_family));
+            rows.push((prefix, entry.identity, node));
+        }
+        Ok(rows)
+    }
+
     /// Per-reason counters summed over CPUs, zero rows omitted.
     pub fn counters(&self) -> Result<Vec<ReasonCounter>, DatapathError> {
         let mut rows = Vec::new();
@@ -189,5 +272,14 @@ impl Maps {
             self.ct.keys().filter_map(Result::ok).count(),
             self.nat.keys().filter_map(Result::ok).count(),
         ))
+    }
+}
+
+/// The address a 16-byte form stands for.
+fn to_ip(bytes: &[u8; 16], family: u8) -> IpAddr {
+    if family == Family::V4 {
+        IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
+    } else {
+        IpAddr::from(*bytes)
     }
 }

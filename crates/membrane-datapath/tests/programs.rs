@@ -556,3 +556,154 @@ fn deleting_an_endpoint_removes_its_entries_and_connections() {
         bed.dp.detach_endpoint(&a).expect("detaching twice is fine");
     });
 }
+
+#[test]
+fn tunnel_mode_sends_traffic_for_a_remote_pod_to_the_overlay() {
+    both_families(|bed, v6| {
+        let a = bed.a.spec.clone();
+        bed.options.routing = membrane_datapath::Routing::Tunnel {
+            device: bed::TUNNEL_DEVICE.into(),
+        };
+        bed.dp.configure(&bed.options).unwrap();
+        let remote_pod: IpAddr = if v6 {
+            "fd00:200:0:5::7".parse().unwrap()
+        } else {
+            "10.200.5.7".parse().unwrap()
+        };
+        let remote_node: IpAddr = "10.99.0.77".parse().unwrap();
+        bed.dp
+            .upsert_ipcache(ipnet::IpNet::from(remote_pod), 4242, Some(remote_node))
+            .unwrap();
+        let input = packet(
+            a.pod_mac,
+            a.host_mac,
+            addrs(&bed.a, v6),
+            remote_pod,
+            33000,
+            8080,
+            L4::TcpSyn,
+        );
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+            .unwrap();
+        assert_eq!(out.action, TC_ACT_REDIRECT);
+        assert_eq!(counter(&bed.dp, reason::TO_OVERLAY), 1);
+        let seen = decode(&out.packet);
+        assert_eq!(
+            (seen.src, seen.dst),
+            (addrs(&bed.a, v6), remote_pod),
+            "the inner packet is not translated"
+        );
+        assert_eq!(seen.ttl, 63);
+        assert_checksums_valid(&out.packet);
+        let ct = bed.dp.conntrack_entries().unwrap();
+        assert_eq!(ct.len(), 1);
+        assert_eq!(
+            ct[0].1.src_identity, a.identity,
+            "the connection records the sender's identity"
+        );
+    });
+}
+
+#[test]
+fn native_mode_routes_traffic_for_a_remote_pod_through_the_fib_unmasqueraded() {
+    both_families(|bed, v6| {
+        let a = bed.a.spec.clone();
+        // The remote node's pod CIDR is inside the cluster CIDR and routed via the world
+        // neighbour, as the agent's routes would do.
+        let remote_pod: IpAddr = if v6 {
+            "fd00:200:0:5::7".parse().unwrap()
+        } else {
+            "10.200.5.7".parse().unwrap()
+        };
+        bed.dp
+            .upsert_ipcache(ipnet::IpNet::from(remote_pod), 4242, Some(world(false)))
+            .unwrap();
+        bed.route_via_world(remote_pod);
+        let input = packet(
+            a.pod_mac,
+            a.host_mac,
+            addrs(&bed.a, v6),
+            remote_pod,
+            33000,
+            8080,
+            L4::TcpSyn,
+        );
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+            .unwrap();
+        assert_eq!(out.action, TC_ACT_REDIRECT);
+        assert_eq!(counter(&bed.dp, reason::FORWARD_FIB), 1);
+        assert_eq!(counter(&bed.dp, reason::MASQUERADE), 0);
+        let seen = decode(&out.packet);
+        assert_eq!((seen.src, seen.dst), (addrs(&bed.a, v6), remote_pod));
+        assert_eq!(seen.dmac, WORLD_MAC);
+    });
+}
+
+#[test]
+fn packet_from_the_network_for_a_local_pod_is_delivered_with_the_senders_identity() {
+    both_families(|bed, v6| {
+        let a = bed.a.spec.clone();
+        let remote_pod: IpAddr = if v6 {
+            "fd00:200:0:5::7".parse().unwrap()
+        } else {
+            "10.200.5.7".parse().unwrap()
+        };
+        bed.dp
+            .upsert_ipcache(
+                ipnet::IpNet::from(remote_pod),
+                4242,
+                Some("10.99.0.77".parse().unwrap()),
+            )
+            .unwrap();
+        let input = packet(
+            WORLD_MAC,
+            [2, 0, 0, 0, 0, 1],
+            remote_pod,
+            addrs(&bed.a, v6),
+            33000,
+            8080,
+            L4::TcpSyn,
+        );
+        let out = bed.dp.test_run(FROM_NETDEV, &input, bed.uplink, 1).unwrap();
+        assert_eq!(out.action, TC_ACT_REDIRECT);
+        assert_eq!(counter(&bed.dp, reason::FROM_NETWORK), 1);
+        assert_eq!(decode(&out.packet).dmac, a.pod_mac);
+        let ct = bed.dp.conntrack_entries().unwrap();
+        assert_eq!(
+            ct[0].1.src_identity, 4242,
+            "identity of the source from the ipcache"
+        );
+    });
+}
+
+#[test]
+fn ipcache_entries_round_trip_and_removal_is_idempotent() {
+    with_bed(|bed| {
+        let node: IpAddr = "10.99.0.77".parse().unwrap();
+        bed.dp
+            .upsert_ipcache("10.200.5.0/24".parse().unwrap(), 6, Some(node))
+            .unwrap();
+        bed.dp
+            .upsert_ipcache("10.200.5.7/32".parse().unwrap(), 4242, Some(node))
+            .unwrap();
+        bed.dp
+            .upsert_ipcache("fd00:200:0:5::/64".parse().unwrap(), 6, None)
+            .unwrap();
+        let mut rows = bed.dp.ipcache_entries().unwrap();
+        rows.sort_by_key(|r| r.0.to_string());
+        assert_eq!(rows.len(), 3);
+        assert!(rows.contains(&("10.200.5.7/32".parse().unwrap(), 4242, Some(node))));
+        assert!(rows.contains(&("fd00:200:0:5::/64".parse().unwrap(), 6, None)));
+        bed.dp
+            .remove_ipcache("10.200.5.7/32".parse().unwrap())
+            .unwrap();
+        bed.dp
+            .remove_ipcache("10.200.5.7/32".parse().unwrap())
+            .expect("removing twice is fine");
+        assert_eq!(bed.dp.ipcache_entries().unwrap().len(), 2);
+    });
+}

@@ -17,11 +17,18 @@ pub enum Dir {
     Reply,
 }
 
-/// Looks up `pkt`'s connection in either direction; creates it (original direction,
-/// opened from `ifindex`) when absent and `create` is set. Updates counters and TCP
-/// state.
+/// Where a new connection comes from.
+pub struct Origin {
+    /// Host-side interface of the opening endpoint, 0 if none.
+    pub ifindex: u32,
+    /// Security identity of the source, 0 if unknown.
+    pub identity: u32,
+}
+
+/// Looks up `pkt`'s connection in either direction; when absent, creates it (original
+/// direction) if an `origin` is given. Updates counters and TCP state.
 #[inline(never)]
-pub fn track(pkt: &Packet, len: u32, ifindex: u32, create: bool) -> Result<(), u8> {
+pub fn track(pkt: &Packet, len: u32, origin: Option<&Origin>) -> Result<(), u8> {
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let fwd = &pkt.key;
@@ -31,7 +38,7 @@ pub fn track(pkt: &Packet, len: u32, ifindex: u32, create: bool) -> Result<(), u
         let rev = fwd.reversed();
         if let Some(e) = CT.get_ptr_mut(&rev) {
             (Dir::Reply, e)
-        } else if create {
+        } else if let Some(origin) = origin {
             let entry = CtEntry {
                 created_ns: now,
                 last_seen_ns: now,
@@ -40,8 +47,9 @@ pub fn track(pkt: &Packet, len: u32, ifindex: u32, create: bool) -> Result<(), u
                 packets_rev: 0,
                 bytes_rev: 0,
                 flags: tcp_state(0, pkt, Dir::Original),
-                src_ifindex: ifindex,
-                _pad: [0; 8],
+                src_ifindex: origin.ifindex,
+                src_identity: origin.identity,
+                _pad: [0; 4],
             };
             CT.insert(fwd, &entry, 0)
                 .map_err(|_| reason::DROP_MAP_FULL)?;

@@ -21,6 +21,8 @@ mod packet;
 mod programs;
 #[cfg(target_arch = "bpf")]
 mod rewrite;
+#[cfg(target_arch = "bpf")]
+mod tunnel;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

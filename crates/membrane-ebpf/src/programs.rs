@@ -1,16 +1,18 @@
 //! The program entry points: thin wrappers that turn every `Err` into a counted drop.
 
-use crate::ct::track;
+use crate::ct::{Origin, track};
 use crate::forward::{Route, endpoint, lookup, redirect_out, to_endpoint};
 use crate::maps::CONFIG;
 use crate::metrics::count;
 use crate::nat::{reverse_snat, snat};
 use crate::packet::{Packet, Parsed, in_prefix, parse};
+use crate::rewrite::dec_ttl;
+use crate::tunnel::{identity_from_vni, ipcache, to_overlay};
 use aya_ebpf::bindings::{TC_ACT_OK, TC_ACT_SHOT};
 use aya_ebpf::macros::classifier;
 use aya_ebpf::programs::TcContext;
 use membrane_common::DatapathConfig;
-use membrane_common::config::config_flags;
+use membrane_common::config::{config_flags, routing_mode};
 use membrane_common::metrics::{direction, reason};
 use membrane_common::tuple::proto;
 
@@ -51,6 +53,9 @@ fn config() -> Result<&'static DatapathConfig, u8> {
     }
 }
 
+/// `skb->pkt_type` of a frame addressed to this host.
+const PACKET_HOST: u32 = 0;
+
 const PASS: Verdict = Verdict {
     action: TC_ACT_OK as i32,
     reason: reason::TO_STACK,
@@ -76,27 +81,46 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
     if !pkt.is_v4() && (pkt.key.saddr[0] == 0xfe || pkt.key.daddr[0] == 0xff) {
         return Ok(PASS);
     }
-    match endpoint(&pkt.key.saddr, pkt.key.family) {
-        Some(src) if src.ifindex == ifindex => {}
+    let src = match endpoint(&pkt.key.saddr, pkt.key.family) {
+        Some(src) if src.ifindex == ifindex => src,
         _ => return Err(reason::DROP_INVALID_SOURCE),
-    }
+    };
     let dst = endpoint(&pkt.key.daddr, pkt.key.family);
     if pkt.is_fragment {
         // Fragments carry no ports: only same-node delivery by address is possible.
         return match dst {
             Some(ep) => Ok(Verdict {
-                action: to_endpoint(ctx, &pkt, &ep)?,
+                action: to_endpoint(ctx, &pkt, ep)?,
                 reason: reason::FORWARD_LOCAL,
             }),
             None => Err(reason::DROP_FRAGMENT),
         };
     }
-    track(&pkt, ctx.len(), ifindex, true)?;
+    track(
+        &pkt,
+        ctx.len(),
+        Some(&Origin {
+            ifindex,
+            identity: src.identity,
+        }),
+    )?;
     if let Some(ep) = dst {
         return Ok(Verdict {
-            action: to_endpoint(ctx, &pkt, &ep)?,
+            action: to_endpoint(ctx, &pkt, ep)?,
             reason: reason::FORWARD_LOCAL,
         });
+    }
+    if cfg.routing_mode == routing_mode::TUNNEL {
+        if let Some(remote) = ipcache(&pkt.key.daddr, pkt.key.family) {
+            if remote.tunnel_family != 0 {
+                dec_ttl(ctx, &pkt)?;
+                let action = to_overlay(ctx, remote, src.identity, cfg.tunnel_ifindex)?;
+                return Ok(Verdict {
+                    action,
+                    reason: reason::TO_OVERLAY,
+                });
+            }
+        }
     }
     match lookup(ctx, &pkt, ifindex) {
         Route::Local | Route::None => Ok(PASS),
@@ -143,7 +167,8 @@ fn wants_masquerade(pkt: &Packet, cfg: &DatapathConfig) -> bool {
 }
 
 /// tc ingress on the node's uplink: replies to masqueraded connections are translated
-/// back and delivered to their pod; everything else goes to the stack.
+/// back and delivered to their pod; packets for a local pod (native routing from another
+/// node) are delivered to it; everything else goes to the stack.
 #[classifier]
 pub fn from_netdev(ctx: TcContext) -> i32 {
     let res = try_from_netdev(&ctx);
@@ -163,15 +188,71 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
     } else {
         &cfg.node_ipv6
     };
-    if pkt.key.daddr != *node || !reverse_snat(ctx, &mut pkt)? {
+    if pkt.key.daddr == *node {
+        if !reverse_snat(ctx, &mut pkt)? {
+            return Ok(PASS);
+        }
+        track(&pkt, ctx.len(), None)?;
+        return match endpoint(&pkt.key.daddr, pkt.key.family) {
+            Some(ep) => Ok(Verdict {
+                action: to_endpoint(ctx, &pkt, ep)?,
+                reason: reason::REVERSE_NAT,
+            }),
+            None => Err(reason::DROP_NO_ROUTE),
+        };
+    }
+    let Some(ep) = endpoint(&pkt.key.daddr, pkt.key.family) else {
         return Ok(PASS);
-    }
-    track(&pkt, ctx.len(), 0, false)?;
-    match endpoint(&pkt.key.daddr, pkt.key.family) {
-        Some(ep) => Ok(Verdict {
-            action: to_endpoint(ctx, &pkt, &ep)?,
-            reason: reason::REVERSE_NAT,
+    };
+    let identity = ipcache(&pkt.key.saddr, pkt.key.family).map_or(0, |e| e.identity);
+    track(
+        &pkt,
+        ctx.len(),
+        Some(&Origin {
+            ifindex: 0,
+            identity,
         }),
-        None => Err(reason::DROP_NO_ROUTE),
+    )?;
+    Ok(Verdict {
+        action: to_endpoint(ctx, &pkt, ep)?,
+        reason: reason::FROM_NETWORK,
+    })
+}
+
+/// tc ingress on the tunnel device: decapsulated packets for a local pod are delivered
+/// to it, their connection recording the sender's identity from the VNI; the rest goes
+/// to the stack.
+#[classifier]
+pub fn from_overlay(ctx: TcContext) -> i32 {
+    let res = try_from_overlay(&ctx);
+    finish(&ctx, direction::INGRESS, res)
+}
+
+#[inline(always)]
+fn try_from_overlay(ctx: &TcContext) -> Result<Verdict, u8> {
+    let pkt = match parse(ctx)? {
+        Parsed::Ip(pkt) => pkt,
+        Parsed::Other => return Ok(PASS),
+    };
+    let identity = identity_from_vni(ctx)?;
+    let Some(ep) = endpoint(&pkt.key.daddr, pkt.key.family) else {
+        return Ok(PASS);
+    };
+    if !pkt.is_fragment {
+        track(
+            &pkt,
+            ctx.len(),
+            Some(&Origin {
+                ifindex: 0,
+                identity,
+            }),
+        )?;
     }
+    // The inner frame was addressed to whatever MAC the sender chose; it is for us now.
+    ctx.change_type(PACKET_HOST)
+        .map_err(|_| reason::DROP_REWRITE_FAILED)?;
+    Ok(Verdict {
+        action: to_endpoint(ctx, &pkt, ep)?,
+        reason: reason::FROM_OVERLAY,
+    })
 }

@@ -3,9 +3,9 @@
 
 use etherparse::PacketBuilder;
 use futures::TryStreamExt;
-use membrane_datapath::{Datapath, DatapathOptions, EndpointSpec, MapSizes};
+use membrane_datapath::{Datapath, DatapathOptions, EndpointSpec, MapSizes, Routing};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
-use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
@@ -14,6 +14,8 @@ pub const NODE_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1);
 pub const WORLD_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 254);
 pub const WORLD_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0xfe);
 pub const WORLD_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
+/// The collect-metadata VXLAN device of tunnel-mode tests.
+pub const TUNNEL_DEVICE: &str = "vxlan0";
 pub const NAT_PORTS: std::ops::RangeInclusive<u16> = 40000..=40999;
 
 /// One pod of the bed: its endpoint and addresses.
@@ -29,7 +31,35 @@ pub struct Bed {
     pub a: Pod,
     pub b: Pod,
     pub uplink: u32,
+    /// The options the datapath was configured with (tests may change and re-apply).
+    pub options: DatapathOptions,
     _pins: PinDir,
+}
+
+impl Bed {
+    /// Routes `dst` (a host route) via the world neighbour of its family, as the agent
+    /// routes another node's pod CIDR in native-routing mode.
+    pub fn route_via_world(&self, dst: IpAddr) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (conn, handle, _) = rtnetlink::new_connection().unwrap();
+            tokio::spawn(conn);
+            let route = match dst {
+                IpAddr::V4(v4) => RouteMessageBuilder::<IpAddr>::new()
+                    .destination_prefix(IpAddr::V4(v4), 32)
+                    .and_then(|b| b.gateway(IpAddr::V4(WORLD_V4))),
+                IpAddr::V6(v6) => RouteMessageBuilder::<IpAddr>::new()
+                    .destination_prefix(IpAddr::V6(v6), 128)
+                    .and_then(|b| b.gateway(IpAddr::V6(WORLD_V6))),
+            }
+            .expect("a valid route")
+            .build();
+            handle.route().add(route).execute().await.unwrap();
+        });
+    }
 }
 
 /// A throwaway pin directory, removed on drop (also when a test panics).
@@ -116,6 +146,7 @@ pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
                         pod_mac: mac_of(&p),
                         ipv4: Some(v4),
                         ipv6: Some(v6),
+                        identity: 1000 + last as u32,
                     },
                     v4,
                     v6,
@@ -132,6 +163,19 @@ pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
             up(&handle, world_end).await;
             let uplink = link(&handle, "uplink0").await.header.index;
             up(&handle, uplink).await;
+            handle
+                .link()
+                .add(
+                    LinkVxlan::new(TUNNEL_DEVICE, 0)
+                        .port(8472)
+                        .collect_metadata(true)
+                        .build(),
+                )
+                .execute()
+                .await
+                .unwrap();
+            let tunnel = link(&handle, TUNNEL_DEVICE).await.header.index;
+            up(&handle, tunnel).await;
             handle
                 .address()
                 .add(uplink, IpAddr::V4(NODE_V4), 24)
@@ -175,6 +219,7 @@ pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
                 nat: 4096,
                 endpoints: 64,
             },
+            routing: Routing::Native,
         };
         let mut dp =
             Datapath::load_object(&pin_dir, options.map_sizes).expect("load the datapath object");
@@ -186,6 +231,7 @@ pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
             a,
             b,
             uplink,
+            options,
             _pins: pins,
         };
         test(&mut bed);
