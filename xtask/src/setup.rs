@@ -7,7 +7,7 @@ use membrane_testbed::host;
 use std::process::Command;
 
 /// Debian packages the build, the tests and the demo need.
-const APT_PACKAGES: [&str; 8] = [
+const APT_PACKAGES: [&str; 10] = [
     // bpf-linker links eBPF objects against LLVM 22.
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -15,6 +15,10 @@ const APT_PACKAGES: [&str; 8] = [
     "zlib1g-dev",
     // The multi-node state backend.
     "etcd-server",
+    // etcd-client compiles etcd's protobuf API at build time (protoc and the well-known
+    // types such as google/protobuf/descriptor.proto).
+    "protobuf-compiler",
+    "libprotobuf-dev",
     // Baselines of the benchmarks (kube-proxy-shaped rules).
     "iptables",
     "nftables",

@@ -13,6 +13,7 @@ pub mod agent;
 pub mod binaries;
 pub mod cgroup;
 pub mod cni;
+pub mod etcd;
 pub mod host;
 pub mod names;
 pub mod netlink;
@@ -30,6 +31,7 @@ pub mod workload;
 
 pub use addressing::NodeAddressing;
 pub use cgroup::Cgroup;
+pub use etcd::Etcd;
 pub use netns::Netns;
 pub use node::Node;
 pub use outside::Outside;

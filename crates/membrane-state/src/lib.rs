@@ -1,0 +1,28 @@
+//! Stores cluster state and streams its changes: an embedded redb store on one machine, or
+//! etcd across many.
+//!
+//! Both backends implement one [`Store`]: string keys, byte values and revisions, with
+//! compare-and-swap preconditions, all-or-nothing transactions, leases that remove a dead
+//! node's keys, and a [`watch`](Store::watch) stream that resumes across reconnects without
+//! losing or repeating a change. The key layout of the cluster lives in [`keys`], and
+//! [`allocate_unique`] hands out pod CIDRs and identity numbers so that two nodes racing
+//! never get the same one.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod allocate;
+mod backoff;
+pub mod embedded;
+mod error;
+pub mod etcd;
+pub mod keys;
+mod store;
+mod watch;
+
+pub use allocate::{Claimed, allocate_unique};
+pub use embedded::EmbeddedStore;
+pub use error::StoreError;
+pub use etcd::EtcdStore;
+pub use store::{
+    Event, Item, LeaseId, Listing, Op, Precondition, Revision, Store, WatchEvent, WatchStream,
+};
