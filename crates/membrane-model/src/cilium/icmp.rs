@@ -52,6 +52,16 @@ pub enum IcmpFamily {
     IPv6,
 }
 
+impl IcmpFamily {
+    /// The family as manifests spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IcmpFamily::IPv4 => "IPv4",
+            IcmpFamily::IPv6 => "IPv6",
+        }
+    }
+}
+
 /// An ICMP message type as written: a number (0-255) or one of Cilium's names
 /// (`EchoRequest`, `DestinationUnreachable`, ...).
 #[derive(Clone, Debug, PartialEq, Eq)]

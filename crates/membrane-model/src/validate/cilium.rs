@@ -169,10 +169,7 @@ fn check_icmps(f: &mut Findings, at: &FieldPath, list: Option<&[IcmpRule]>) {
                     &at.index(i).field("fields").index(j).field("type"),
                     Violation::UnknownIcmpType {
                         name: name.clone(),
-                        family: match field.family() {
-                            crate::cilium::IcmpFamily::IPv4 => "IPv4",
-                            crate::cilium::IcmpFamily::IPv6 => "IPv6",
-                        },
+                        family: field.family().as_str(),
                     },
                 );
             }

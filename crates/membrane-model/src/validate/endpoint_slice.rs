@@ -107,17 +107,13 @@ fn check_address(f: &mut Findings, at: &FieldPath, address_type: &str, address: 
                 );
             }
         }
-        "FQDN" => {
-            if !is_dns_name(address, false) {
-                f.add(
-                    at,
-                    Violation::InvalidDnsName {
-                        value: address.to_string(),
-                        what: "name",
-                    },
-                );
-            }
-        }
+        "FQDN" if !is_dns_name(address, false) => f.add(
+            at,
+            Violation::InvalidDnsName {
+                value: address.to_string(),
+                what: "name",
+            },
+        ),
         _ => {}
     }
 }
