@@ -59,7 +59,7 @@ pub enum EtcdError {
 /// One etcd server of one member, in a namespace of the test bed.
 #[derive(Debug)]
 pub struct Etcd {
-    address: IpAddr,
+    address: Mutex<IpAddr>,
     dir: tempfile::TempDir,
     process: Mutex<Option<Process>>,
 }
@@ -76,7 +76,7 @@ impl Etcd {
                 source,
             })?;
         let etcd = Etcd {
-            address,
+            address: Mutex::new(address),
             dir,
             process: Mutex::new(None),
         };
@@ -91,7 +91,11 @@ impl Etcd {
 
     /// The client address.
     pub fn client_address(&self) -> SocketAddr {
-        SocketAddr::new(self.address, CLIENT_PORT)
+        SocketAddr::new(self.address(), CLIENT_PORT)
+    }
+
+    fn address(&self) -> IpAddr {
+        *self.address.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// etcd's log file.
@@ -105,6 +109,14 @@ impl Etcd {
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<Process>> {
         self.process.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts etcd again on the same data, listening on `address` from now on (stop it
+    /// first), and waits until it is healthy: clients of the old address cannot reach it,
+    /// as if cut off, while others change the data.
+    pub fn start_again_on(&self, netns: &Netns, address: IpAddr) -> Result<(), EtcdError> {
+        *self.address.lock().unwrap_or_else(|p| p.into_inner()) = address;
+        self.start_again(netns)
     }
 
     /// Starts etcd again on the same data (unless it runs), and waits until it is healthy.
@@ -128,7 +140,7 @@ impl Etcd {
             .open(&log_path)
             .map_err(log_err)?;
         writeln!(log, "==== testbed: starting etcd").map_err(log_err)?;
-        let host = match self.address {
+        let host = match self.address() {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("[{v6}]"),
         };

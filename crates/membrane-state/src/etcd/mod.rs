@@ -353,6 +353,20 @@ impl ChangeFeed for EtcdStore {
     }
 
     async fn changes(&self, prefix: &str, from: Revision) -> Result<RawChanges, StoreError> {
+        // etcd creates a watch below the compaction point and cancels it only afterwards;
+        // reading at `from - 1` first finds out now, so that a resumed watch is reported
+        // caught up only when its history is there.
+        if from > 1 {
+            let probe = GetOptions::new()
+                .with_prefix()
+                .with_count_only()
+                .with_revision(from as i64 - 1);
+            self.call("checking the watch's history", |mut c| async move {
+                c.get(prefix, Some(probe)).await
+            })
+            .await
+            .map_err(|error| revision_refusal(error, prefix, from))?;
+        }
         let options = WatchOptions::new()
             .with_prefix()
             .with_start_revision(from as i64);
