@@ -32,4 +32,13 @@ pub mod paths {
     pub const GC: &str = "/v1/gc";
     /// `GET` → [`crate::AgentStatus`].
     pub const STATUS: &str = "/v1/status";
+    /// `POST` [`crate::ApplyRequest`] → [`crate::ApplyReport`]; all objects or none
+    /// (an invalid one refuses the request with `invalid_request`).
+    pub const OBJECTS_APPLY: &str = "/v1/objects/apply";
+    /// `POST` [`crate::DeleteRequest`] → [`crate::DeleteReport`]; all in one transaction.
+    pub const OBJECTS_DELETE: &str = "/v1/objects/delete";
+    /// `POST` [`crate::ListRequest`] → `Vec<serde_json::Value>` (complete manifests).
+    pub const OBJECTS_LIST: &str = "/v1/objects/list";
+    /// `GET` → `Vec<`[`crate::Identity`]`>`, sorted by id.
+    pub const IDENTITY_LIST: &str = "/v1/identities";
 }

@@ -147,3 +147,86 @@ pub enum ErrorKind {
     /// Anything else inside the agent.
     Internal,
 }
+
+/// Applies a set of objects at once (`membrane apply -f`): all of them or none.
+///
+/// Each object is a complete manifest (`apiVersion`, `kind`, `metadata`, ...) of a kind
+/// `membrane-model` knows. The CLI has already parsed and validated them; the agent
+/// validates again (with `membrane_model::parse_manifest_values`) before storing
+/// anything, and refuses the whole request with [`ErrorKind::InvalidRequest`] if any
+/// object is invalid. A namespaced object without a namespace goes to `default`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// The objects, in the order the user gave them.
+    pub objects: Vec<serde_json::Value>,
+}
+
+/// What an apply did to each object, each named as `membrane_model::ObjectRef` displays
+/// it: `Service default/web`, `Node node1`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyReport {
+    /// Objects that did not exist before.
+    pub created: Vec<String>,
+    /// Objects that existed and were changed.
+    pub configured: Vec<String>,
+    /// Objects that existed with exactly the content applied.
+    pub unchanged: Vec<String>,
+}
+
+/// Names one object on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectRefWire {
+    /// The kind as manifests spell it (`Service`, `CiliumNetworkPolicy`).
+    pub kind: String,
+    /// The namespace; `None` for cluster-scoped kinds (and `default` is not implied:
+    /// the CLI always sends the namespace of a namespaced object).
+    pub namespace: Option<String>,
+    /// The name.
+    pub name: String,
+}
+
+/// Deletes a set of objects at once (`membrane delete -f`). Deleting an object that
+/// does not exist is not an error: it is reported in [`DeleteReport::not_found`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRequest {
+    /// The objects to delete.
+    pub refs: Vec<ObjectRefWire>,
+}
+
+/// What a delete did, each object named as `membrane_model::ObjectRef` displays it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteReport {
+    /// Objects that existed and are gone.
+    pub deleted: Vec<String>,
+    /// Objects that did not exist.
+    pub not_found: Vec<String>,
+}
+
+/// Lists stored objects (`membrane get`); the answer is a `Vec` of complete manifests
+/// (`serde_json::Value`), sorted by kind, namespace and name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRequest {
+    /// Only objects of this kind (`Pod`, `CiliumNetworkPolicy`, ...); every kind if
+    /// `None`. An unknown kind is refused with [`ErrorKind::InvalidRequest`].
+    pub kind: Option<String>,
+    /// Only objects of this namespace; cluster-scoped objects never match a namespace.
+    /// Every namespace if `None`.
+    pub namespace: Option<String>,
+}
+
+/// A security identity: a numeric id for a set of labels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// The numeric identity (reserved ones below 256: host 1, world 2, ...).
+    pub id: u32,
+    /// Its labels in Cilium's `source:key=value` form (`k8s:app=web`,
+    /// `reserved:host`), sorted.
+    pub labels: Vec<String>,
+}
