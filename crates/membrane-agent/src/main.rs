@@ -109,6 +109,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         nat_ports,
         map_sizes: MapSizes::default(),
         routing: Routing::Native,
+        maglev_table_size: 16381,
     })
     .context("loading the eBPF datapath failed")?;
     let manager = EndpointManager::new(ipam, datapath, net, config.orphan_grace())?;

@@ -32,8 +32,10 @@ pub struct DatapathConfig {
     pub _pad: [u8; 3],
     /// Interface index of the tunnel device (tunnel mode only).
     pub tunnel_ifindex: u32,
+    /// Size of every Maglev lookup table (a prime).
+    pub maglev_table_size: u32,
 }
-const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 84);
+const _: () = assert!(core::mem::size_of::<DatapathConfig>() == 88);
 
 /// Values of [`DatapathConfig::routing_mode`].
 pub mod routing_mode {

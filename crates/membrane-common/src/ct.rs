@@ -63,10 +63,18 @@ pub struct CtEntry {
     /// Security identity of the connection's source as the datapath learned it (from
     /// the tunnel's VNI, the ipcache, or the local endpoint), 0 if unknown.
     pub src_identity: u32,
+    /// Reverse-NAT index of the Service frontend the connection was translated from
+    /// (replies get the frontend as source), 0 if none.
+    pub rev_nat_index: u16,
     /// Padding, always zero.
-    pub _pad: [u8; 4],
+    pub _pad: u16,
+    /// For a Service entry ([`ct_flags::SERVICE`], keyed by the client-to-frontend
+    /// tuple): the backend the connection was given.
+    pub backend_id: u32,
+    /// Padding, always zero.
+    pub _pad2: u32,
 }
-const _: () = assert!(core::mem::size_of::<CtEntry>() == 64);
+const _: () = assert!(core::mem::size_of::<CtEntry>() == 72);
 
 /// Bits of [`CtEntry::flags`].
 pub mod ct_flags {
@@ -84,6 +92,8 @@ pub mod ct_flags {
     pub const RST: u32 = 1 << 5;
     /// The connection is masqueraded; its NAT entries live in the NAT map.
     pub const SNAT: u32 = 1 << 6;
+    /// A Service entry: keyed by the client-to-frontend tuple, it pins the backend.
+    pub const SERVICE: u32 = 1 << 7;
 }
 
 /// Idle timeouts after which the agent collects a connection, in nanoseconds.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod ct;
 pub mod endpoint;
 pub mod ipcache;
+pub mod lb;
 pub mod metrics;
 pub mod nat;
 #[cfg(feature = "user")]
@@ -20,6 +21,9 @@ pub use config::DatapathConfig;
 pub use ct::{CtEntry, CtKey};
 pub use endpoint::{EndpointInfo, EndpointKey};
 pub use ipcache::{IPCACHE_PREFIX_BITS, IpcacheAddr, IpcacheEntry};
+pub use lb::{
+    AffinityKey, AffinityValue, Backend, MaglevKey, RevNat, ServiceKey, ServiceValue, SockRevKey,
+};
 pub use metrics::{METRICS_SLOTS, MetricsValue, metrics_index};
 pub use nat::NatEntry;
 pub use tuple::{Family, IpAddrBytes};
@@ -37,6 +41,19 @@ pub mod map_names {
     /// Address to identity and hosting node (LPM trie, [`crate::IpcacheAddr`] to
     /// [`crate::IpcacheEntry`]).
     pub const IPCACHE: &str = "MEMBRANE_IPCACHE";
+    /// Service frontends and their backend slots ([`crate::ServiceKey`] to
+    /// [`crate::ServiceValue`]).
+    pub const SERVICES: &str = "MEMBRANE_SERVICES";
+    /// Backends by id (`u32` to [`crate::Backend`]).
+    pub const BACKENDS: &str = "MEMBRANE_BACKENDS";
+    /// Frontends by reverse-NAT index (`u16` to [`crate::RevNat`]).
+    pub const REV_NAT: &str = "MEMBRANE_REV_NAT";
+    /// Session affinity (LRU, [`crate::AffinityKey`] to [`crate::AffinityValue`]).
+    pub const AFFINITY: &str = "MEMBRANE_AFFINITY";
+    /// Maglev lookup tables ([`crate::MaglevKey`] to backend id).
+    pub const MAGLEV: &str = "MEMBRANE_MAGLEV";
+    /// Socket-level reverse translation (LRU, [`crate::SockRevKey`] to [`crate::RevNat`]).
+    pub const SOCK_REV_NAT: &str = "MEMBRANE_SOCK_REV_NAT";
     /// Per-CPU packet and byte counters, indexed by [`crate::metrics_index`].
     pub const METRICS: &str = "MEMBRANE_METRICS";
 }
@@ -59,14 +76,22 @@ mod tests {
     #[test]
     fn map_types_have_the_layout_the_kernel_side_expects() {
         assert_eq!(size_of::<CtKey>(), 40);
-        assert_eq!(size_of::<CtEntry>(), 64);
+        assert_eq!(size_of::<CtEntry>(), 72);
         assert_eq!(size_of::<NatEntry>(), 32);
         assert_eq!(size_of::<EndpointKey>(), 20);
         assert_eq!(size_of::<EndpointInfo>(), 24);
         assert_eq!(size_of::<MetricsValue>(), 16);
-        assert_eq!(size_of::<DatapathConfig>(), 84);
+        assert_eq!(size_of::<DatapathConfig>(), 88);
         assert_eq!(size_of::<IpcacheAddr>(), 20);
         assert_eq!(size_of::<IpcacheEntry>(), 24);
+        assert_eq!(size_of::<ServiceKey>(), 24);
+        assert_eq!(size_of::<ServiceValue>(), 16);
+        assert_eq!(size_of::<Backend>(), 24);
+        assert_eq!(size_of::<RevNat>(), 20);
+        assert_eq!(size_of::<AffinityKey>(), 20);
+        assert_eq!(size_of::<AffinityValue>(), 16);
+        assert_eq!(size_of::<MaglevKey>(), 8);
+        assert_eq!(size_of::<SockRevKey>(), 32);
         assert_eq!(align_of::<CtEntry>(), 8);
     }
 }

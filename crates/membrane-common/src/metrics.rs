@@ -46,6 +46,8 @@ pub mod reason {
     pub const FROM_OVERLAY: u8 = 6;
     /// Arrived from the network for a local pod (native routing) and delivered.
     pub const FROM_NETWORK: u8 = 7;
+    /// A socket's destination was translated from a Service frontend to a backend.
+    pub const SOCK_LB: u8 = 8;
     /// First drop reason; everything from here on is a drop.
     pub const DROP_FIRST: u8 = 128;
     /// Truncated or malformed packet.
@@ -72,6 +74,10 @@ pub mod reason {
     pub const DROP_TTL_EXCEEDED: u8 = 138;
     /// Setting or reading the tunnel metadata failed.
     pub const DROP_TUNNEL: u8 = 139;
+    /// A Service frontend with no ready backend.
+    pub const DROP_NO_BACKEND: u8 = 140;
+    /// A backend slot names a backend that does not exist (an update in progress).
+    pub const DROP_BACKEND_MISSING: u8 = 141;
 
     /// Human-readable name of a reason code, for metrics and CLI output.
     pub const fn name(code: u8) -> &'static str {
@@ -84,6 +90,7 @@ pub mod reason {
             TO_OVERLAY => "to_overlay",
             FROM_OVERLAY => "from_overlay",
             FROM_NETWORK => "from_network",
+            SOCK_LB => "socket_lb_translated",
             DROP_INVALID_PACKET => "invalid_packet",
             DROP_UNSUPPORTED_L3 => "unsupported_l3_protocol",
             DROP_INVALID_SOURCE => "invalid_source_address",
@@ -96,6 +103,8 @@ pub mod reason {
             DROP_NAT_UNSUPPORTED => "nat_unsupported_protocol",
             DROP_TTL_EXCEEDED => "ttl_exceeded",
             DROP_TUNNEL => "tunnel_metadata",
+            DROP_NO_BACKEND => "service_without_backend",
+            DROP_BACKEND_MISSING => "backend_missing",
             _ => "unknown",
         }
     }

@@ -11,3 +11,11 @@ unsafe impl aya::Pod for crate::EndpointInfo {}
 unsafe impl aya::Pod for crate::MetricsValue {}
 unsafe impl aya::Pod for crate::IpcacheAddr {}
 unsafe impl aya::Pod for crate::IpcacheEntry {}
+unsafe impl aya::Pod for crate::ServiceKey {}
+unsafe impl aya::Pod for crate::ServiceValue {}
+unsafe impl aya::Pod for crate::Backend {}
+unsafe impl aya::Pod for crate::RevNat {}
+unsafe impl aya::Pod for crate::AffinityKey {}
+unsafe impl aya::Pod for crate::AffinityValue {}
+unsafe impl aya::Pod for crate::MaglevKey {}
+unsafe impl aya::Pod for crate::SockRevKey {}

@@ -9,10 +9,15 @@ mod attach;
 mod conntrack;
 mod error;
 mod loader;
+mod maglev;
 mod maps;
+mod services;
+mod sock_lb;
 pub mod test_run;
 
 pub use conntrack::CtStats;
 pub use error::DatapathError;
 pub use loader::{Datapath, DatapathOptions, EndpointSpec, MapSizes, Routing};
+pub use maglev::{is_prime, table as maglev_table};
 pub use maps::ReasonCounter;
+pub use services::{BackendSpec, Frontend, ServiceSpec};

@@ -3,9 +3,11 @@
 use crate::attach::{self, Hook};
 use crate::error::DatapathError;
 use crate::maps::{Maps, ReasonCounter};
+use crate::services::{BackendSpec, Frontend, ServiceSpec};
 use aya::{Ebpf, EbpfLoader};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use membrane_common::config::{config_flags, routing_mode};
+use membrane_common::lb::service_flags;
 use membrane_common::tuple::v4_bytes;
 use membrane_common::{
     CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey, Family, NatEntry, map_names,
@@ -62,6 +64,8 @@ pub struct DatapathOptions {
     pub map_sizes: MapSizes,
     /// How packets reach pods on other nodes.
     pub routing: Routing,
+    /// Size of every Maglev lookup table (a prime, e.g. 16381).
+    pub maglev_table_size: u32,
 }
 
 /// How packets reach pods on other nodes.
@@ -125,6 +129,7 @@ pub struct Datapath {
     ebpf: Ebpf,
     maps: Maps,
     pin_dir: PathBuf,
+    maglev_size: u32,
 }
 
 impl Datapath {
@@ -143,7 +148,63 @@ impl Datapath {
 
     /// Writes the node-wide settings into the config map.
     pub fn configure(&mut self, options: &DatapathOptions) -> Result<(), DatapathError> {
-        self.maps.write_config(&datapath_config(options)?)
+        self.maps.write_config(&datapath_config(options)?)?;
+        self.maglev_size = options.maglev_table_size;
+        Ok(())
+    }
+
+    /// Attaches the socket-level load balancer to a cgroup v2 directory: every process
+    /// below it (pods' and the node's) gets Service translation at `connect`/`sendmsg`.
+    pub fn attach_socket_lb(&mut self, cgroup: &Path) -> Result<(), DatapathError> {
+        crate::sock_lb::attach(&mut self.ebpf, &self.pin_dir, cgroup)
+    }
+
+    /// Writes (or replaces) a backend.
+    pub fn upsert_backend(&mut self, id: u32, spec: &BackendSpec) -> Result<(), DatapathError> {
+        self.maps.upsert_backend(id, spec)
+    }
+
+    /// Removes a backend; absent ones are fine.
+    pub fn remove_backend(&mut self, id: u32) -> Result<(), DatapathError> {
+        self.maps.remove_backend(id)
+    }
+
+    /// Writes a frontend with its backend slots (and its Maglev table when it uses
+    /// Maglev; `names` gives each active backend's stable name, same order as
+    /// `spec.active`).
+    pub fn upsert_service(
+        &mut self,
+        spec: &ServiceSpec,
+        names: &[Vec<u8>],
+    ) -> Result<(), DatapathError> {
+        if spec.flags & service_flags::MAGLEV != 0 && !spec.frontend.internal {
+            if !crate::maglev::is_prime(self.maglev_size) {
+                return Err(DatapathError::InvalidOption {
+                    option: "maglev_table_size",
+                    reason: format!("{} is not a prime", self.maglev_size),
+                });
+            }
+            let named: Vec<(&[u8], u32)> = names
+                .iter()
+                .map(Vec::as_slice)
+                .zip(spec.active.iter().copied())
+                .collect();
+            self.maps.write_maglev(
+                spec.rev_nat_index,
+                &crate::maglev::table(&named, self.maglev_size),
+            )?;
+        }
+        self.maps.upsert_service(spec)
+    }
+
+    /// Removes a frontend and everything it owns.
+    pub fn remove_service(&mut self, frontend: &Frontend) -> Result<(), DatapathError> {
+        self.maps.remove_service(frontend, self.maglev_size)
+    }
+
+    /// Number of entries in the services map (slots included).
+    pub fn service_entries(&self) -> usize {
+        self.maps.service_entries()
     }
 
     /// Loads the object and its maps without writing the config or attaching anything
@@ -172,11 +233,13 @@ impl Datapath {
                     source,
                 })?;
         }
+        crate::sock_lb::load(&mut ebpf)?;
         let maps = Maps::take(&mut ebpf)?;
         Ok(Datapath {
             ebpf,
             maps,
             pin_dir: pin_dir.to_path_buf(),
+            maglev_size: 0,
         })
     }
 
@@ -356,5 +419,6 @@ fn datapath_config(o: &DatapathOptions) -> Result<DatapathConfig, DatapathError>
         routing_mode,
         _pad: [0; 3],
         tunnel_ifindex,
+        maglev_table_size: o.maglev_table_size,
     })
 }

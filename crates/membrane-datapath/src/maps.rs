@@ -8,10 +8,13 @@ use ipnet::IpNet;
 use membrane_common::metrics::{direction, reason};
 use membrane_common::tuple::v4_bytes;
 use membrane_common::{
+    Backend, Family, IPCACHE_PREFIX_BITS, IpcacheAddr, IpcacheEntry, MaglevKey, RevNat, ServiceKey,
+    ServiceValue,
+};
+use membrane_common::{
     CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey, METRICS_SLOTS, MetricsValue,
     NatEntry, map_names,
 };
-use membrane_common::{Family, IPCACHE_PREFIX_BITS, IpcacheAddr, IpcacheEntry};
 use std::net::IpAddr;
 
 /// One row of the datapath's counters.
@@ -38,11 +41,15 @@ pub struct Maps {
     pub(crate) ct: HashMap<MapData, CtKey, CtEntry>,
     pub(crate) nat: HashMap<MapData, CtKey, NatEntry>,
     ipcache: LpmTrie<MapData, IpcacheAddr, IpcacheEntry>,
+    pub(crate) services: HashMap<MapData, ServiceKey, ServiceValue>,
+    pub(crate) backends: HashMap<MapData, u32, Backend>,
+    pub(crate) rev_nat: HashMap<MapData, u16, RevNat>,
+    pub(crate) maglev: HashMap<MapData, MaglevKey, u32>,
     metrics: PerCpuArray<MapData, MetricsValue>,
 }
 
 /// The 16-byte form and family of an address.
-fn addr_bytes(ip: IpAddr) -> ([u8; 16], u8) {
+pub(crate) fn addr_bytes(ip: IpAddr) -> ([u8; 16], u8) {
     match ip {
         IpAddr::V4(v4) => (v4_bytes(v4.octets()), Family::V4),
         IpAddr::V6(v6) => (v6.octets(), Family::V6),
@@ -77,7 +84,7 @@ fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
 }
 
 /// Treats "no such key" as success (removals are idempotent).
-fn ignore_missing(r: Result<(), MapError>) -> Result<(), MapError> {
+pub(crate) fn ignore_missing(r: Result<(), MapError>) -> Result<(), MapError> {
     match r {
         Err(MapError::KeyNotFound) => Ok(()),
         Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
@@ -94,6 +101,10 @@ impl Maps {
             ct: take(ebpf, map_names::CT)?,
             nat: take(ebpf, map_names::NAT)?,
             ipcache: take(ebpf, map_names::IPCACHE)?,
+            services: take(ebpf, map_names::SERVICES)?,
+            backends: take(ebpf, map_names::BACKENDS)?,
+            rev_nat: take(ebpf, map_names::REV_NAT)?,
+            maglev: take(ebpf, map_names::MAGLEV)?,
             metrics: take(ebpf, map_names::METRICS)?,
         })
     }

@@ -23,12 +23,36 @@ pub struct Origin {
     pub ifindex: u32,
     /// Security identity of the source, 0 if unknown.
     pub identity: u32,
+    /// Reverse-NAT index of the Service frontend the packet was translated from, 0 if
+    /// none.
+    pub rev_nat_index: u16,
+}
+
+/// What tracking found: the packet's direction and the connection's reverse-NAT index,
+/// packed in one register.
+#[derive(Clone, Copy)]
+pub struct Tracked(u32);
+
+impl Tracked {
+    const REPLY: u32 = 1 << 31;
+
+    /// True when the packet travels in the reply direction.
+    #[inline(always)]
+    pub fn is_reply(self) -> bool {
+        self.0 & Self::REPLY != 0
+    }
+
+    /// The connection's reverse-NAT index (0: not a Service connection).
+    #[inline(always)]
+    pub fn rev_nat_index(self) -> u16 {
+        self.0 as u16
+    }
 }
 
 /// Looks up `pkt`'s connection in either direction; when absent, creates it (original
 /// direction) if an `origin` is given. Updates counters and TCP state.
 #[inline(never)]
-pub fn track(pkt: &Packet, len: u32, origin: Option<&Origin>) -> Result<(), u8> {
+pub fn track(pkt: &Packet, len: u32, origin: Option<&Origin>) -> Result<Tracked, u8> {
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let fwd = &pkt.key;
@@ -49,13 +73,16 @@ pub fn track(pkt: &Packet, len: u32, origin: Option<&Origin>) -> Result<(), u8> 
                 flags: tcp_state(0, pkt, Dir::Original),
                 src_ifindex: origin.ifindex,
                 src_identity: origin.identity,
-                _pad: [0; 4],
+                rev_nat_index: origin.rev_nat_index,
+                _pad: 0,
+                backend_id: 0,
+                _pad2: 0,
             };
             CT.insert(fwd, &entry, 0)
                 .map_err(|_| reason::DROP_MAP_FULL)?;
-            return Ok(());
+            return Ok(Tracked(origin.rev_nat_index as u32));
         } else {
-            return Ok(());
+            return Ok(Tracked(0));
         }
     };
     // SAFETY: the pointer comes from a successful lookup in an LRU hash; the entry may be
@@ -70,8 +97,9 @@ pub fn track(pkt: &Packet, len: u32, origin: Option<&Origin>) -> Result<(), u8> 
             (*entry).bytes_rev += len as u64;
         }
         (*entry).flags = tcp_state((*entry).flags, pkt, dir);
+        let reply = if dir == Dir::Reply { Tracked::REPLY } else { 0 };
+        Ok(Tracked(reply | (*entry).rev_nat_index as u32))
     }
-    Ok(())
 }
 
 /// Marks a connection as masqueraded.

@@ -4,8 +4,9 @@ use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray};
 use membrane_common::{
-    CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey, IpcacheAddr, IpcacheEntry,
-    METRICS_SLOTS, MetricsValue, NatEntry,
+    AffinityKey, AffinityValue, Backend, CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey,
+    IpcacheAddr, IpcacheEntry, METRICS_SLOTS, MaglevKey, MetricsValue, NatEntry, RevNat,
+    ServiceKey, ServiceValue, SockRevKey,
 };
 
 /// Datapath settings written by the agent.
@@ -31,3 +32,27 @@ pub static METRICS: PerCpuArray<MetricsValue> = PerCpuArray::pinned(METRICS_SLOT
 /// Address to identity and hosting node.
 #[map(name = "MEMBRANE_IPCACHE")]
 pub static IPCACHE: LpmTrie<IpcacheAddr, IpcacheEntry> = LpmTrie::pinned(65536, BPF_F_NO_PREALLOC);
+
+/// Service frontends and their backend slots.
+#[map(name = "MEMBRANE_SERVICES")]
+pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::pinned(262144, 0);
+
+/// Backends by id.
+#[map(name = "MEMBRANE_BACKENDS")]
+pub static BACKENDS: HashMap<u32, Backend> = HashMap::pinned(262144, 0);
+
+/// Frontends by reverse-NAT index.
+#[map(name = "MEMBRANE_REV_NAT")]
+pub static REV_NAT: HashMap<u16, RevNat> = HashMap::pinned(65536, 0);
+
+/// Session affinity.
+#[map(name = "MEMBRANE_AFFINITY")]
+pub static AFFINITY: LruHashMap<AffinityKey, AffinityValue> = LruHashMap::pinned(65536, 0);
+
+/// Maglev lookup tables.
+#[map(name = "MEMBRANE_MAGLEV")]
+pub static MAGLEV: HashMap<MaglevKey, u32> = HashMap::pinned(65536, 0);
+
+/// Socket-level reverse translation.
+#[map(name = "MEMBRANE_SOCK_REV_NAT")]
+pub static SOCK_REV_NAT: LruHashMap<SockRevKey, RevNat> = LruHashMap::pinned(65536, 0);

@@ -7,6 +7,7 @@ use crate::metrics::count;
 use crate::nat::{reverse_snat, snat};
 use crate::packet::{Packet, Parsed, in_prefix, parse};
 use crate::rewrite::dec_ttl;
+use crate::service;
 use crate::tunnel::{identity_from_vni, ipcache, to_overlay};
 use aya_ebpf::bindings::{TC_ACT_OK, TC_ACT_SHOT};
 use aya_ebpf::macros::classifier;
@@ -85,10 +86,9 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
         Some(src) if src.ifindex == ifindex => src,
         _ => return Err(reason::DROP_INVALID_SOURCE),
     };
-    let dst = endpoint(&pkt.key.daddr, pkt.key.family);
     if pkt.is_fragment {
         // Fragments carry no ports: only same-node delivery by address is possible.
-        return match dst {
+        return match endpoint(&pkt.key.daddr, pkt.key.family) {
             Some(ep) => Ok(Verdict {
                 action: to_endpoint(ctx, &pkt, ep)?,
                 reason: reason::FORWARD_LOCAL,
@@ -96,14 +96,18 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
             None => Err(reason::DROP_FRAGMENT),
         };
     }
-    track(
+    let rev_nat_index = service::dnat(ctx, &mut pkt, cfg)?;
+    let tracked = track(
         &pkt,
         ctx.len(),
         Some(&Origin {
             ifindex,
             identity: src.identity,
+            rev_nat_index,
         }),
     )?;
+    service::reverse(ctx, &mut pkt, tracked)?;
+    let dst = endpoint(&pkt.key.daddr, pkt.key.family);
     if let Some(ep) = dst {
         return Ok(Verdict {
             action: to_endpoint(ctx, &pkt, ep)?,
@@ -205,14 +209,17 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
         return Ok(PASS);
     };
     let identity = ipcache(&pkt.key.saddr, pkt.key.family).map_or(0, |e| e.identity);
-    track(
+    let tracked = track(
         &pkt,
         ctx.len(),
         Some(&Origin {
             ifindex: 0,
             identity,
+            rev_nat_index: 0,
         }),
     )?;
+    // A remote backend's reply to a local client of a Service.
+    service::reverse(ctx, &mut pkt, tracked)?;
     Ok(Verdict {
         action: to_endpoint(ctx, &pkt, ep)?,
         reason: reason::FROM_NETWORK,
@@ -230,7 +237,7 @@ pub fn from_overlay(ctx: TcContext) -> i32 {
 
 #[inline(always)]
 fn try_from_overlay(ctx: &TcContext) -> Result<Verdict, u8> {
-    let pkt = match parse(ctx)? {
+    let mut pkt = match parse(ctx)? {
         Parsed::Ip(pkt) => pkt,
         Parsed::Other => return Ok(PASS),
     };
@@ -239,14 +246,17 @@ fn try_from_overlay(ctx: &TcContext) -> Result<Verdict, u8> {
         return Ok(PASS);
     };
     if !pkt.is_fragment {
-        track(
+        let tracked = track(
             &pkt,
             ctx.len(),
             Some(&Origin {
                 ifindex: 0,
                 identity,
+                rev_nat_index: 0,
             }),
         )?;
+        // A remote backend's reply to a local client of a Service.
+        service::reverse(ctx, &mut pkt, tracked)?;
     }
     // The inner frame was addressed to whatever MAC the sender chose; it is for us now.
     ctx.change_type(PACKET_HOST)

@@ -220,6 +220,7 @@ pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
                 endpoints: 64,
             },
             routing: Routing::Native,
+            maglev_table_size: 251,
         };
         let mut dp =
             Datapath::load_object(&pin_dir, options.map_sizes).expect("load the datapath object");

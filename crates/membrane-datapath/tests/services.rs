@@ -1,0 +1,288 @@
+//! Per-packet Service load balancing through the real programs (BPF_PROG_TEST_RUN):
+//! translation to a backend, replies from the frontend, refusal without backends,
+//! session affinity, terminating backends, Maglev and incremental updates.
+
+#[allow(dead_code)]
+mod bed;
+
+use bed::{Bed, L4, packet, with_bed};
+use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
+use membrane_common::lb::service_flags;
+use membrane_common::metrics::reason;
+use membrane_common::program_names::FROM_CONTAINER;
+use membrane_datapath::{BackendSpec, Frontend, ServiceSpec};
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+const TC_ACT_SHOT: i32 = 2;
+const TC_ACT_REDIRECT: i32 = 7;
+const TCP: u8 = 6;
+
+fn vip(v6: bool) -> IpAddr {
+    if v6 {
+        "fd00:96::10".parse().unwrap()
+    } else {
+        "10.96.0.10".parse().unwrap()
+    }
+}
+
+/// (source, destination, source port, destination port) of an output packet.
+fn tuple(bytes: &[u8]) -> (IpAddr, IpAddr, u16, u16) {
+    let h = PacketHeaders::from_ethernet_slice(bytes).unwrap();
+    let (s, d) = match h.net.unwrap() {
+        NetHeaders::Ipv4(ip, _) => (IpAddr::from(ip.source), IpAddr::from(ip.destination)),
+        NetHeaders::Ipv6(ip, _) => (IpAddr::from(ip.source), IpAddr::from(ip.destination)),
+        other => panic!("{other:?}"),
+    };
+    match h.transport.unwrap() {
+        TransportHeader::Tcp(t) => (s, d, t.source_port, t.destination_port),
+        TransportHeader::Udp(u) => (s, d, u.source_port, u.destination_port),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn counter(bed: &Bed, code: u8) -> u64 {
+    bed.dp
+        .counters()
+        .unwrap()
+        .iter()
+        .filter(|c| c.reason == code)
+        .map(|c| c.packets)
+        .sum()
+}
+
+/// Programs a TCP frontend `vip:80` with backends (id, address, port).
+fn frontend(
+    bed: &mut Bed,
+    v6: bool,
+    backends: &[(u32, IpAddr, u16)],
+    terminating: &[u32],
+    flags: u16,
+) -> Frontend {
+    let frontend = Frontend {
+        addr: vip(v6),
+        port: 80,
+        proto: TCP,
+        internal: false,
+    };
+    for (id, addr, port) in backends {
+        let spec = BackendSpec {
+            addr: *addr,
+            port: *port,
+            proto: TCP,
+            terminating: terminating.contains(id),
+            local: true,
+        };
+        bed.dp.upsert_backend(*id, &spec).unwrap();
+    }
+    let active: Vec<u32> = backends
+        .iter()
+        .map(|b| b.0)
+        .filter(|id| !terminating.contains(id))
+        .collect();
+    let names: Vec<Vec<u8>> = backends
+        .iter()
+        .filter(|b| active.contains(&b.0))
+        .map(|b| format!("{}:{}", b.1, b.2).into_bytes())
+        .collect();
+    let spec = ServiceSpec {
+        frontend,
+        rev_nat_index: 7,
+        flags,
+        affinity_timeout_s: 10800,
+        active,
+        terminating: terminating.to_vec(),
+    };
+    bed.dp.upsert_service(&spec, &names).unwrap();
+    frontend
+}
+
+/// Sends a TCP packet from pod A to the frontend and returns (action, output tuple).
+fn connect(bed: &Bed, v6: bool, sport: u16, l4: L4) -> (i32, (IpAddr, IpAddr, u16, u16)) {
+    let a = &bed.a;
+    let src = if v6 {
+        IpAddr::V6(a.v6)
+    } else {
+        IpAddr::V4(a.v4)
+    };
+    let input = packet(a.spec.pod_mac, a.spec.host_mac, src, vip(v6), sport, 80, l4);
+    let out = bed
+        .dp
+        .test_run(FROM_CONTAINER, &input, a.spec.host_ifindex, 1)
+        .unwrap();
+    let t = if out.action == TC_ACT_SHOT {
+        (src, vip(v6), sport, 80)
+    } else {
+        tuple(&out.packet)
+    };
+    (out.action, t)
+}
+
+fn pod_b(bed: &Bed, v6: bool) -> IpAddr {
+    if v6 { bed.b.v6.into() } else { bed.b.v4.into() }
+}
+
+fn both(test: fn(&mut Bed, bool)) {
+    for v6 in [false, true] {
+        with_bed(move |bed| test(bed, v6));
+    }
+}
+
+#[test]
+fn cluster_ip_from_a_pod_reaches_the_backend_and_replies_come_from_the_frontend() {
+    both(|bed, v6| {
+        let b = pod_b(bed, v6);
+        frontend(bed, v6, &[(1, b, 8080)], &[], 0);
+        let (action, (src, dst, sport, dport)) = connect(bed, v6, 33000, L4::TcpSyn);
+        assert_eq!(action, TC_ACT_REDIRECT, "delivered to the local backend");
+        assert_eq!(
+            (dst, dport),
+            (b, 8080),
+            "destination translated to the backend"
+        );
+        assert_eq!(sport, 33000);
+        // The backend answers from its own address; the client must see the frontend.
+        let bs = bed.b.spec.clone();
+        let reply = packet(bs.pod_mac, bs.host_mac, b, src, 8080, 33000, L4::TcpAck);
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, &reply, bs.host_ifindex, 1)
+            .unwrap();
+        assert_eq!(out.action, TC_ACT_REDIRECT);
+        let (rs, rd, rsp, rdp) = tuple(&out.packet);
+        assert_eq!(
+            (rs, rsp),
+            (vip(v6), 80),
+            "the reply's source is the frontend"
+        );
+        assert_eq!((rd, rdp), (src, 33000));
+    });
+}
+
+#[test]
+fn a_frontend_without_ready_backends_refuses_new_connections_with_its_reason() {
+    both(|bed, v6| {
+        frontend(bed, v6, &[], &[], 0);
+        let (action, _) = connect(bed, v6, 33000, L4::TcpSyn);
+        assert_eq!(action, TC_ACT_SHOT);
+        assert_eq!(counter(bed, reason::DROP_NO_BACKEND), 1);
+    });
+}
+
+fn backends(n: u32, v6: bool) -> Vec<(u32, IpAddr, u16)> {
+    (1..=n)
+        .map(|i| {
+            let addr: IpAddr = if v6 {
+                format!("fd00:200:0:7::{i}").parse().unwrap()
+            } else {
+                format!("10.200.7.{i}").parse().unwrap()
+            };
+            (i, addr, 8080)
+        })
+        .collect()
+}
+
+#[test]
+fn client_ip_affinity_keeps_every_connection_of_a_client_on_one_backend() {
+    both(|bed, v6| {
+        frontend(bed, v6, &backends(5, v6), &[], service_flags::AFFINITY);
+        let chosen: HashSet<IpAddr> = (0..20)
+            .map(|i| connect(bed, v6, 34000 + i, L4::TcpSyn).1.1)
+            .collect();
+        assert_eq!(
+            chosen.len(),
+            1,
+            "one backend for every connection: {chosen:?}"
+        );
+    });
+}
+
+#[test]
+fn without_affinity_new_connections_spread_over_the_backends() {
+    both(|bed, v6| {
+        frontend(bed, v6, &backends(5, v6), &[], 0);
+        let chosen: HashSet<IpAddr> = (0..40)
+            .map(|i| connect(bed, v6, 34000 + i, L4::TcpSyn).1.1)
+            .collect();
+        assert!(
+            chosen.len() >= 4,
+            "40 connections over 5 backends used only {chosen:?}"
+        );
+    });
+}
+
+#[test]
+fn a_terminating_backend_keeps_its_connection_and_gets_no_new_ones() {
+    both(|bed, v6| {
+        let all = backends(2, v6);
+        frontend(bed, v6, &all, &[], 0);
+        let (_, (_, first, _, _)) = connect(bed, v6, 35000, L4::TcpSyn);
+        let draining = all.iter().find(|b| b.1 == first).unwrap().0;
+        frontend(bed, v6, &all, &[draining], 0);
+        let (_, (_, again, _, _)) = connect(bed, v6, 35000, L4::TcpAck);
+        assert_eq!(
+            again, first,
+            "the established connection stays on its backend"
+        );
+        for i in 0..20 {
+            let (_, (_, dst, _, _)) = connect(bed, v6, 36000 + i, L4::TcpSyn);
+            assert_ne!(
+                dst, first,
+                "a new connection went to the terminating backend"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_removed_backend_is_replaced_for_the_next_packet_of_its_connections() {
+    with_bed(|bed| {
+        let all = backends(2, false);
+        frontend(bed, false, &all, &[], 0);
+        let (_, (_, first, _, _)) = connect(bed, false, 35000, L4::TcpSyn);
+        let gone = all.iter().find(|b| b.1 == first).unwrap().0;
+        let rest: Vec<_> = all.iter().copied().filter(|b| b.0 != gone).collect();
+        frontend(bed, false, &rest, &[], 0);
+        bed.dp.remove_backend(gone).unwrap();
+        let (action, (_, now, _, _)) = connect(bed, false, 35000, L4::TcpAck);
+        assert_ne!(action, TC_ACT_SHOT);
+        assert_eq!(now, rest[0].1);
+    });
+}
+
+#[test]
+fn maglev_frontend_uses_only_its_backends_and_spreads_flows() {
+    both(|bed, v6| {
+        let all = backends(3, v6);
+        frontend(bed, v6, &all, &[], service_flags::MAGLEV);
+        let chosen: HashSet<IpAddr> = (0..60)
+            .map(|i| connect(bed, v6, 37000 + i, L4::TcpSyn).1.1)
+            .collect();
+        let known: HashSet<IpAddr> = all.iter().map(|b| b.1).collect();
+        assert!(chosen.is_subset(&known));
+        assert_eq!(chosen.len(), 3, "60 flows reached only {chosen:?}");
+    });
+}
+
+#[test]
+fn updating_one_service_touches_only_its_entries_and_removal_cleans_up() {
+    with_bed(|bed| {
+        let f = frontend(bed, false, &backends(3, false), &[], 0);
+        assert_eq!(bed.dp.service_entries(), 4, "head plus three slots");
+        frontend(bed, false, &backends(1, false), &[], 0);
+        assert_eq!(
+            bed.dp.service_entries(),
+            2,
+            "shrinking removes the extra slots"
+        );
+        bed.dp.remove_service(&f).unwrap();
+        assert_eq!(bed.dp.service_entries(), 0);
+        bed.dp.remove_service(&f).expect("removing twice is fine");
+        let (action, (_, dst, _, _)) = connect(bed, false, 38000, L4::TcpSyn);
+        assert_ne!(
+            dst,
+            backends(1, false)[0].1,
+            "no translation once removed ({action})"
+        );
+    });
+}
