@@ -49,8 +49,8 @@ fn link_path(pin_dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Attaches every socket hook to `cgroup` and pins the links. A link pinned by a previous
-/// agent is replaced after the new one is in place (the hooks allow several programs;
-/// for a moment both run, and the second finds nothing left to translate).
+/// agent is replaced after the new one is in place (cgroup links always allow several
+/// programs; for a moment both run, and the second finds nothing left to translate).
 pub fn attach(ebpf: &mut Ebpf, pin_dir: &Path, cgroup: &Path) -> Result<(), DatapathError> {
     let dir = std::fs::File::open(cgroup).map_err(|e| DatapathError::Link {
         action: "attached to (cannot open the cgroup)",
@@ -67,7 +67,7 @@ pub fn attach(ebpf: &mut Ebpf, pin_dir: &Path, cgroup: &Path) -> Result<(), Data
             };
         let prog = program(ebpf, name)?;
         let id = prog
-            .attach(&dir, CgroupAttachMode::AllowMultiple)
+            .attach(&dir, CgroupAttachMode::Single)
             .map_err(|source| DatapathError::Attach {
                 program: name,
                 interface: cgroup.display().to_string(),
