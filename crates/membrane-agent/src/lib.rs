@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod cluster;
 pub mod cni_conf;
 pub mod config;
 pub mod endpoints;

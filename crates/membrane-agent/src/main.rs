@@ -6,10 +6,12 @@ use clap::Parser as _;
 use membrane_agent::agent::Agent;
 use membrane_agent::config::{AgentConfig, Cli};
 use membrane_agent::endpoints::EndpointManager;
-use membrane_agent::ipam::Ipam;
+use membrane_agent::cluster::{self, Cluster};
+use membrane_agent::ipam::{Ipam, Pool};
 use membrane_agent::node::{Rtnetlink, sysctl};
 use membrane_agent::store::Store;
 use membrane_agent::{api, cni_conf, maintenance, metrics, telemetry};
+use membrane_api::NodeInfo;
 use membrane_datapath::{Datapath, DatapathOptions, MapSizes, Routing};
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -70,11 +72,14 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .mtu
         .or(uplink.mtu)
         .with_context(|| format!("uplink {} reports no MTU: set --mtu", uplink.name))?;
-    let (v4_pool, v6_pool) = config.pools();
+    let kvstore = cluster::kvstore::open(&config).await?;
+    let pod_cidrs = cluster::pod_cidrs::resolve(&config, kvstore.as_ref()).await?;
+    let v4_pool = pod_cidrs.ipv4.map(Pool::v4);
+    let v6_pool = pod_cidrs.ipv6.and_then(Pool::v6);
     tracing::info!(
         node = %config.node.name,
-        ipv4_pod_cidr = %or_none(config.ipam.ipv4_pod_cidr),
-        ipv6_pod_cidr = %or_none(config.ipam.ipv6_pod_cidr),
+        ipv4_pod_cidr = %or_none(pod_cidrs.ipv4),
+        ipv6_pod_cidr = %or_none(pod_cidrs.ipv6),
         uplink = %uplink.name,
         node_ipv4 = %or_none(node_ipv4),
         node_ipv6 = %or_none(node_ipv6),
@@ -104,8 +109,8 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         node_ipv4,
         node_ipv6,
         uplink: uplink.name.clone(),
-        non_masquerade_v4: config.cluster_cidr_v4(),
-        non_masquerade_v6: config.cluster_cidr_v6(),
+        non_masquerade_v4: config.cluster_cidr_v4(pod_cidrs.ipv4),
+        non_masquerade_v6: config.cluster_cidr_v6(pod_cidrs.ipv6),
         nat_ports,
         map_sizes: MapSizes::default(),
         routing: Routing::Native,
@@ -129,7 +134,27 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
     let token = CancellationToken::new();
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let router = api::router(agent.clone());
+    let cluster = Arc::new(Cluster::new(kvstore.clone()));
+    let (reflected, stop) = (cluster.clone(), token.clone());
+    tasks.spawn(async move {
+        reflected.run(stop).await;
+        Ok(())
+    });
+    let node = NodeInfo {
+        name: config.node.name.clone(),
+        addresses: [node_ipv4.map(IpAddr::V4), node_ipv6.map(IpAddr::V6)]
+            .into_iter()
+            .flatten()
+            .collect(),
+        ipv4_pod_cidr: pod_cidrs.ipv4,
+        ipv6_pod_cidr: pod_cidrs.ipv6,
+    };
+    let (registry, stop, ttl) = (kvstore.clone(), token.clone(), config.node_lease_ttl());
+    tasks.spawn(async move {
+        cluster::registration::run(registry.as_ref(), node, ttl, stop).await;
+        Ok(())
+    });
+    let router = api::router(agent.clone(), cluster);
     let stop = token.clone();
     tasks.spawn(async move { Ok(api::serve(listener, socket, router, stop).await?) });
     let (maintained, stop) = (agent.clone(), token.clone());

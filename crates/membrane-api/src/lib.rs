@@ -32,6 +32,9 @@ pub mod paths {
     pub const GC: &str = "/v1/gc";
     /// `GET` → [`crate::AgentStatus`].
     pub const STATUS: &str = "/v1/status";
+    /// `GET` → `Vec<`[`crate::NodeInfo`]`>`: every node registered in the kvstore, this
+    /// one included, sorted by name.
+    pub const NODES: &str = "/v1/nodes";
     /// `POST` [`crate::ApplyRequest`] → [`crate::ApplyReport`]; all objects or none
     /// (an invalid one refuses the request with `invalid_request`).
     pub const OBJECTS_APPLY: &str = "/v1/objects/apply";

@@ -1,7 +1,8 @@
 //! Request and response bodies of the local API.
 
 use serde::{Deserialize, Serialize};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Identifies one network attachment, as the CNI spec does: container id plus interface.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -118,6 +119,20 @@ pub struct AgentStatus {
     pub ipv4_pool: Option<PoolStatus>,
     /// IPv6 pool, if configured.
     pub ipv6_pool: Option<PoolStatus>,
+}
+
+/// A node of the cluster, as it registers itself in the kvstore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeInfo {
+    /// The node's name.
+    pub name: String,
+    /// The node's addresses on its uplink (what other nodes reach it at).
+    pub addresses: Vec<IpAddr>,
+    /// The node's IPv4 pod CIDR.
+    pub ipv4_pod_cidr: Option<Ipv4Net>,
+    /// The node's IPv6 pod CIDR.
+    pub ipv6_pod_cidr: Option<Ipv6Net>,
 }
 
 /// Error body of every non-2xx response.

@@ -4,24 +4,30 @@ use rand::Rng as _;
 use std::time::Duration;
 
 /// The first retry waits up to this long.
-pub(crate) const INITIAL: Duration = Duration::from_millis(100);
+pub const INITIAL: Duration = Duration::from_millis(100);
 
 /// No retry waits longer than this.
-pub(crate) const MAX: Duration = Duration::from_secs(5);
+pub const MAX: Duration = Duration::from_secs(5);
 
 /// Delays between attempts: each ceiling doubles up to a maximum, and each delay is drawn
 /// uniformly below the ceiling, so that many agents cut off together do not return
 /// together.
 #[derive(Clone, Debug)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     ceiling: Duration,
     max: Duration,
     initial: Duration,
 }
 
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff::new()
+    }
+}
+
 impl Backoff {
     /// Delays starting at [`INITIAL`] and capped at [`MAX`].
-    pub(crate) fn new() -> Backoff {
+    pub fn new() -> Backoff {
         Backoff::between(INITIAL, MAX)
     }
 
@@ -35,7 +41,7 @@ impl Backoff {
     }
 
     /// The next delay.
-    pub(crate) fn next_delay(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let ceiling = self.ceiling;
         self.ceiling = (self.ceiling * 2).min(self.max);
         let millis = ceiling.as_millis().max(1) as u64;
@@ -43,7 +49,7 @@ impl Backoff {
     }
 
     /// Starts again from the initial delay, after a success.
-    pub(crate) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.ceiling = self.initial;
     }
 }

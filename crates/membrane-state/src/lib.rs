@@ -11,7 +11,7 @@
 #![deny(missing_docs)]
 
 mod allocate;
-mod backoff;
+pub mod backoff;
 pub mod embedded;
 mod error;
 pub mod etcd;
@@ -20,6 +20,7 @@ mod store;
 mod watch;
 
 pub use allocate::{Claimed, allocate_unique};
+pub use backoff::Backoff;
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use etcd::EtcdStore;

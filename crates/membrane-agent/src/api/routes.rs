@@ -2,6 +2,7 @@
 
 use super::error::ApiFailure;
 use crate::agent::Agent;
+use crate::cluster::Cluster;
 use crate::endpoints::NodeDatapath;
 use crate::node::NodeNetwork;
 use axum::extract::rejection::JsonRejection;
@@ -11,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use membrane_api::{
     AgentStatus, AllocateRequest, Allocation, AttachmentRef, Endpoint, EndpointRegistration,
-    ErrorKind, GcReport, GcRequest, paths,
+    ErrorKind, GcReport, GcRequest, NodeInfo, paths,
 };
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -19,8 +20,14 @@ use std::sync::Arc;
 type Shared<D, N> = State<Arc<Agent<D, N>>>;
 type Reply<T> = Result<Json<T>, ApiFailure>;
 
-/// The API's routes over `agent`.
-pub fn router<D: NodeDatapath, N: NodeNetwork>(agent: Arc<Agent<D, N>>) -> Router {
+/// The API's routes over `agent` and the cluster state.
+pub fn router<D: NodeDatapath, N: NodeNetwork>(
+    agent: Arc<Agent<D, N>>,
+    cluster: Arc<Cluster>,
+) -> Router {
+    let cluster_routes = Router::new()
+        .route(paths::NODES, get(nodes))
+        .with_state(cluster);
     Router::new()
         .route(paths::IPAM_ALLOCATE, post(allocate::<D, N>))
         .route(paths::IPAM_RELEASE, post(delete::<D, N>))
@@ -45,6 +52,11 @@ pub fn router<D: NodeDatapath, N: NodeNetwork>(agent: Arc<Agent<D, N>>) -> Route
             )
         })
         .with_state(agent)
+        .merge(cluster_routes)
+}
+
+async fn nodes(State(cluster): State<Arc<Cluster>>) -> Json<Vec<NodeInfo>> {
+    Json(cluster.nodes())
 }
 
 async fn allocate<D: NodeDatapath, N: NodeNetwork>(

@@ -4,10 +4,12 @@ use crate::endpoints::EndpointManager;
 use crate::endpoints::memory::MemoryDatapath;
 use crate::ipam::{Ipam, Pool};
 use crate::node::memory::MemoryNetwork;
+use crate::cluster::Cluster;
 use crate::store::Store;
+use membrane_state::{EmbeddedStore, Precondition, keys};
 use membrane_api::{
     AgentStatus, AllocateRequest, Allocation, AttachmentRef, Client, Endpoint,
-    EndpointRegistration, ErrorKind, GcReport, GcRequest, paths,
+    EndpointRegistration, ErrorKind, GcReport, GcRequest, NodeInfo, paths,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,7 @@ type Empty = serde_json::Map<String, serde_json::Value>;
 
 struct Served {
     dir: tempfile::TempDir,
+    cluster: Arc<Cluster>,
     network: MemoryNetwork,
     client: Client,
     token: CancellationToken,
@@ -41,17 +44,20 @@ async fn serve_agent() -> Served {
     )
     .unwrap();
     let agent = Arc::new(Agent::new("node-a".to_string(), 1450, manager));
+    let kvstore = EmbeddedStore::open(&dir.path().join("state")).await.unwrap();
+    let cluster = Arc::new(Cluster::new(Arc::new(kvstore)));
     let socket = dir.path().join("run/agent.sock");
     let listener = bind(&socket).await.unwrap();
     let token = CancellationToken::new();
     let server = tokio::spawn(serve(
         listener,
         socket.clone(),
-        router(agent),
+        router(agent, cluster.clone()),
         token.clone(),
     ));
     Served {
         dir,
+        cluster,
         network,
         client: Client::new(&socket),
         token,
@@ -265,4 +271,50 @@ async fn binding_replaces_a_stale_socket_but_not_a_live_agent() {
     let _listener = bind(&socket).await.unwrap();
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, SOCKET_MODE);
+}
+
+#[tokio::test]
+async fn the_node_list_follows_the_records_in_the_kvstore() {
+    let served = serve_agent().await;
+    let token = CancellationToken::new();
+    let reflecting = tokio::spawn({
+        let (cluster, token) = (served.cluster.clone(), token.clone());
+        async move { cluster.run(token).await }
+    });
+    let store = served.cluster.store().clone();
+    let record = |name: &str, third: u8| NodeInfo {
+        name: name.to_string(),
+        addresses: vec![format!("10.99.{third}.1").parse().unwrap()],
+        ipv4_pod_cidr: Some(format!("10.200.{third}.0/24").parse().unwrap()),
+        ipv6_pod_cidr: None,
+    };
+    for (name, third) in [("b", 2), ("a", 1)] {
+        let value = serde_json::to_vec(&record(name, third)).unwrap();
+        store
+            .put(&keys::node(name), value, Precondition::Any)
+            .await
+            .unwrap();
+    }
+    let listed = wait_for_nodes(&served.client, 2).await;
+    assert_eq!(listed, [record("a", 1), record("b", 2)]);
+    store
+        .delete(&keys::node("a"), Precondition::Any)
+        .await
+        .unwrap();
+    assert_eq!(wait_for_nodes(&served.client, 1).await, [record("b", 2)]);
+    token.cancel();
+    reflecting.await.unwrap();
+}
+
+/// `GET /v1/nodes` until it lists `count` nodes (at most 5 s).
+async fn wait_for_nodes(client: &Client, count: usize) -> Vec<NodeInfo> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let nodes: Vec<NodeInfo> = client.get(paths::NODES).await.unwrap();
+        if nodes.len() == count {
+            return nodes;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{nodes:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -4,7 +4,7 @@
 //! Values are taken as text and parsed here rather than by clap, so that every bad value
 //! is reported together with every other problem.
 
-use super::{AgentConfig, ConfigProblem, LogFormat, PortRange};
+use super::{AgentConfig, ConfigProblem, KvstoreBackend, LogFormat, PortRange};
 use clap::Parser;
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -37,6 +37,29 @@ pub struct Cli {
     /// The node's IPv6 pod CIDR.
     #[arg(long, env = "MEMBRANE_IPV6_POD_CIDR", value_name = "CIDR")]
     pub ipv6_pod_cidr: Option<String>,
+    /// The cluster's IPv4 pool: without --ipv4-pod-cidr, the node takes a pod CIDR from
+    /// it through the kvstore (no two nodes get the same one) and keeps it across restarts.
+    #[arg(long, env = "MEMBRANE_CLUSTER_POOL_IPV4", value_name = "CIDR")]
+    pub cluster_pool_ipv4: Option<String>,
+    /// Prefix length of the pod CIDRs taken from the IPv4 pool [default: 24].
+    #[arg(long, env = "MEMBRANE_CLUSTER_POOL_IPV4_MASK_SIZE", value_name = "BITS")]
+    pub cluster_pool_ipv4_mask_size: Option<String>,
+    /// The cluster's IPv6 pool, likewise for --ipv6-pod-cidr.
+    #[arg(long, env = "MEMBRANE_CLUSTER_POOL_IPV6", value_name = "CIDR")]
+    pub cluster_pool_ipv6: Option<String>,
+    /// Prefix length of the pod CIDRs taken from the IPv6 pool [default: 64].
+    #[arg(long, env = "MEMBRANE_CLUSTER_POOL_IPV6_MASK_SIZE", value_name = "BITS")]
+    pub cluster_pool_ipv6_mask_size: Option<String>,
+    /// Where the cluster state lives: embedded (in the state directory) or etcd
+    /// [default: embedded].
+    #[arg(long, env = "MEMBRANE_KVSTORE", value_name = "BACKEND")]
+    pub kvstore: Option<String>,
+    /// etcd client URLs, comma-separated (http://host:port[,...]); required for etcd.
+    #[arg(long, env = "MEMBRANE_KVSTORE_ENDPOINTS", value_name = "URL[,URL]")]
+    pub kvstore_endpoints: Option<String>,
+    /// Seconds a stopped node's record stays visible to the others [default: 15].
+    #[arg(long, env = "MEMBRANE_KVSTORE_LEASE_TTL_SECS", value_name = "SECS")]
+    pub kvstore_lease_ttl_secs: Option<String>,
     /// The node's device to the network.
     #[arg(long, env = "MEMBRANE_UPLINK", value_name = "IFNAME")]
     pub uplink: Option<String>,
@@ -126,6 +149,48 @@ impl Cli {
             "--orphan-grace-secs",
             "MEMBRANE_ORPHAN_GRACE_SECS",
             |v| i.orphan_grace_secs = v,
+        );
+        parse.set::<Ipv4Net>(
+            &self.cluster_pool_ipv4,
+            "--cluster-pool-ipv4",
+            "MEMBRANE_CLUSTER_POOL_IPV4",
+            |v| i.cluster_pool_ipv4 = Some(v),
+        );
+        parse.set::<u8>(
+            &self.cluster_pool_ipv4_mask_size,
+            "--cluster-pool-ipv4-mask-size",
+            "MEMBRANE_CLUSTER_POOL_IPV4_MASK_SIZE",
+            |v| i.cluster_pool_ipv4_mask_size = v,
+        );
+        parse.set::<Ipv6Net>(
+            &self.cluster_pool_ipv6,
+            "--cluster-pool-ipv6",
+            "MEMBRANE_CLUSTER_POOL_IPV6",
+            |v| i.cluster_pool_ipv6 = Some(v),
+        );
+        parse.set::<u8>(
+            &self.cluster_pool_ipv6_mask_size,
+            "--cluster-pool-ipv6-mask-size",
+            "MEMBRANE_CLUSTER_POOL_IPV6_MASK_SIZE",
+            |v| i.cluster_pool_ipv6_mask_size = v,
+        );
+        let k = &mut config.kvstore;
+        parse.set::<KvstoreBackend>(&self.kvstore, "--kvstore", "MEMBRANE_KVSTORE", |v| {
+            k.backend = v
+        });
+        if let Some(endpoints) = &self.kvstore_endpoints {
+            k.endpoints = endpoints
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        parse.set::<u64>(
+            &self.kvstore_lease_ttl_secs,
+            "--kvstore-lease-ttl-secs",
+            "MEMBRANE_KVSTORE_LEASE_TTL_SECS",
+            |v| k.lease_ttl_secs = v,
         );
         let m = &mut config.masquerade;
         parse.set::<Ipv4Net>(

@@ -32,6 +32,8 @@ pub struct AgentConfig {
     pub datapath: DatapathConfig,
     /// Persistent state.
     pub state: StateConfig,
+    /// The cluster state store (objects, nodes, pod CIDRs, identities).
+    pub kvstore: KvstoreConfig,
     /// The local API.
     pub api: ApiConfig,
     /// The CNI network configuration the agent installs.
@@ -64,10 +66,18 @@ pub struct NodeConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct IpamConfig {
-    /// The node's IPv4 pod CIDR.
+    /// The node's IPv4 pod CIDR; allocated from the IPv4 cluster pool when unset.
     pub ipv4_pod_cidr: Option<Ipv4Net>,
-    /// The node's IPv6 pod CIDR.
+    /// The node's IPv6 pod CIDR; allocated from the IPv6 cluster pool when unset.
     pub ipv6_pod_cidr: Option<Ipv6Net>,
+    /// The cluster's IPv4 pool that nodes without an IPv4 pod CIDR take one from.
+    pub cluster_pool_ipv4: Option<Ipv4Net>,
+    /// Prefix length of the IPv4 pod CIDRs taken from the pool.
+    pub cluster_pool_ipv4_mask_size: u8,
+    /// The cluster's IPv6 pool that nodes without an IPv6 pod CIDR take one from.
+    pub cluster_pool_ipv6: Option<Ipv6Net>,
+    /// Prefix length of the IPv6 pod CIDRs taken from the pool.
+    pub cluster_pool_ipv6_mask_size: u8,
     /// Seconds an allocation may live without an endpoint before it counts as leaked.
     pub orphan_grace_secs: u64,
 }
@@ -77,6 +87,10 @@ impl Default for IpamConfig {
         IpamConfig {
             ipv4_pod_cidr: None,
             ipv6_pod_cidr: None,
+            cluster_pool_ipv4: None,
+            cluster_pool_ipv4_mask_size: 24,
+            cluster_pool_ipv6: None,
+            cluster_pool_ipv6_mask_size: 64,
             orphan_grace_secs: 120,
         }
     }
@@ -125,6 +139,60 @@ impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             dir: PathBuf::from("/var/lib/membrane"),
+        }
+    }
+}
+
+/// The cluster state store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KvstoreConfig {
+    /// Which store.
+    pub backend: KvstoreBackend,
+    /// etcd client URLs (`http://host:port`), required for etcd.
+    pub endpoints: Vec<String>,
+    /// Seconds the node's record outlives its agent (the node lease's time to live).
+    pub lease_ttl_secs: u64,
+}
+
+impl Default for KvstoreConfig {
+    fn default() -> Self {
+        KvstoreConfig {
+            backend: KvstoreBackend::Embedded,
+            endpoints: Vec::new(),
+            lease_ttl_secs: 15,
+        }
+    }
+}
+
+/// Where the cluster state lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvstoreBackend {
+    /// A redb database in the state directory (one machine).
+    #[default]
+    Embedded,
+    /// An etcd cluster shared by every node.
+    Etcd,
+}
+
+/// Why a kvstore backend does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not a kvstore: use embedded or etcd")]
+pub struct KvstoreBackendError {
+    text: String,
+}
+
+impl FromStr for KvstoreBackend {
+    type Err = KvstoreBackendError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "embedded" => Ok(KvstoreBackend::Embedded),
+            "etcd" => Ok(KvstoreBackend::Etcd),
+            _ => Err(KvstoreBackendError {
+                text: text.to_string(),
+            }),
         }
     }
 }
@@ -276,9 +344,29 @@ pub enum ConfigProblem {
         /// The config file key.
         key: &'static str,
     },
-    /// Neither pod CIDR is set.
-    #[error("at least one of --ipv4-pod-cidr and --ipv6-pod-cidr is required")]
+    /// Neither pod CIDR nor cluster pool is set.
+    #[error(
+        "at least one of --ipv4-pod-cidr, --ipv6-pod-cidr, --cluster-pool-ipv4 and --cluster-pool-ipv6 is required"
+    )]
     NoPodCidr,
+    /// A cluster pool's mask size does not fit the pool.
+    #[error("{flag} {mask} must lie between the pool's prefix length {pool_len} and {max}")]
+    BadMaskSize {
+        /// The mask size flag.
+        flag: &'static str,
+        /// The mask size.
+        mask: u8,
+        /// The pool's prefix length.
+        pool_len: u8,
+        /// The longest mask that leaves addresses to hand out.
+        max: u8,
+    },
+    /// An etcd endpoint is not an `http://host:port` URL.
+    #[error("--kvstore-endpoints: {endpoint:?} is not an http://host:port URL")]
+    BadEndpoint {
+        /// The endpoint.
+        endpoint: String,
+    },
     /// The node name cannot name a directory.
     #[error("node name {name:?} must be non-empty and contain no '/'")]
     BadNodeName {
@@ -380,23 +468,28 @@ impl AgentConfig {
             .unwrap_or_else(|| Path::new("/sys/fs/bpf/membrane").join(&self.node.name))
     }
 
-    /// IPv4 destinations never masqueraded.
-    pub fn cluster_cidr_v4(&self) -> Option<Ipv4Net> {
-        self.masquerade.cluster_cidr_v4.or(self.ipam.ipv4_pod_cidr)
+    /// IPv4 destinations never masqueraded: the configured cluster CIDR, else the IPv4
+    /// cluster pool, else the node's IPv4 pod CIDR (as given or as allocated).
+    pub fn cluster_cidr_v4(&self, pod_cidr: Option<Ipv4Net>) -> Option<Ipv4Net> {
+        self.masquerade
+            .cluster_cidr_v4
+            .or(self.ipam.cluster_pool_ipv4)
+            .or(pod_cidr)
     }
 
-    /// IPv6 destinations never masqueraded.
-    pub fn cluster_cidr_v6(&self) -> Option<Ipv6Net> {
-        self.masquerade.cluster_cidr_v6.or(self.ipam.ipv6_pod_cidr)
+    /// IPv6 destinations never masqueraded, likewise.
+    pub fn cluster_cidr_v6(&self, pod_cidr: Option<Ipv6Net>) -> Option<Ipv6Net> {
+        self.masquerade
+            .cluster_cidr_v6
+            .or(self.ipam.cluster_pool_ipv6)
+            .or(pod_cidr)
     }
 
-    /// The IPv4 and IPv6 address pools.
-    pub fn pools(&self) -> (Option<Pool>, Option<Pool>) {
-        (
-            self.ipam.ipv4_pod_cidr.map(Pool::v4),
-            self.ipam.ipv6_pod_cidr.and_then(Pool::v6),
-        )
+    /// How long the node's record outlives its agent.
+    pub fn node_lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.kvstore.lease_ttl_secs)
     }
+
 
     /// How long an allocation may live without an endpoint.
     pub fn orphan_grace(&self) -> Duration {
@@ -428,9 +521,33 @@ impl AgentConfig {
             });
         }
         let (v4, v6) = (self.ipam.ipv4_pod_cidr, self.ipam.ipv6_pod_cidr);
-        if v4.is_none() && v6.is_none() {
+        let ipam = &self.ipam;
+        if v4.is_none()
+            && v6.is_none()
+            && ipam.cluster_pool_ipv4.is_none()
+            && ipam.cluster_pool_ipv6.is_none()
+        {
             problems.push(ConfigProblem::NoPodCidr);
         }
+        if let Some(pool) = ipam.cluster_pool_ipv4 {
+            check_mask(
+                "--cluster-pool-ipv4-mask-size",
+                ipam.cluster_pool_ipv4_mask_size,
+                pool.prefix_len(),
+                30,
+                problems,
+            );
+        }
+        if let Some(pool) = ipam.cluster_pool_ipv6 {
+            check_mask(
+                "--cluster-pool-ipv6-mask-size",
+                ipam.cluster_pool_ipv6_mask_size,
+                pool.prefix_len(),
+                127,
+                problems,
+            );
+        }
+        self.validate_kvstore(problems);
         if let Some(cidr) = v6
             && Pool::v6(cidr).is_none()
         {
@@ -466,6 +583,42 @@ impl AgentConfig {
                 flag: "--maintenance-interval-secs",
             });
         }
+    }
+
+    fn validate_kvstore(&self, problems: &mut Vec<ConfigProblem>) {
+        let kvstore = &self.kvstore;
+        if kvstore.backend == KvstoreBackend::Etcd && kvstore.endpoints.is_empty() {
+            problems.push(ConfigProblem::Missing {
+                flag: "--kvstore-endpoints",
+                env: "MEMBRANE_KVSTORE_ENDPOINTS",
+                key: "kvstore.endpoints",
+            });
+        }
+        for endpoint in &kvstore.endpoints {
+            let authority = endpoint.strip_prefix("http://").unwrap_or("");
+            let port = authority.rsplit_once(':').map(|(_, port)| port.trim_end_matches('/'));
+            if port.is_none_or(|port| port.parse::<u16>().is_err()) {
+                problems.push(ConfigProblem::BadEndpoint {
+                    endpoint: endpoint.clone(),
+                });
+            }
+        }
+        if kvstore.lease_ttl_secs == 0 {
+            problems.push(ConfigProblem::Zero {
+                flag: "--kvstore-lease-ttl-secs",
+            });
+        }
+    }
+}
+
+fn check_mask(flag: &'static str, mask: u8, pool_len: u8, max: u8, problems: &mut Vec<ConfigProblem>) {
+    if mask < pool_len || mask > max {
+        problems.push(ConfigProblem::BadMaskSize {
+            flag,
+            mask,
+            pool_len,
+            max,
+        });
     }
 }
 

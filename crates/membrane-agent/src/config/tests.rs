@@ -41,10 +41,12 @@ fn flags_alone_make_a_config_with_documented_defaults() {
     assert_eq!(config.cni.conf_dir, PathBuf::from("/etc/cni/net.d"));
     assert_eq!(config.masquerade.nat_port_range.range(), 49152..=65535);
     assert_eq!(
-        config.cluster_cidr_v4(),
+        config.cluster_cidr_v4(config.ipam.ipv4_pod_cidr),
         Some("10.1.0.0/24".parse().unwrap())
     );
-    assert_eq!(config.cluster_cidr_v6(), None);
+    assert_eq!(config.cluster_cidr_v6(config.ipam.ipv6_pod_cidr), None);
+    assert_eq!(config.kvstore.backend, KvstoreBackend::Embedded);
+    assert_eq!(config.node_lease_ttl(), Duration::from_secs(15));
     assert_eq!(config.orphan_grace(), Duration::from_secs(120));
     assert_eq!(config.maintenance_interval(), Duration::from_secs(30));
     assert_eq!(config.log.format, LogFormat::Plain);
@@ -69,11 +71,11 @@ fn a_yaml_file_is_read_and_flags_override_it() {
         Some("fd00:2::/112".parse().unwrap())
     );
     assert_eq!(
-        config.cluster_cidr_v4(),
+        config.cluster_cidr_v4(config.ipam.ipv4_pod_cidr),
         Some("10.0.0.0/8".parse().unwrap())
     );
     assert_eq!(
-        config.cluster_cidr_v6(),
+        config.cluster_cidr_v6(config.ipam.ipv6_pod_cidr),
         Some("fd00:2::/112".parse().unwrap())
     );
     assert_eq!(config.masquerade.nat_port_range.range(), 40000..=50000);
@@ -133,7 +135,7 @@ fn every_problem_is_reported_at_once() {
         "--metrics",
         "--node-name is required",
         "--uplink is required",
-        "at least one of --ipv4-pod-cidr and --ipv6-pod-cidr",
+        "at least one of --ipv4-pod-cidr, --ipv6-pod-cidr, --cluster-pool-ipv4",
     ] {
         assert!(
             text.contains(expected),
@@ -174,5 +176,83 @@ fn inconsistent_settings_are_refused() {
             "Zero"
         ],
         "{err}"
+    );
+}
+
+#[test]
+fn etcd_needs_valid_endpoints_and_pools_need_masks_that_fit() {
+    let err = AgentConfig::load(&cli(&[
+        "--node-name",
+        "n1",
+        "--uplink",
+        "eth0",
+        "--cluster-pool-ipv4",
+        "10.200.0.0/16",
+        "--cluster-pool-ipv4-mask-size",
+        "12",
+        "--cluster-pool-ipv6",
+        "fd00:200::/48",
+        "--cluster-pool-ipv6-mask-size",
+        "64",
+        "--kvstore",
+        "etcd",
+    ]))
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("--cluster-pool-ipv4-mask-size 12"), "{text}");
+    assert!(text.contains("--kvstore-endpoints is required"), "{text}");
+    assert_eq!(err.problems.len(), 2, "{text}");
+
+    let err = AgentConfig::load(&cli(&[
+        "--node-name",
+        "n1",
+        "--uplink",
+        "eth0",
+        "--cluster-pool-ipv4",
+        "10.200.0.0/16",
+        "--kvstore",
+        "zookeeper",
+        "--kvstore-endpoints",
+        "http://10.0.0.1:2379,10.0.0.2",
+    ]))
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("\"zookeeper\" is not a kvstore"), "{text}");
+    assert!(text.contains("\"10.0.0.2\" is not an http://host:port URL"), "{text}");
+    assert_eq!(err.problems.len(), 2, "{text}");
+}
+
+#[test]
+fn pools_alone_are_enough_and_become_the_cluster_cidrs() {
+    let config = AgentConfig::load(&cli(&[
+        "--node-name",
+        "n1",
+        "--uplink",
+        "eth0",
+        "--cluster-pool-ipv4",
+        "10.200.0.0/16",
+        "--cluster-pool-ipv6",
+        "fd00:200::/48",
+        "--cluster-pool-ipv6-mask-size",
+        "64",
+        "--kvstore",
+        "etcd",
+        "--kvstore-endpoints",
+        "http://10.0.0.1:2379, http://10.0.0.2:2379",
+        "--kvstore-lease-ttl-secs",
+        "5",
+    ]))
+    .unwrap();
+    assert_eq!(config.kvstore.backend, KvstoreBackend::Etcd);
+    assert_eq!(
+        config.kvstore.endpoints,
+        ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+    );
+    assert_eq!(config.node_lease_ttl(), Duration::from_secs(5));
+    assert_eq!(config.ipam.cluster_pool_ipv4_mask_size, 24);
+    let allocated = "10.200.7.0/24".parse().unwrap();
+    assert_eq!(
+        config.cluster_cidr_v4(Some(allocated)),
+        Some("10.200.0.0/16".parse().unwrap())
     );
 }

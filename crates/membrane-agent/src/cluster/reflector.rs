@@ -1,0 +1,129 @@
+//! A reflector: a typed in-memory copy of everything under one kvstore prefix, filled by a
+//! list and kept current by a watch from the list's revision. While the store is
+//! unreachable it keeps serving what it has; after a resync it holds what the store holds.
+
+use membrane_state::{Backoff, Event, Store, WatchEvent};
+use futures::StreamExt as _;
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+use tokio_util::sync::CancellationToken;
+
+/// Why a stored value does not decode.
+pub type DecodeError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Turns a key and its value into the cached type.
+pub type Decode<T> = fn(&str, &[u8]) -> Result<T, DecodeError>;
+
+/// The cached items under one prefix, by key.
+pub struct Reflector<T> {
+    prefix: &'static str,
+    decode: Decode<T>,
+    items: RwLock<BTreeMap<String, T>>,
+}
+
+impl<T: Clone + Send + Sync> Reflector<T> {
+    /// An empty cache of `prefix`, decoding values with `decode`.
+    pub fn new(prefix: &'static str, decode: Decode<T>) -> Reflector<T> {
+        Reflector {
+            prefix,
+            decode,
+            items: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Every cached item, in key order.
+    pub fn values(&self) -> Vec<T> {
+        self.read().values().cloned().collect()
+    }
+
+    /// The cached items whose keys start with `prefix`, in key order.
+    pub fn under(&self, prefix: &str) -> Vec<(String, T)> {
+        self.read()
+            .range(prefix.to_string()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, T>> {
+        self.items.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, T>> {
+        self.items.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn decoded(&self, key: &str, value: &[u8]) -> Option<T> {
+        match (self.decode)(key, value) {
+            Ok(item) => Some(item),
+            Err(error) => {
+                tracing::warn!(key, %error, "ignoring a stored value that does not decode");
+                None
+            }
+        }
+    }
+
+    /// Lists and watches the prefix until `token` is cancelled, re-listing whenever the
+    /// watch cannot go on.
+    pub async fn run(&self, store: &dyn Store, token: CancellationToken) {
+        let mut backoff = Backoff::new();
+        let mut complained = false;
+        loop {
+            let listing = tokio::select! {
+                () = token.cancelled() => return,
+                listing = store.list(self.prefix) => listing,
+            };
+            let listing = match listing {
+                Ok(listing) => listing,
+                Err(error) => {
+                    if !complained {
+                        tracing::warn!(prefix = self.prefix, error = %crate::agent::chain(&error), "cannot list the kvstore; serving what is cached and retrying");
+                        complained = true;
+                    }
+                    tokio::select! {
+                        () = token.cancelled() => return,
+                        () = tokio::time::sleep(backoff.next_delay()) => continue,
+                    }
+                }
+            };
+            backoff.reset();
+            complained = false;
+            let fresh: BTreeMap<String, T> = listing
+                .items
+                .iter()
+                .filter_map(|item| Some((item.key.clone(), self.decoded(&item.key, &item.value)?)))
+                .collect();
+            tracing::debug!(prefix = self.prefix, items = fresh.len(), revision = listing.revision, "listed");
+            *self.write() = fresh;
+            let mut watch = store.watch(self.prefix, listing.revision + 1);
+            loop {
+                let next = tokio::select! {
+                    () = token.cancelled() => return,
+                    next = watch.next() => next,
+                };
+                match next {
+                    Some(Ok(WatchEvent::Change(Event::Put { key, value, .. }))) => {
+                        match self.decoded(&key, &value) {
+                            Some(item) => self.write().insert(key, item),
+                            None => self.write().remove(&key),
+                        };
+                    }
+                    Some(Ok(WatchEvent::Change(Event::Delete { key, .. }))) => {
+                        self.write().remove(&key);
+                    }
+                    Some(Ok(WatchEvent::Disconnected { reason })) => {
+                        tracing::warn!(prefix = self.prefix, %reason, "kvstore unreachable: serving what is cached");
+                    }
+                    Some(Ok(WatchEvent::Resynced { revision })) => {
+                        tracing::info!(prefix = self.prefix, revision, "caught up with the kvstore again");
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(prefix = self.prefix, error = %crate::agent::chain(&error), "watch ended; listing again");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+}
