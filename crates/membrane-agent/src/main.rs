@@ -4,9 +4,9 @@
 use anyhow::Context as _;
 use clap::Parser as _;
 use membrane_agent::agent::Agent;
+use membrane_agent::cluster::{self, Cluster};
 use membrane_agent::config::{AgentConfig, Cli};
 use membrane_agent::endpoints::EndpointManager;
-use membrane_agent::cluster::{self, Cluster};
 use membrane_agent::ipam::{Ipam, Pool};
 use membrane_agent::node::{Rtnetlink, sysctl};
 use membrane_agent::store::Store;

@@ -1,7 +1,7 @@
 //! Request and response bodies of the local API.
 
-use serde::{Deserialize, Serialize};
 use ipnet::{Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Identifies one network attachment, as the CNI spec does: container id plus interface.

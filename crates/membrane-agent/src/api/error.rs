@@ -1,12 +1,14 @@
 //! The API edge of errors: every failure becomes an HTTP status and an [`ApiErrorBody`].
 
 use crate::agent::chain;
+use crate::cluster::objects::ObjectsError;
 use crate::endpoints::EndpointError;
 use crate::ipam::IpamError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use membrane_api::{ApiErrorBody, ErrorKind};
+use membrane_state::StoreError;
 
 /// A failed API request.
 #[derive(Debug)]
@@ -28,6 +30,31 @@ impl ApiFailure {
 impl From<EndpointError> for ApiFailure {
     fn from(error: EndpointError) -> Self {
         let (status, kind) = classify(&error);
+        if status.is_server_error() {
+            tracing::warn!(error = %chain(&error), "request failed");
+        }
+        ApiFailure::new(status, kind, chain(&error))
+    }
+}
+
+impl From<ObjectsError> for ApiFailure {
+    fn from(error: ObjectsError) -> Self {
+        let (status, kind) = match &error {
+            ObjectsError::Invalid { .. }
+            | ObjectsError::UnknownKind { .. }
+            | ObjectsError::Duplicate { .. } => {
+                (StatusCode::BAD_REQUEST, ErrorKind::InvalidRequest)
+            }
+            ObjectsError::Store {
+                source: StoreError::Conflict { .. },
+                ..
+            } => (StatusCode::CONFLICT, ErrorKind::Storage),
+            ObjectsError::Store {
+                source: StoreError::Unavailable { .. },
+                ..
+            } => (StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Storage),
+            ObjectsError::Store { .. } => (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Storage),
+        };
         if status.is_server_error() {
             tracing::warn!(error = %chain(&error), "request failed");
         }

@@ -2,7 +2,7 @@
 
 use super::error::ApiFailure;
 use crate::agent::Agent;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, objects};
 use crate::endpoints::NodeDatapath;
 use crate::node::NodeNetwork;
 use axum::extract::rejection::JsonRejection;
@@ -11,8 +11,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use membrane_api::{
-    AgentStatus, AllocateRequest, Allocation, AttachmentRef, Endpoint, EndpointRegistration,
-    ErrorKind, GcReport, GcRequest, NodeInfo, paths,
+    AgentStatus, AllocateRequest, Allocation, ApplyReport, ApplyRequest, AttachmentRef,
+    DeleteReport, DeleteRequest, Endpoint, EndpointRegistration, ErrorKind, GcReport, GcRequest,
+    ListRequest, NodeInfo, paths,
 };
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ pub fn router<D: NodeDatapath, N: NodeNetwork>(
 ) -> Router {
     let cluster_routes = Router::new()
         .route(paths::NODES, get(nodes))
+        .route(paths::OBJECTS_APPLY, post(apply))
+        .route(paths::OBJECTS_DELETE, post(delete_objects))
+        .route(paths::OBJECTS_LIST, post(list_objects))
         .with_state(cluster);
     Router::new()
         .route(paths::IPAM_ALLOCATE, post(allocate::<D, N>))
@@ -57,6 +61,33 @@ pub fn router<D: NodeDatapath, N: NodeNetwork>(
 
 async fn nodes(State(cluster): State<Arc<Cluster>>) -> Json<Vec<NodeInfo>> {
     Json(cluster.nodes())
+}
+
+async fn apply(
+    State(cluster): State<Arc<Cluster>>,
+    Body(request): Body<ApplyRequest>,
+) -> Reply<ApplyReport> {
+    Ok(Json(
+        objects::apply(cluster.store().as_ref(), request.objects).await?,
+    ))
+}
+
+async fn delete_objects(
+    State(cluster): State<Arc<Cluster>>,
+    Body(request): Body<DeleteRequest>,
+) -> Reply<DeleteReport> {
+    Ok(Json(
+        objects::delete(cluster.store().as_ref(), request.refs).await?,
+    ))
+}
+
+async fn list_objects(
+    State(cluster): State<Arc<Cluster>>,
+    Body(request): Body<ListRequest>,
+) -> Reply<Vec<serde_json::Value>> {
+    Ok(Json(
+        objects::list(cluster.store().as_ref(), cluster.objects(), &request).await?,
+    ))
 }
 
 async fn allocate<D: NodeDatapath, N: NodeNetwork>(

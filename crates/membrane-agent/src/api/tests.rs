@@ -1,16 +1,17 @@
 use super::*;
 use crate::agent::{Agent, GATEWAY_V4, GATEWAY_V6};
+use crate::cluster::Cluster;
 use crate::endpoints::EndpointManager;
 use crate::endpoints::memory::MemoryDatapath;
 use crate::ipam::{Ipam, Pool};
 use crate::node::memory::MemoryNetwork;
-use crate::cluster::Cluster;
 use crate::store::Store;
-use membrane_state::{EmbeddedStore, Precondition, keys};
 use membrane_api::{
-    AgentStatus, AllocateRequest, Allocation, AttachmentRef, Client, Endpoint,
-    EndpointRegistration, ErrorKind, GcReport, GcRequest, NodeInfo, paths,
+    AgentStatus, AllocateRequest, Allocation, ApplyReport, ApplyRequest, AttachmentRef, Client,
+    DeleteReport, DeleteRequest, Endpoint, EndpointRegistration, ErrorKind, GcReport, GcRequest,
+    ListRequest, NodeInfo, ObjectRefWire, paths,
 };
+use membrane_state::{EmbeddedStore, Precondition, keys};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +45,9 @@ async fn serve_agent() -> Served {
     )
     .unwrap();
     let agent = Arc::new(Agent::new("node-a".to_string(), 1450, manager));
-    let kvstore = EmbeddedStore::open(&dir.path().join("state")).await.unwrap();
+    let kvstore = EmbeddedStore::open(&dir.path().join("state"))
+        .await
+        .unwrap();
     let cluster = Arc::new(Cluster::new(Arc::new(kvstore)));
     let socket = dir.path().join("run/agent.sock");
     let listener = bind(&socket).await.unwrap();
@@ -317,4 +320,131 @@ async fn wait_for_nodes(client: &Client, count: usize) -> Vec<NodeInfo> {
         assert!(tokio::time::Instant::now() < deadline, "{nodes:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+fn namespace(name: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+fn service(name: &str, port: i64) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"ports": [{"port": port}], "selector": {"app": name}}
+    })
+}
+
+async fn list(client: &Client, kind: Option<&str>, namespace: Option<&str>) -> Vec<String> {
+    let request = ListRequest {
+        kind: kind.map(str::to_string),
+        namespace: namespace.map(str::to_string),
+    };
+    let listed: Vec<serde_json::Value> = client.post(paths::OBJECTS_LIST, &request).await.unwrap();
+    listed
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn applied_objects_are_listed_reported_by_change_and_deleted() {
+    let served = serve_agent().await;
+    let client = &served.client;
+    let apply = |objects: Vec<serde_json::Value>| async move {
+        client
+            .post::<_, ApplyReport>(paths::OBJECTS_APPLY, &ApplyRequest { objects })
+            .await
+    };
+    let report = apply(vec![
+        namespace("shop"),
+        service("web", 80),
+        service("db", 5432),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        report.created,
+        ["Namespace shop", "Service shop/web", "Service shop/db"]
+    );
+    assert_eq!(
+        list(client, None, None).await,
+        ["Namespace shop", "Service db", "Service web"]
+    );
+    assert_eq!(
+        list(client, Some("Service"), Some("shop")).await,
+        ["Service db", "Service web"]
+    );
+    assert!(list(client, None, Some("other")).await.is_empty());
+
+    let report = apply(vec![namespace("shop"), service("web", 8080)])
+        .await
+        .unwrap();
+    assert_eq!(report.unchanged, ["Namespace shop"]);
+    assert_eq!(report.configured, ["Service shop/web"]);
+    assert!(report.created.is_empty());
+
+    let report: DeleteReport = client
+        .post(
+            paths::OBJECTS_DELETE,
+            &DeleteRequest {
+                refs: vec![
+                    ObjectRefWire {
+                        kind: "Service".into(),
+                        namespace: Some("shop".into()),
+                        name: "db".into(),
+                    },
+                    ObjectRefWire {
+                        kind: "Service".into(),
+                        namespace: Some("shop".into()),
+                        name: "gone".into(),
+                    },
+                ],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, ["Service shop/db"]);
+    assert_eq!(report.not_found, ["Service shop/gone"]);
+    assert_eq!(list(client, Some("Service"), None).await, ["Service web"]);
+}
+
+#[tokio::test]
+async fn an_invalid_object_refuses_the_whole_set_and_names_the_field() {
+    let served = serve_agent().await;
+    let client = &served.client;
+    let mut bad = service("api", 80);
+    bad["spec"]["selectr"] = serde_json::json!({"app": "api"});
+    let err = client
+        .post::<_, ApplyReport>(
+            paths::OBJECTS_APPLY,
+            &ApplyRequest {
+                objects: vec![namespace("shop"), service("web", 80), bad],
+            },
+        )
+        .await
+        .unwrap_err();
+    match err {
+        membrane_api::ClientError::Api {
+            status,
+            kind,
+            message,
+            ..
+        } => {
+            assert_eq!((status, kind), (400, ErrorKind::InvalidRequest));
+            assert!(message.contains("Service shop/api"), "{message}");
+            assert!(message.contains("spec.selectr"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        list(client, None, None).await.is_empty(),
+        "nothing was stored"
+    );
 }

@@ -23,15 +23,18 @@ pub async fn open(config: &AgentConfig) -> Result<Arc<dyn Store>, ClusterError> 
         }
         KvstoreBackend::Etcd => {
             let endpoints = &config.kvstore.endpoints;
-            let store = EtcdStore::connect(endpoints)
-                .await
-                .map_err(|source| ClusterError::Store {
-                    store: format!("etcd at {}", endpoints.join(",")),
-                    operation: "connecting",
-                    source,
-                })?;
+            let store =
+                EtcdStore::connect(endpoints)
+                    .await
+                    .map_err(|source| ClusterError::Store {
+                        store: format!("etcd at {}", endpoints.join(",")),
+                        operation: "connecting",
+                        source,
+                    })?;
             match store.check().await {
-                Ok(()) => tracing::info!(endpoints = %endpoints.join(","), "kvstore: etcd is reachable"),
+                Ok(()) => {
+                    tracing::info!(endpoints = %endpoints.join(","), "kvstore: etcd is reachable")
+                }
                 Err(error) => tracing::error!(
                     error = %crate::agent::chain(&error),
                     "kvstore: etcd is unreachable at start; the agent serves its node and keeps retrying with backoff"

@@ -42,7 +42,10 @@ pub async fn resolve(config: &AgentConfig, store: &dyn Store) -> Result<PodCidrs
         (Some(cidr), _) => Some(cidr),
         (None, Some(pool)) => {
             let mask = ipam.cluster_pool_ipv4_mask_size;
-            match saved.ipv4.filter(|c| pool.contains(c) && c.prefix_len() == mask) {
+            match saved
+                .ipv4
+                .filter(|c| pool.contains(c) && c.prefix_len() == mask)
+            {
                 Some(cidr) => Some(cidr),
                 None => match allocate(store, node, IpNet::V4(pool), mask).await? {
                     IpNet::V4(cidr) => Some(cidr),
@@ -56,7 +59,10 @@ pub async fn resolve(config: &AgentConfig, store: &dyn Store) -> Result<PodCidrs
         (Some(cidr), _) => Some(cidr),
         (None, Some(pool)) => {
             let mask = ipam.cluster_pool_ipv6_mask_size;
-            match saved.ipv6.filter(|c| pool.contains(c) && c.prefix_len() == mask) {
+            match saved
+                .ipv6
+                .filter(|c| pool.contains(c) && c.prefix_len() == mask)
+            {
                 Some(cidr) => Some(cidr),
                 None => match allocate(store, node, IpNet::V6(pool), mask).await? {
                     IpNet::V6(cidr) => Some(cidr),
@@ -120,12 +126,12 @@ async fn allocate(
 
 fn read(path: &Path) -> Result<PodCidrs, ClusterError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| {
-            ClusterError::CorruptPodCidrFile {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|source| ClusterError::CorruptPodCidrFile {
                 path: path.to_path_buf(),
                 source,
-            }
-        }),
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PodCidrs::default()),
         Err(source) => Err(ClusterError::PodCidrFile {
             operation: "read",
@@ -180,24 +186,44 @@ mod tests {
         let shared = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(shared.path()).await.unwrap();
         let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let a = resolve(&config(a_dir.path(), "a", &[]), &store).await.unwrap();
-        let b = resolve(&config(b_dir.path(), "b", &[]), &store).await.unwrap();
+        let a = resolve(&config(a_dir.path(), "a", &[]), &store)
+            .await
+            .unwrap();
+        let b = resolve(&config(b_dir.path(), "b", &[]), &store)
+            .await
+            .unwrap();
         assert_ne!(a.ipv4, b.ipv4);
         assert_ne!(a.ipv6, b.ipv6);
         assert_eq!(a.ipv4.unwrap().prefix_len(), 24);
         assert_eq!(a.ipv6.unwrap().prefix_len(), 64);
         // Restarted with its file: the same CIDRs, without asking the store.
-        assert_eq!(resolve(&config(a_dir.path(), "a", &[]), &store).await.unwrap(), a);
+        assert_eq!(
+            resolve(&config(a_dir.path(), "a", &[]), &store)
+                .await
+                .unwrap(),
+            a
+        );
         // Restarted without its file (a new disk): the store gives its claims back.
         let fresh = tempfile::tempdir().unwrap();
-        assert_eq!(resolve(&config(fresh.path(), "a", &[]), &store).await.unwrap(), a);
+        assert_eq!(
+            resolve(&config(fresh.path(), "a", &[]), &store)
+                .await
+                .unwrap(),
+            a
+        );
         // The pools hold two of each: a third node finds them all taken.
         let c_dir = tempfile::tempdir().unwrap();
         let err = resolve(&config(c_dir.path(), "c", &[]), &store)
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, ClusterError::Store { source: StoreError::Exhausted { .. }, .. }),
+            matches!(
+                &err,
+                ClusterError::Store {
+                    source: StoreError::Exhausted { .. },
+                    ..
+                }
+            ),
             "{err:?}"
         );
     }

@@ -2,8 +2,8 @@
 //! list and kept current by a watch from the list's revision. While the store is
 //! unreachable it keeps serving what it has; after a resync it holds what the store holds.
 
-use membrane_state::{Backoff, Event, Store, WatchEvent};
 use futures::StreamExt as _;
+use membrane_state::{Backoff, Event, Store, WatchEvent};
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 use tokio_util::sync::CancellationToken;
@@ -93,7 +93,12 @@ impl<T: Clone + Send + Sync> Reflector<T> {
                 .iter()
                 .filter_map(|item| Some((item.key.clone(), self.decoded(&item.key, &item.value)?)))
                 .collect();
-            tracing::debug!(prefix = self.prefix, items = fresh.len(), revision = listing.revision, "listed");
+            tracing::debug!(
+                prefix = self.prefix,
+                items = fresh.len(),
+                revision = listing.revision,
+                "listed"
+            );
             *self.write() = fresh;
             let mut watch = store.watch(self.prefix, listing.revision + 1);
             loop {
@@ -115,7 +120,11 @@ impl<T: Clone + Send + Sync> Reflector<T> {
                         tracing::warn!(prefix = self.prefix, %reason, "kvstore unreachable: serving what is cached");
                     }
                     Some(Ok(WatchEvent::Resynced { revision })) => {
-                        tracing::info!(prefix = self.prefix, revision, "caught up with the kvstore again");
+                        tracing::info!(
+                            prefix = self.prefix,
+                            revision,
+                            "caught up with the kvstore again"
+                        );
                     }
                     Some(Err(error)) => {
                         tracing::warn!(prefix = self.prefix, error = %crate::agent::chain(&error), "watch ended; listing again");

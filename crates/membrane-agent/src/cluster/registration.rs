@@ -37,7 +37,11 @@ pub async fn run(store: &dyn Store, node: NodeInfo, ttl: Duration, token: Cancel
                 }
                 backoff.reset();
                 lease = held;
-                if held.is_some() { ttl / 3 } else { Duration::ZERO }
+                if held.is_some() {
+                    ttl / 3
+                } else {
+                    Duration::ZERO
+                }
             }
             Err(error) => {
                 if !failing {

@@ -42,13 +42,21 @@ pub struct Cli {
     #[arg(long, env = "MEMBRANE_CLUSTER_POOL_IPV4", value_name = "CIDR")]
     pub cluster_pool_ipv4: Option<String>,
     /// Prefix length of the pod CIDRs taken from the IPv4 pool [default: 24].
-    #[arg(long, env = "MEMBRANE_CLUSTER_POOL_IPV4_MASK_SIZE", value_name = "BITS")]
+    #[arg(
+        long,
+        env = "MEMBRANE_CLUSTER_POOL_IPV4_MASK_SIZE",
+        value_name = "BITS"
+    )]
     pub cluster_pool_ipv4_mask_size: Option<String>,
     /// The cluster's IPv6 pool, likewise for --ipv6-pod-cidr.
     #[arg(long, env = "MEMBRANE_CLUSTER_POOL_IPV6", value_name = "CIDR")]
     pub cluster_pool_ipv6: Option<String>,
     /// Prefix length of the pod CIDRs taken from the IPv6 pool [default: 64].
-    #[arg(long, env = "MEMBRANE_CLUSTER_POOL_IPV6_MASK_SIZE", value_name = "BITS")]
+    #[arg(
+        long,
+        env = "MEMBRANE_CLUSTER_POOL_IPV6_MASK_SIZE",
+        value_name = "BITS"
+    )]
     pub cluster_pool_ipv6_mask_size: Option<String>,
     /// Where the cluster state lives: embedded (in the state directory) or etcd
     /// [default: embedded].

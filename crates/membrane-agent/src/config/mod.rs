@@ -490,7 +490,6 @@ impl AgentConfig {
         Duration::from_secs(self.kvstore.lease_ttl_secs)
     }
 
-
     /// How long an allocation may live without an endpoint.
     pub fn orphan_grace(&self) -> Duration {
         Duration::from_secs(self.ipam.orphan_grace_secs)
@@ -596,7 +595,9 @@ impl AgentConfig {
         }
         for endpoint in &kvstore.endpoints {
             let authority = endpoint.strip_prefix("http://").unwrap_or("");
-            let port = authority.rsplit_once(':').map(|(_, port)| port.trim_end_matches('/'));
+            let port = authority
+                .rsplit_once(':')
+                .map(|(_, port)| port.trim_end_matches('/'));
             if port.is_none_or(|port| port.parse::<u16>().is_err()) {
                 problems.push(ConfigProblem::BadEndpoint {
                     endpoint: endpoint.clone(),
@@ -611,7 +612,13 @@ impl AgentConfig {
     }
 }
 
-fn check_mask(flag: &'static str, mask: u8, pool_len: u8, max: u8, problems: &mut Vec<ConfigProblem>) {
+fn check_mask(
+    flag: &'static str,
+    mask: u8,
+    pool_len: u8,
+    max: u8,
+    problems: &mut Vec<ConfigProblem>,
+) {
     if mask < pool_len || mask > max {
         problems.push(ConfigProblem::BadMaskSize {
             flag,

@@ -218,7 +218,10 @@ fn etcd_needs_valid_endpoints_and_pools_need_masks_that_fit() {
     .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("\"zookeeper\" is not a kvstore"), "{text}");
-    assert!(text.contains("\"10.0.0.2\" is not an http://host:port URL"), "{text}");
+    assert!(
+        text.contains("\"10.0.0.2\" is not an http://host:port URL"),
+        "{text}"
+    );
     assert_eq!(err.problems.len(), 2, "{text}");
 }
 
