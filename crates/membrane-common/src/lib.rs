@@ -9,6 +9,7 @@
 pub mod config;
 pub mod ct;
 pub mod endpoint;
+pub mod identity;
 pub mod ipcache;
 pub mod lb;
 pub mod metrics;

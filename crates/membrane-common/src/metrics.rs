@@ -48,6 +48,9 @@ pub mod reason {
     pub const FROM_NETWORK: u8 = 7;
     /// A socket's destination was translated from a Service frontend to a backend.
     pub const SOCK_LB: u8 = 8;
+    /// Traffic from outside to a Service frontend, translated and delivered to a local
+    /// backend.
+    pub const SERVICE_EXTERNAL: u8 = 9;
     /// First drop reason; everything from here on is a drop.
     pub const DROP_FIRST: u8 = 128;
     /// Truncated or malformed packet.
@@ -91,6 +94,7 @@ pub mod reason {
             FROM_OVERLAY => "from_overlay",
             FROM_NETWORK => "from_network",
             SOCK_LB => "socket_lb_translated",
+            SERVICE_EXTERNAL => "service_from_outside",
             DROP_INVALID_PACKET => "invalid_packet",
             DROP_UNSUPPORTED_L3 => "unsupported_l3_protocol",
             DROP_INVALID_SOURCE => "invalid_source_address",

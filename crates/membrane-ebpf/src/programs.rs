@@ -13,6 +13,7 @@ use aya_ebpf::bindings::{TC_ACT_OK, TC_ACT_SHOT};
 use aya_ebpf::macros::classifier;
 use aya_ebpf::programs::TcContext;
 use membrane_common::DatapathConfig;
+use membrane_common::identity;
 use membrane_common::config::{config_flags, routing_mode};
 use membrane_common::metrics::{direction, reason};
 use membrane_common::tuple::proto;
@@ -96,7 +97,7 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
             None => Err(reason::DROP_FRAGMENT),
         };
     }
-    let rev_nat_index = service::dnat(ctx, &mut pkt, cfg)?;
+    let rev_nat_index = service::dnat(ctx, &mut pkt, cfg, true)?;
     let tracked = track(
         &pkt,
         ctx.len(),
@@ -106,7 +107,7 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
             rev_nat_index,
         }),
     )?;
-    service::reverse(ctx, &mut pkt, tracked)?;
+    service::reverse(ctx, &mut pkt, tracked, cfg)?;
     let dst = endpoint(&pkt.key.daddr, pkt.key.family);
     if let Some(ep) = dst {
         return Ok(Verdict {
@@ -114,11 +115,27 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
             reason: reason::FORWARD_LOCAL,
         });
     }
+    forward_off_node(ctx, &mut pkt, cfg, ifindex, src.identity, !tracked.is_reply())
+}
+
+/// Sends a packet whose destination is not on this node on its way: through the tunnel
+/// to the node hosting it (tunnel mode), or by the FIB, masquerading it when it leaves
+/// the cluster through the masquerade device and `may_masquerade` (never for replies,
+/// whose source was already translated back to what the peer expects).
+#[inline(always)]
+fn forward_off_node(
+    ctx: &TcContext,
+    pkt: &mut Packet,
+    cfg: &DatapathConfig,
+    ifindex: u32,
+    identity: u32,
+    may_masquerade: bool,
+) -> Result<Verdict, u8> {
     if cfg.routing_mode == routing_mode::TUNNEL {
         if let Some(remote) = ipcache(&pkt.key.daddr, pkt.key.family) {
             if remote.tunnel_family != 0 {
-                dec_ttl(ctx, &pkt)?;
-                let action = to_overlay(ctx, remote, src.identity, cfg.tunnel_ifindex)?;
+                dec_ttl(ctx, pkt)?;
+                let action = to_overlay(ctx, remote, identity, cfg.tunnel_ifindex)?;
                 return Ok(Verdict {
                     action,
                     reason: reason::TO_OVERLAY,
@@ -126,18 +143,18 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
             }
         }
     }
-    match lookup(ctx, &pkt, ifindex) {
+    match lookup(ctx, pkt, ifindex) {
         Route::Local | Route::None => Ok(PASS),
         Route::Out { ifindex: out, macs } => {
-            if out == cfg.masq_ifindex && wants_masquerade(&pkt, cfg) {
-                masquerade(ctx, &mut pkt, cfg)?;
+            if may_masquerade && out == cfg.masq_ifindex && wants_masquerade(pkt, cfg) {
+                masquerade(ctx, pkt, cfg)?;
                 Ok(Verdict {
-                    action: redirect_out(ctx, &pkt, out, macs)?,
+                    action: redirect_out(ctx, pkt, out, macs)?,
                     reason: reason::MASQUERADE,
                 })
             } else {
                 Ok(Verdict {
-                    action: redirect_out(ctx, &pkt, out, macs)?,
+                    action: redirect_out(ctx, pkt, out, macs)?,
                     reason: reason::FORWARD_FIB,
                 })
             }
@@ -187,23 +204,47 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
         _ => return Ok(PASS),
     };
     let cfg = config()?;
+    let ifindex = ifindex(ctx);
     let node = if pkt.is_v4() {
         &cfg.node_ipv4
     } else {
         &cfg.node_ipv6
     };
-    if pkt.key.daddr == *node {
-        if !reverse_snat(ctx, &mut pkt)? {
-            return Ok(PASS);
-        }
-        track(&pkt, ctx.len(), None)?;
+    if pkt.key.daddr == *node && reverse_snat(ctx, &mut pkt)? {
+        // A reply to a masqueraded connection, or to a Service connection this node
+        // source-NATed towards a backend on another node.
+        let tracked = track(&pkt, ctx.len(), None)?;
+        service::reverse(ctx, &mut pkt, tracked, cfg)?;
         return match endpoint(&pkt.key.daddr, pkt.key.family) {
             Some(ep) => Ok(Verdict {
                 action: to_endpoint(ctx, &pkt, ep)?,
                 reason: reason::REVERSE_NAT,
             }),
-            None => Err(reason::DROP_NO_ROUTE),
+            None => forward_off_node(ctx, &mut pkt, cfg, ifindex, identity::HOST, false),
         };
+    }
+    // NodePort, LoadBalancer and external IPs: a Service frontend reached from outside.
+    let rev_nat_index = service::dnat(ctx, &mut pkt, cfg, false)?;
+    if rev_nat_index != 0 {
+        let identity = ipcache(&pkt.key.saddr, pkt.key.family).map_or(identity::WORLD, |e| e.identity);
+        track(
+            &pkt,
+            ctx.len(),
+            Some(&Origin {
+                ifindex: 0,
+                identity,
+                rev_nat_index,
+            }),
+        )?;
+        if let Some(ep) = endpoint(&pkt.key.daddr, pkt.key.family) {
+            return Ok(Verdict {
+                action: to_endpoint(ctx, &pkt, ep)?,
+                reason: reason::SERVICE_EXTERNAL,
+            });
+        }
+        // The backend is on another node: its reply must come back through us.
+        snat(ctx, &mut pkt, cfg, node)?;
+        return forward_off_node(ctx, &mut pkt, cfg, ifindex, identity::REMOTE_NODE, false);
     }
     let Some(ep) = endpoint(&pkt.key.daddr, pkt.key.family) else {
         return Ok(PASS);
@@ -219,7 +260,7 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
         }),
     )?;
     // A remote backend's reply to a local client of a Service.
-    service::reverse(ctx, &mut pkt, tracked)?;
+    service::reverse(ctx, &mut pkt, tracked, cfg)?;
     Ok(Verdict {
         action: to_endpoint(ctx, &pkt, ep)?,
         reason: reason::FROM_NETWORK,
@@ -241,6 +282,7 @@ fn try_from_overlay(ctx: &TcContext) -> Result<Verdict, u8> {
         Parsed::Ip(pkt) => pkt,
         Parsed::Other => return Ok(PASS),
     };
+    let cfg = config()?;
     let identity = identity_from_vni(ctx)?;
     let Some(ep) = endpoint(&pkt.key.daddr, pkt.key.family) else {
         return Ok(PASS);
@@ -256,7 +298,7 @@ fn try_from_overlay(ctx: &TcContext) -> Result<Verdict, u8> {
             }),
         )?;
         // A remote backend's reply to a local client of a Service.
-        service::reverse(ctx, &mut pkt, tracked)?;
+        service::reverse(ctx, &mut pkt, tracked, cfg)?;
     }
     // The inner frame was addressed to whatever MAC the sender chose; it is for us now.
     ctx.change_type(PACKET_HOST)

@@ -10,14 +10,17 @@ use crate::rewrite::{End, set_addr, set_port};
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::programs::TcContext;
 use membrane_common::ct::ct_flags;
+use membrane_common::lb::service_flags;
 use membrane_common::metrics::reason;
 use membrane_common::tuple::proto;
 use membrane_common::{CtEntry, DatapathConfig, ServiceKey};
 
 /// If `pkt` goes to a Service frontend, rewrites its destination to the connection's
 /// backend and returns the frontend's reverse-NAT index; 0 when it is not for a Service.
+/// From outside the node (`from_inside` false) only frontends meant to be reachable
+/// from outside count (NodePort, LoadBalancer, external IPs).
 #[inline(never)]
-pub fn dnat(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig) -> Result<u16, u8> {
+pub fn dnat(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig, from_inside: bool) -> Result<u16, u8> {
     if pkt.key.proto != proto::TCP && pkt.key.proto != proto::UDP {
         return Ok(0);
     }
@@ -35,9 +38,12 @@ pub fn dnat(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig) -> Result<u
     } else {
         &cfg.node_ipv6
     };
-    let Some(svc) = lookup_service(&mut key, node, true) else {
+    let Some(svc) = lookup_service(&mut key, node, from_inside) else {
         return Ok(0);
     };
+    if !from_inside && svc.flags & service_flags::EXTERNAL == 0 {
+        return Ok(0);
+    }
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let pinned = match CT.get_ptr_mut(&pkt.key) {
@@ -96,9 +102,10 @@ pub fn dnat(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig) -> Result<u
     Ok(rev_nat_index)
 }
 
-/// Rewrites the source of a reply on a translated connection back to its frontend.
+/// Rewrites the source of a reply on a translated connection back to its frontend (for
+/// a NodePort, the node's address of the packet's family).
 #[inline(never)]
-pub fn reverse(ctx: &TcContext, pkt: &mut Packet, tracked: Tracked) -> Result<(), u8> {
+pub fn reverse(ctx: &TcContext, pkt: &mut Packet, tracked: Tracked, cfg: &DatapathConfig) -> Result<(), u8> {
     if !tracked.is_reply() || tracked.rev_nat_index() == 0 {
         return Ok(());
     }
@@ -106,7 +113,14 @@ pub fn reverse(ctx: &TcContext, pkt: &mut Packet, tracked: Tracked) -> Result<()
     let Some(frontend) = (unsafe { REV_NAT.get(&tracked.rev_nat_index()) }).copied() else {
         return Err(reason::DROP_BACKEND_MISSING);
     };
-    set_addr(ctx, pkt, End::Source, &frontend.addr)?;
+    let addr = if frontend.addr != [0; 16] {
+        &frontend.addr
+    } else if pkt.is_v4() {
+        &cfg.node_ipv4
+    } else {
+        &cfg.node_ipv6
+    };
+    set_addr(ctx, pkt, End::Source, addr)?;
     if frontend.port != pkt.key.sport {
         set_port(ctx, pkt, End::Source, frontend.port)?;
     }

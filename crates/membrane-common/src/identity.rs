@@ -1,0 +1,20 @@
+//! Reserved security identities, as Cilium numbers them.
+
+/// The local node (its own processes and addresses).
+pub const HOST: u32 = 1;
+/// Anything outside the cluster.
+pub const WORLD: u32 = 2;
+/// Endpoints not managed by Membrane.
+pub const UNMANAGED: u32 = 3;
+/// Health-checking endpoints.
+pub const HEALTH: u32 = 4;
+/// Endpoints whose identity is not resolved yet.
+pub const INIT: u32 = 5;
+/// Other nodes of the cluster.
+pub const REMOTE_NODE: u32 = 6;
+/// The Kubernetes API server.
+pub const KUBE_APISERVER: u32 = 7;
+/// The ingress proxy.
+pub const INGRESS: u32 = 8;
+/// First identity allocated for label sets.
+pub const FIRST_ALLOCATED: u32 = 256;
