@@ -128,19 +128,29 @@ impl Object {
     /// Decodes an object of `kind` from JSON written by [`Object::to_json`]. This is not
     /// the strict manifest path: it trusts stored bytes and ignores unknown fields.
     pub fn from_json(kind: Kind, bytes: &[u8]) -> Result<Object, ObjectJsonError> {
-        fn de<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<Box<T>> {
-            serde_json::from_slice(bytes).map(Box::new)
+        let value =
+            serde_json::from_slice(bytes).map_err(|source| ObjectJsonError { kind, source })?;
+        Object::from_value(kind, value)
+    }
+
+    /// Decodes an object of `kind` from a JSON value (an object the agent listed, say),
+    /// trusting it like [`Object::from_json`] does.
+    pub fn from_value(kind: Kind, value: serde_json::Value) -> Result<Object, ObjectJsonError> {
+        fn de<T: serde::de::DeserializeOwned>(
+            value: serde_json::Value,
+        ) -> serde_json::Result<Box<T>> {
+            serde_json::from_value(value).map(Box::new)
         }
         let object = match kind {
-            Kind::Node => de(bytes).map(Object::Node),
-            Kind::Namespace => de(bytes).map(Object::Namespace),
-            Kind::Pod => de(bytes).map(Object::Pod),
-            Kind::Service => de(bytes).map(Object::Service),
-            Kind::EndpointSlice => de(bytes).map(Object::EndpointSlice),
-            Kind::NetworkPolicy => de(bytes).map(Object::NetworkPolicy),
-            Kind::CiliumNetworkPolicy => de(bytes).map(Object::CiliumNetworkPolicy),
+            Kind::Node => de(value).map(Object::Node),
+            Kind::Namespace => de(value).map(Object::Namespace),
+            Kind::Pod => de(value).map(Object::Pod),
+            Kind::Service => de(value).map(Object::Service),
+            Kind::EndpointSlice => de(value).map(Object::EndpointSlice),
+            Kind::NetworkPolicy => de(value).map(Object::NetworkPolicy),
+            Kind::CiliumNetworkPolicy => de(value).map(Object::CiliumNetworkPolicy),
             Kind::CiliumClusterwideNetworkPolicy => {
-                de(bytes).map(Object::CiliumClusterwideNetworkPolicy)
+                de(value).map(Object::CiliumClusterwideNetworkPolicy)
             }
         };
         object.map_err(|source| ObjectJsonError { kind, source })

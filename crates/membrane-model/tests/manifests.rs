@@ -524,3 +524,15 @@ fn each_validation_rule_reports_its_field_and_message() {
         );
     }
 }
+
+#[test]
+fn unknown_fields_and_semantic_errors_of_one_object_are_reported_together() {
+    let text = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  portz: []\n  ports: [{port: 0}]\n";
+    assert_eq!(
+        problems(text),
+        [
+            "test.yaml document 1: Service default/web: spec.portz: unknown field",
+            "test.yaml document 1: Service default/web: spec.ports[0].port: port 0 is out of range 1-65535",
+        ]
+    );
+}

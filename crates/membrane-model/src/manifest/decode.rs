@@ -71,9 +71,9 @@ pub fn header(value: &Value) -> Result<Header, (String, Violation)> {
     Ok(Header { kind, description })
 }
 
-/// Decodes a document of a known kind; on failure, every problem found (unknown fields,
-/// then the first value of the wrong type, if any).
-pub fn decode(kind: Kind, value: Value) -> Result<Object, Vec<(String, Violation)>> {
+/// Decodes a document of a known kind: the object, unless a value has the wrong type,
+/// and every problem found (unknown fields, then the first value of the wrong type).
+pub fn decode(kind: Kind, value: Value) -> (Option<Object>, Vec<(String, Violation)>) {
     let cilium = matches!(
         kind,
         Kind::CiliumNetworkPolicy | Kind::CiliumClusterwideNetworkPolicy
@@ -93,10 +93,7 @@ pub fn decode(kind: Kind, value: Value) -> Result<Object, Vec<(String, Violation
             strict(value, cilium, &mut problems).map(Object::CiliumClusterwideNetworkPolicy)
         }
     };
-    match object {
-        Some(object) if problems.is_empty() => Ok(object),
-        _ => Err(problems),
-    }
+    (object, problems)
 }
 
 fn strict<T: DeserializeOwned>(

@@ -73,15 +73,12 @@ fn parse_documents(documents: Vec<Document>) -> Result<Vec<Object>, ManifestErro
                     continue;
                 }
             };
-            let found = match decode::decode(header.kind, value) {
-                Ok(mut object) => {
-                    normalize(&mut object);
-                    let found = validate(&object);
-                    objects.push(object);
-                    found
-                }
-                Err(found) => found,
-            };
+            let (object, mut found) = decode::decode(header.kind, value);
+            if let Some(mut object) = object {
+                normalize(&mut object);
+                found.extend(validate(&object));
+                objects.push(object);
+            }
             problems.extend(found.into_iter().map(|(field, violation)| Problem {
                 position: position.clone(),
                 object: Some(header.description.clone()),

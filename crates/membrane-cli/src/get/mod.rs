@@ -1,0 +1,187 @@
+//! `membrane get`: list what the agent knows, as a table, JSON or YAML.
+
+mod rows;
+
+use crate::error::CliError;
+use crate::output::{self, Format, Table};
+use clap::ValueEnum;
+use membrane_api::{Client, ClientError, Endpoint, Identity, ListRequest, paths};
+use membrane_model::{Kind, Object};
+use serde_json::{Value, json};
+use std::io::Write;
+
+/// List nodes, pods, endpoints, services, identities, policies or namespaces.
+///
+/// Without -n, every namespace is listed (unlike kubectl, which lists `default`).
+/// `policies` lists NetworkPolicies, CiliumNetworkPolicies and
+/// CiliumClusterwideNetworkPolicies together. JSON and YAML output of stored objects is
+/// a `v1` `List`, which `membrane apply -f -` accepts back.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  membrane get pods\n  membrane get services -n shop\n  membrane get policies -o yaml\n  membrane get endpoints -o json\n  membrane get nodes"
+)]
+pub struct Args {
+    /// What to list.
+    resource: Resource,
+
+    /// Only this namespace (ignored for nodes, namespaces and identities).
+    #[arg(short, long)]
+    namespace: Option<String>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Format,
+}
+
+/// The things `get` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Resource {
+    /// Nodes.
+    #[value(alias = "node", alias = "no")]
+    Nodes,
+    /// Pods.
+    #[value(alias = "pod", alias = "po")]
+    Pods,
+    /// The endpoints the agent manages on its node.
+    #[value(alias = "endpoint", alias = "ep")]
+    Endpoints,
+    /// Services.
+    #[value(alias = "service", alias = "svc")]
+    Services,
+    /// Security identities.
+    #[value(alias = "identity", alias = "id")]
+    Identities,
+    /// NetworkPolicies and Cilium policies.
+    #[value(alias = "policy", alias = "netpol")]
+    Policies,
+    /// Namespaces.
+    #[value(alias = "namespace", alias = "ns")]
+    Namespaces,
+}
+
+impl Resource {
+    /// The stored kinds listed for this resource (none for endpoints and identities,
+    /// which are not stored objects).
+    fn kinds(self) -> &'static [Kind] {
+        match self {
+            Resource::Nodes => &[Kind::Node],
+            Resource::Pods => &[Kind::Pod],
+            Resource::Services => &[Kind::Service],
+            Resource::Namespaces => &[Kind::Namespace],
+            Resource::Policies => &[
+                Kind::NetworkPolicy,
+                Kind::CiliumNetworkPolicy,
+                Kind::CiliumClusterwideNetworkPolicy,
+            ],
+            Resource::Endpoints | Resource::Identities => &[],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Resource::Nodes => "nodes",
+            Resource::Pods => "pods",
+            Resource::Endpoints => "endpoints",
+            Resource::Services => "services",
+            Resource::Identities => "identities",
+            Resource::Policies => "policies",
+            Resource::Namespaces => "namespaces",
+        }
+    }
+}
+
+/// Asks the agent and prints the answer.
+pub async fn run(client: &Client, args: Args) -> Result<(), CliError> {
+    let namespace = args.namespace.as_deref();
+    let table = match args.resource {
+        Resource::Endpoints => endpoints(client, namespace, args.output).await?,
+        Resource::Identities => identities(client, args.output).await?,
+        resource => objects(client, resource, namespace, args.output).await?,
+    };
+    let Some(table) = table else { return Ok(()) };
+    if table.is_empty() {
+        match namespace {
+            Some(ns) => eprintln!("no {} found in namespace {ns}", args.resource.name()),
+            None => eprintln!("no {} found", args.resource.name()),
+        }
+        return Ok(());
+    }
+    table.write(&mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+/// Prints `value` in a structured format and returns `None`, or returns the table
+/// `build` makes for [`Format::Table`].
+fn present(
+    format: Format,
+    value: &impl serde::Serialize,
+    build: impl FnOnce() -> Table,
+) -> Result<Option<Table>, CliError> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Table => return Ok(Some(build())),
+        Format::Json => output::json(&mut out, value)?,
+        Format::Yaml => output::yaml(&mut out, value)?,
+    }
+    out.flush()?;
+    Ok(None)
+}
+
+/// A 404 for a whole path means this agent does not serve it yet.
+fn unserved(err: ClientError, what: &'static str, path: &'static str) -> CliError {
+    match err {
+        ClientError::Api { status: 404, .. } => CliError::NotAvailable { what, path },
+        other => other.into(),
+    }
+}
+
+async fn objects(
+    client: &Client,
+    resource: Resource,
+    namespace: Option<&str>,
+    format: Format,
+) -> Result<Option<Table>, CliError> {
+    let mut values = Vec::new();
+    let mut objects = Vec::new();
+    for &kind in resource.kinds() {
+        let request = ListRequest {
+            kind: Some(kind.to_string()),
+            namespace: namespace
+                .filter(|_| kind.is_namespaced())
+                .map(str::to_string),
+        };
+        let listed: Vec<Value> = client
+            .post(paths::OBJECTS_LIST, &request)
+            .await
+            .map_err(|e| unserved(e, "stored objects", paths::OBJECTS_LIST))?;
+        for value in listed {
+            let object = Object::from_value(kind, value.clone())
+                .map_err(|source| CliError::Listed { kind, source })?;
+            objects.push(object);
+            values.push(value);
+        }
+    }
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": values});
+    present(format, &list, || rows::objects(resource, &objects))
+}
+
+async fn endpoints(
+    client: &Client,
+    namespace: Option<&str>,
+    format: Format,
+) -> Result<Option<Table>, CliError> {
+    let mut endpoints: Vec<Endpoint> = client.get(paths::ENDPOINT_LIST).await?;
+    if let Some(ns) = namespace {
+        endpoints.retain(|e| e.registration.pod_namespace.as_deref() == Some(ns));
+    }
+    endpoints.sort_by_key(|e| e.id);
+    present(format, &endpoints, || rows::endpoints(&endpoints))
+}
+
+async fn identities(client: &Client, format: Format) -> Result<Option<Table>, CliError> {
+    let identities: Vec<Identity> = client
+        .get(paths::IDENTITY_LIST)
+        .await
+        .map_err(|e| unserved(e, "identities", paths::IDENTITY_LIST))?;
+    present(format, &identities, || rows::identities(&identities))
+}
