@@ -1,11 +1,13 @@
 //! The `membrane` binary as a user runs it: help, local validation, errors without an
 //! agent, and the requests and output of each subcommand against a stand-in agent.
 
+mod fake_agent;
 mod support;
 
+use fake_agent::FakeAgent;
 use serde_json::json;
 use std::os::unix::net::UnixListener;
-use support::{FakeAgent, membrane};
+use support::membrane;
 
 const POLICY_WITH_TYPO: &str = "apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
