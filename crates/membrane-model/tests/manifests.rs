@@ -536,3 +536,112 @@ fn unknown_fields_and_semantic_errors_of_one_object_are_reported_together() {
         ]
     );
 }
+
+/// Every mapping of every fixture document, with its rendered path, except the free-form
+/// maps whose keys are data (labels, annotations, selectors' label pairs).
+fn mappings(value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            out.push(path.to_string());
+            for (key, child) in map {
+                if matches!(
+                    key.as_str(),
+                    "labels" | "annotations" | "matchLabels" | "selector"
+                ) {
+                    continue;
+                }
+                let plain = key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                let child_path = match (plain, path.is_empty()) {
+                    (true, true) => key.clone(),
+                    (true, false) => format!("{path}.{key}"),
+                    (false, _) => format!("{path}[{key:?}]"),
+                };
+                mappings(child, &child_path, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                mappings(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Inserts `key` into the mapping at `path` (as [`mappings`] renders paths).
+fn insert_at(value: &mut serde_json::Value, path: &str, key: &str) {
+    let mut target = value;
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']').unwrap();
+            target = &mut target[after[..end].parse::<usize>().unwrap()];
+            rest = &after[end + 1..];
+        } else {
+            let field = rest.trim_start_matches('.');
+            let end = field.find(['.', '[']).unwrap_or(field.len());
+            target = &mut target[&field[..end]];
+            rest = &field[end..];
+        }
+    }
+    target
+        .as_object_mut()
+        .unwrap()
+        .insert(key.to_string(), serde_json::json!(1));
+}
+
+#[test]
+fn an_unknown_field_in_any_mapping_of_any_fixture_is_refused_at_its_path() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let values: Vec<serde_json::Value> = parse_manifests(&text, "fixture")
+            .unwrap()
+            .iter()
+            .map(Object::to_value)
+            .collect();
+        for (i, value) in values.iter().enumerate() {
+            let mut paths = Vec::new();
+            mappings(value, "", &mut paths);
+            for at in paths {
+                let mut changed = value.clone();
+                insert_at(&mut changed, &at, "zzUnknown");
+                let Err(ManifestError::Invalid { problems }) =
+                    parse_manifest_values(vec![changed], "fixture")
+                else {
+                    panic!(
+                        "{} object {i}: zzUnknown at `{at}` was accepted",
+                        path.display()
+                    )
+                };
+                let expected = if at.is_empty() {
+                    "zzUnknown".to_string()
+                } else {
+                    format!("{at}.zzUnknown")
+                };
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                assert_eq!(problems[0].field, expected);
+                assert_eq!(problems[0].violation, Violation::UnknownField);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} mappings checked");
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_text_never_panics_the_parser(text in "\\PC{0,200}") {
+        let _ = parse_manifests(&text, "fuzz");
+    }
+
+    #[test]
+    fn arbitrary_yaml_shaped_text_never_panics_the_parser(
+        text in "(apiVersion: (v1|cilium.io/v2|networking.k8s.io/v1)\nkind: (Service|Pod|CiliumNetworkPolicy|NetworkPolicy|List)\n)?(metadata|spec|items|ports|ingress)?:? ?[\\[{]?[a-z0-9 :,\\-\\[\\]{}\n]{0,80}"
+    ) {
+        let _ = parse_manifests(&text, "fuzz");
+    }
+}
