@@ -207,6 +207,18 @@ impl Datapath {
         self.maps.service_entries()
     }
 
+    /// How many instructions the verifier processed for each loaded program (the
+    /// kernel's limit is one million per program).
+    pub fn verified_instructions(&self) -> Vec<(String, u32)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, program)| {
+                let count = program.info().ok()?.verified_instruction_count()?;
+                Some((name.to_string(), count))
+            })
+            .collect()
+    }
+
     /// Loads the object and its maps without writing the config or attaching anything
     /// (for BPF_PROG_TEST_RUN tests and benchmarks).
     pub fn load_object(pin_dir: &Path, sizes: MapSizes) -> Result<Datapath, DatapathError> {

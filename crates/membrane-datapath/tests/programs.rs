@@ -707,3 +707,22 @@ fn ipcache_entries_round_trip_and_removal_is_idempotent() {
         assert_eq!(bed.dp.ipcache_entries().unwrap().len(), 2);
     });
 }
+
+#[test]
+fn every_program_verifies_with_headroom_below_the_kernel_limit() {
+    with_bed(|bed| {
+        let counts = bed.dp.verified_instructions();
+        assert_eq!(
+            counts.len(),
+            11,
+            "3 tc programs and 8 socket hooks: {counts:?}"
+        );
+        for (name, count) in counts {
+            println!("{name}: {count} instructions verified");
+            assert!(
+                count < 500_000,
+                "{name} needs {count} verified instructions: half the kernel's limit is our budget"
+            );
+        }
+    });
+}

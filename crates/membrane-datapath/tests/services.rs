@@ -289,9 +289,29 @@ fn updating_one_service_touches_only_its_entries_and_removal_cleans_up() {
 
 /// Programs NodePort 30080 (all node addresses) with one backend.
 fn nodeport(bed: &mut Bed, v6: bool, backend: IpAddr) {
-    let any: IpAddr = if v6 { "::".parse().unwrap() } else { "0.0.0.0".parse().unwrap() };
-    let frontend = Frontend { addr: any, port: 30080, proto: TCP, internal: false };
-    bed.dp.upsert_backend(1, &BackendSpec { addr: backend, port: 8080, proto: TCP, terminating: false, local: false }).unwrap();
+    let any: IpAddr = if v6 {
+        "::".parse().unwrap()
+    } else {
+        "0.0.0.0".parse().unwrap()
+    };
+    let frontend = Frontend {
+        addr: any,
+        port: 30080,
+        proto: TCP,
+        internal: false,
+    };
+    bed.dp
+        .upsert_backend(
+            1,
+            &BackendSpec {
+                addr: backend,
+                port: 8080,
+                proto: TCP,
+                terminating: false,
+                local: false,
+            },
+        )
+        .unwrap();
     let spec = ServiceSpec {
         frontend,
         rev_nat_index: 11,
@@ -317,36 +337,111 @@ fn node_port_from_outside_reaches_a_local_backend_and_the_reply_leaves_from_the_
         let b = pod_b(bed, v6);
         nodeport(bed, v6, b);
         let (world, node) = outside(v6);
-        let input = packet(bed::WORLD_MAC, [2, 0, 0, 0, 0, 1], world, node, 5555, 30080, L4::TcpSyn);
-        let out = bed.dp.test_run(membrane_common::program_names::FROM_NETDEV, &input, bed.uplink, 1).unwrap();
+        let input = packet(
+            bed::WORLD_MAC,
+            [2, 0, 0, 0, 0, 1],
+            world,
+            node,
+            5555,
+            30080,
+            L4::TcpSyn,
+        );
+        let out = bed
+            .dp
+            .test_run(
+                membrane_common::program_names::FROM_NETDEV,
+                &input,
+                bed.uplink,
+                1,
+            )
+            .unwrap();
         assert_eq!(out.action, TC_ACT_REDIRECT);
-        assert_eq!(tuple(&out.packet), (world, b, 5555, 8080), "client kept, backend as destination");
+        assert_eq!(
+            tuple(&out.packet),
+            (world, b, 5555, 8080),
+            "client kept, backend as destination"
+        );
         assert_eq!(counter(bed, reason::SERVICE_EXTERNAL), 1);
         let bs = bed.b.spec.clone();
         let reply = packet(bs.pod_mac, bs.host_mac, b, world, 8080, 5555, L4::TcpAck);
-        let back = bed.dp.test_run(FROM_CONTAINER, &reply, bs.host_ifindex, 1).unwrap();
+        let back = bed
+            .dp
+            .test_run(FROM_CONTAINER, &reply, bs.host_ifindex, 1)
+            .unwrap();
         assert_eq!(back.action, TC_ACT_REDIRECT);
-        assert_eq!(tuple(&back.packet), (node, world, 30080, 5555), "the reply comes from the node port");
-        assert_eq!(counter(bed, reason::MASQUERADE), 0, "replies are never masqueraded");
+        assert_eq!(
+            tuple(&back.packet),
+            (node, world, 30080, 5555),
+            "the reply comes from the node port"
+        );
+        assert_eq!(
+            counter(bed, reason::MASQUERADE),
+            0,
+            "replies are never masqueraded"
+        );
     });
 }
 
 #[test]
 fn node_port_to_a_backend_on_another_node_is_source_natted_and_answered_through_the_node() {
     both(|bed, v6| {
-        let remote: IpAddr = if v6 { "fd00:200:0:5::7".parse().unwrap() } else { "10.200.5.7".parse().unwrap() };
+        let remote: IpAddr = if v6 {
+            "fd00:200:0:5::7".parse().unwrap()
+        } else {
+            "10.200.5.7".parse().unwrap()
+        };
         bed.route_via_world(remote);
         nodeport(bed, v6, remote);
         let (world, node) = outside(v6);
-        let input = packet(bed::WORLD_MAC, [2, 0, 0, 0, 0, 1], world, node, 5555, 30080, L4::TcpSyn);
-        let out = bed.dp.test_run(membrane_common::program_names::FROM_NETDEV, &input, bed.uplink, 1).unwrap();
+        let input = packet(
+            bed::WORLD_MAC,
+            [2, 0, 0, 0, 0, 1],
+            world,
+            node,
+            5555,
+            30080,
+            L4::TcpSyn,
+        );
+        let out = bed
+            .dp
+            .test_run(
+                membrane_common::program_names::FROM_NETDEV,
+                &input,
+                bed.uplink,
+                1,
+            )
+            .unwrap();
         assert_eq!(out.action, TC_ACT_REDIRECT);
         let (src, dst, nat_port, dport) = tuple(&out.packet);
-        assert_eq!((src, dst, dport), (node, remote, 8080), "source-NATed to the node, sent to the backend");
-        let reply = packet(bed::WORLD_MAC, [2, 0, 0, 0, 0, 1], remote, node, 8080, nat_port, L4::TcpAck);
-        let back = bed.dp.test_run(membrane_common::program_names::FROM_NETDEV, &reply, bed.uplink, 1).unwrap();
+        assert_eq!(
+            (src, dst, dport),
+            (node, remote, 8080),
+            "source-NATed to the node, sent to the backend"
+        );
+        let reply = packet(
+            bed::WORLD_MAC,
+            [2, 0, 0, 0, 0, 1],
+            remote,
+            node,
+            8080,
+            nat_port,
+            L4::TcpAck,
+        );
+        let back = bed
+            .dp
+            .test_run(
+                membrane_common::program_names::FROM_NETDEV,
+                &reply,
+                bed.uplink,
+                1,
+            )
+            .unwrap();
         assert_eq!(back.action, TC_ACT_REDIRECT);
-        assert_eq!(tuple(&back.packet), (node, world, 30080, 5555), "the client sees its node port answer");
+        assert_eq!(
+            tuple(&back.packet),
+            (node, world, 30080, 5555),
+            "the client sees its node port answer"
+        );
     });
 }
 
@@ -356,8 +451,24 @@ fn a_cluster_ip_is_not_reachable_from_outside_the_node() {
         let b = pod_b(bed, v6);
         frontend(bed, v6, &[(1, b, 8080)], &[], 0);
         let (world, _) = outside(v6);
-        let input = packet(bed::WORLD_MAC, [2, 0, 0, 0, 0, 1], world, vip(v6), 5555, 80, L4::TcpSyn);
-        let out = bed.dp.test_run(membrane_common::program_names::FROM_NETDEV, &input, bed.uplink, 1).unwrap();
+        let input = packet(
+            bed::WORLD_MAC,
+            [2, 0, 0, 0, 0, 1],
+            world,
+            vip(v6),
+            5555,
+            80,
+            L4::TcpSyn,
+        );
+        let out = bed
+            .dp
+            .test_run(
+                membrane_common::program_names::FROM_NETDEV,
+                &input,
+                bed.uplink,
+                1,
+            )
+            .unwrap();
         assert_eq!(out.action, 0, "handed to the stack untranslated");
         assert_eq!(out.packet, input);
     });

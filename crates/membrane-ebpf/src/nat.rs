@@ -6,8 +6,9 @@ use crate::maps::NAT;
 use crate::packet::Packet;
 use crate::rewrite::{End, set_addr, set_port};
 use aya_ebpf::bindings::BPF_NOEXIST;
-use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns};
+use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_loop};
 use aya_ebpf::programs::TcContext;
+use core::ffi::c_void;
 use membrane_common::metrics::reason;
 use membrane_common::{CtKey, DatapathConfig, NatEntry};
 
@@ -65,8 +66,54 @@ pub fn snat(
     Ok(())
 }
 
+/// State of a port search, shared with the `bpf_loop` callback through a pointer.
+#[repr(C)]
+struct PortSearch {
+    /// The reply tuple being claimed; its ports change with each candidate.
+    reply: CtKey,
+    /// The reply entry's value: back to the pod's address and port.
+    back: NatEntry,
+    /// First port of the range.
+    min: u32,
+    /// Number of ports in the range.
+    span: u32,
+    /// The claimed port (network byte order), 0 while none.
+    found: u16,
+    /// 1 for ICMP echo (the identifier is both "ports").
+    is_echo: u8,
+    /// Padding.
+    _pad: u8,
+}
+
+/// Tries to claim `port` for the search: inserts its reply entry unless one exists.
+#[inline(always)]
+fn claim(search: &mut PortSearch, port: u16) -> bool {
+    search.reply.dport = port;
+    if search.is_echo != 0 {
+        search.reply.sport = port;
+    }
+    if NAT
+        .insert(&search.reply, &search.back, BPF_NOEXIST as u64)
+        .is_ok()
+    {
+        search.found = port;
+        true
+    } else {
+        false
+    }
+}
+
+/// One `bpf_loop` iteration: a random port of the range. Returns 1 (stop) once claimed.
+/// As a loop callback it is verified once, however many tries are allowed.
+extern "C" fn try_random_port(_index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes back the pointer to the caller's PortSearch.
+    let search = unsafe { &mut *(ctx as *mut PortSearch) };
+    let port = ((search.min + random_below(search.span)) as u16).to_be();
+    claim(search, port) as i64
+}
+
 /// Claims a free port by inserting the reply entry with `BPF_NOEXIST`: the original
-/// source port first, then random ports of the range.
+/// source port first when it lies in the range, then random ports of the range.
 #[inline(never)]
 fn allocate_port(pkt: &Packet, cfg: &DatapathConfig, node: &[u8; 16], now: u64) -> Result<u16, u8> {
     let orig = &pkt.key;
@@ -75,30 +122,39 @@ fn allocate_port(pkt: &Packet, cfg: &DatapathConfig, node: &[u8; 16], now: u64) 
     if min == 0 || max < min {
         return Err(reason::DROP_NAT_NO_PORT);
     }
-    let span = max - min + 1;
-    let back = NatEntry {
-        addr: orig.saddr,
-        port: orig.sport,
-        _pad: [0; 6],
-        created_ns: now,
+    let mut search = PortSearch {
+        reply: reply_key(orig, node, orig.sport, pkt.is_echo),
+        back: NatEntry {
+            addr: orig.saddr,
+            port: orig.sport,
+            _pad: [0; 6],
+            created_ns: now,
+        },
+        min,
+        span: max - min + 1,
+        found: 0,
+        is_echo: pkt.is_echo as u8,
+        _pad: 0,
     };
     let first = u16::from_be(orig.sport) as u32;
-    let mut candidate = if first >= min && first <= max {
-        first
-    } else {
-        min + random_below(span)
-    };
-    let mut i = 0;
-    while i < PORT_TRIES {
-        let port = (candidate as u16).to_be();
-        let key = reply_key(orig, node, port, pkt.is_echo);
-        if NAT.insert(&key, &back, BPF_NOEXIST as u64).is_ok() {
-            return Ok(port);
-        }
-        candidate = min + random_below(span);
-        i += 1;
+    if first >= min && first <= max && claim(&mut search, orig.sport) {
+        return Ok(search.found);
     }
-    Err(reason::DROP_NAT_NO_PORT)
+    // SAFETY: the callback is a BPF function taking (index, ctx); ctx points at `search`,
+    // which outlives the call.
+    unsafe {
+        bpf_loop(
+            PORT_TRIES,
+            try_random_port as *mut c_void,
+            &mut search as *mut PortSearch as *mut c_void,
+            0,
+        );
+    }
+    if search.found != 0 {
+        Ok(search.found)
+    } else {
+        Err(reason::DROP_NAT_NO_PORT)
+    }
 }
 
 /// A random number below `span` (0 when `span` is 0), without a panicking remainder.

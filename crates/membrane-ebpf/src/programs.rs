@@ -13,8 +13,8 @@ use aya_ebpf::bindings::{TC_ACT_OK, TC_ACT_SHOT};
 use aya_ebpf::macros::classifier;
 use aya_ebpf::programs::TcContext;
 use membrane_common::DatapathConfig;
-use membrane_common::identity;
 use membrane_common::config::{config_flags, routing_mode};
+use membrane_common::identity;
 use membrane_common::metrics::{direction, reason};
 use membrane_common::tuple::proto;
 
@@ -115,7 +115,14 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
             reason: reason::FORWARD_LOCAL,
         });
     }
-    forward_off_node(ctx, &mut pkt, cfg, ifindex, src.identity, !tracked.is_reply())
+    forward_off_node(
+        ctx,
+        &mut pkt,
+        cfg,
+        ifindex,
+        src.identity,
+        !tracked.is_reply(),
+    )
 }
 
 /// Sends a packet whose destination is not on this node on its way: through the tunnel
@@ -226,7 +233,8 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
     // NodePort, LoadBalancer and external IPs: a Service frontend reached from outside.
     let rev_nat_index = service::dnat(ctx, &mut pkt, cfg, false)?;
     if rev_nat_index != 0 {
-        let identity = ipcache(&pkt.key.saddr, pkt.key.family).map_or(identity::WORLD, |e| e.identity);
+        let identity =
+            ipcache(&pkt.key.saddr, pkt.key.family).map_or(identity::WORLD, |e| e.identity);
         track(
             &pkt,
             ctx.len(),

@@ -20,7 +20,12 @@ use membrane_common::{CtEntry, DatapathConfig, ServiceKey};
 /// From outside the node (`from_inside` false) only frontends meant to be reachable
 /// from outside count (NodePort, LoadBalancer, external IPs).
 #[inline(never)]
-pub fn dnat(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig, from_inside: bool) -> Result<u16, u8> {
+pub fn dnat(
+    ctx: &TcContext,
+    pkt: &mut Packet,
+    cfg: &DatapathConfig,
+    from_inside: bool,
+) -> Result<u16, u8> {
     if pkt.key.proto != proto::TCP && pkt.key.proto != proto::UDP {
         return Ok(0);
     }
@@ -105,7 +110,12 @@ pub fn dnat(ctx: &TcContext, pkt: &mut Packet, cfg: &DatapathConfig, from_inside
 /// Rewrites the source of a reply on a translated connection back to its frontend (for
 /// a NodePort, the node's address of the packet's family).
 #[inline(never)]
-pub fn reverse(ctx: &TcContext, pkt: &mut Packet, tracked: Tracked, cfg: &DatapathConfig) -> Result<(), u8> {
+pub fn reverse(
+    ctx: &TcContext,
+    pkt: &mut Packet,
+    tracked: Tracked,
+    cfg: &DatapathConfig,
+) -> Result<(), u8> {
     if !tracked.is_reply() || tracked.rev_nat_index() == 0 {
         return Ok(());
     }
