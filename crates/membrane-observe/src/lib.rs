@@ -1,0 +1,6 @@
+//! Flow observability: decodes datapath events into enriched flows, keeps the last N,
+//! and serves them through the Hubble-compatible Observer gRPC API and as metrics.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod api;
