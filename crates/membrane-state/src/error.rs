@@ -33,7 +33,7 @@ pub enum StoreError {
         operation: &'static str,
         /// The client's error.
         #[source]
-        source: etcd_client::Error,
+        source: Box<etcd_client::Error>,
     },
     /// The history asked for was compacted away: re-list and watch from the list's revision.
     #[error("revision {requested} under {prefix} is compacted (oldest kept: {oldest})")]
@@ -99,7 +99,7 @@ pub enum StoreError {
         operation: &'static str,
         /// The redb error.
         #[source]
-        source: redb::Error,
+        source: Box<redb::Error>,
     },
     /// A record of the embedded store's history does not decode.
     #[error("embedded store {path}: the history record of revision {revision} is corrupt")]

@@ -8,13 +8,59 @@
 mod bed;
 
 use futures::StreamExt as _;
+use membrane_state::EmbeddedStore;
 use membrane_state::{
     Event, LeaseId, Op, Precondition, Store, StoreError, WatchEvent, WatchStream, allocate_unique,
     keys,
 };
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Runs `body` on a fresh embedded store.
+pub fn on_embedded<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<dyn Store>, Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = EmbeddedStore::open(dir.path()).await.unwrap();
+            // A second handle on the same store, as a second component of one agent has.
+            body(Arc::new(store.clone()), Arc::new(store)).await
+        });
+}
+
+/// Runs `body` against a fresh etcd, with two independent clients (two agents).
+pub fn on_etcd<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<dyn Store>, Arc<dyn Store>) -> Fut + Send,
+    Fut: Future<Output = ()>,
+{
+    let bed = bed::EtcdBed::start();
+    bed.run(|| async {
+        let (a, b) = (bed.store().await, bed.store().await);
+        body(Arc::new(a), Arc::new(b)).await
+    });
+}
+
+/// Declares each named async test body as a test against both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test] fn $name() { $crate::on_embedded(super::$name) })*
+        }
+        mod etcd {
+            $(#[test] fn $name() { $crate::on_etcd(super::$name) })*
+        }
+    };
+}
 
 on_both_backends!(
     put_get_and_list_report_values_and_revisions,

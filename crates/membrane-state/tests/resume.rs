@@ -140,7 +140,9 @@ fn a_watch_cut_off_while_history_is_compacted_resyncs_by_the_difference() {
         ));
         bed.etcd.start_again_on(&bed.netns, other).unwrap();
         let endpoint = bed.etcd.endpoint();
-        let admin = EtcdStore::connect(&[endpoint.clone()]).await.unwrap();
+        let admin = EtcdStore::connect(std::slice::from_ref(&endpoint))
+            .await
+            .unwrap();
         admin.delete("/c/a", Precondition::Any).await.unwrap();
         let b = admin
             .put("/c/b", b"2".to_vec(), Precondition::Any)

@@ -150,6 +150,9 @@ fn write(path: &Path, cidrs: &PodCidrs) -> Result<(), ClusterError> {
             source,
         }
     };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err("create the directory of"))?;
+    }
     let temporary: PathBuf = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(cidrs).expect("pod CIDRs encode");
     std::fs::write(&temporary, bytes).map_err(err("write"))?;

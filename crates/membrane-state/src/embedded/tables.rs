@@ -50,7 +50,7 @@ pub(super) fn db<'a, E: Into<redb::Error>>(
     move |source| StoreError::Database {
         path: path.to_path_buf(),
         operation,
-        source: source.into(),
+        source: Box::new(source.into()),
     }
 }
 

@@ -65,7 +65,7 @@ impl EtcdStore {
             .map_err(|source| StoreError::Etcd {
                 endpoints: endpoints.to_vec(),
                 operation: "setting up the client",
-                source,
+                source: Box::new(source),
             })?;
         Ok(EtcdStore {
             link: Arc::new(Link::new(client, endpoints.to_vec())),
@@ -111,7 +111,7 @@ impl EtcdStore {
             Ok(Err(source)) => Err(StoreError::Etcd {
                 endpoints: self.link.endpoints.clone(),
                 operation,
-                source,
+                source: Box::new(source),
             }),
             Err(_) => {
                 let reason = format!("{operation}: no answer within {REQUEST_TIMEOUT:?}");
