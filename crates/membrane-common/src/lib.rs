@@ -9,6 +9,7 @@
 pub mod config;
 pub mod ct;
 pub mod endpoint;
+pub mod events;
 pub mod identity;
 pub mod ipcache;
 pub mod lb;
@@ -21,6 +22,7 @@ pub mod tuple;
 pub use config::DatapathConfig;
 pub use ct::{CtEntry, CtKey};
 pub use endpoint::{EndpointInfo, EndpointKey};
+pub use events::FlowEvent;
 pub use ipcache::{IPCACHE_PREFIX_BITS, IpcacheAddr, IpcacheEntry};
 pub use lb::{
     AffinityKey, AffinityValue, Backend, MaglevKey, RevNat, ServiceKey, ServiceValue, SockRevKey,
@@ -55,6 +57,10 @@ pub mod map_names {
     pub const MAGLEV: &str = "MEMBRANE_MAGLEV";
     /// Socket-level reverse translation (LRU, [`crate::SockRevKey`] to [`crate::RevNat`]).
     pub const SOCK_REV_NAT: &str = "MEMBRANE_SOCK_REV_NAT";
+    /// Flow events (ring buffer of [`crate::FlowEvent`]).
+    pub const EVENTS: &str = "MEMBRANE_EVENTS";
+    /// Per-CPU scratch slot where the running program assembles its event.
+    pub const EVENT_SCRATCH: &str = "MEMBRANE_EVENT_SCRATCH";
     /// Per-CPU packet and byte counters, indexed by [`crate::metrics_index`].
     pub const METRICS: &str = "MEMBRANE_METRICS";
 }
@@ -93,6 +99,7 @@ mod tests {
         assert_eq!(size_of::<AffinityValue>(), 16);
         assert_eq!(size_of::<MaglevKey>(), 8);
         assert_eq!(size_of::<SockRevKey>(), 32);
+        assert_eq!(size_of::<FlowEvent>(), 96);
         assert_eq!(align_of::<CtEntry>(), 8);
     }
 }

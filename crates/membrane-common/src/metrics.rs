@@ -81,6 +81,8 @@ pub mod reason {
     pub const DROP_NO_BACKEND: u8 = 140;
     /// A backend slot names a backend that does not exist (an update in progress).
     pub const DROP_BACKEND_MISSING: u8 = 141;
+    /// Not a packet outcome: an event could not be written to the full ring buffer.
+    pub const EVENT_LOST: u8 = 255;
 
     /// Human-readable name of a reason code, for metrics and CLI output.
     pub const fn name(code: u8) -> &'static str {
@@ -109,6 +111,7 @@ pub mod reason {
             DROP_TUNNEL => "tunnel_metadata",
             DROP_NO_BACKEND => "service_without_backend",
             DROP_BACKEND_MISSING => "backend_missing",
+            EVENT_LOST => "event_lost",
             _ => "unknown",
         }
     }

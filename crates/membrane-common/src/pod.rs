@@ -19,3 +19,4 @@ unsafe impl aya::Pod for crate::AffinityKey {}
 unsafe impl aya::Pod for crate::AffinityValue {}
 unsafe impl aya::Pod for crate::MaglevKey {}
 unsafe impl aya::Pod for crate::SockRevKey {}
+unsafe impl aya::Pod for crate::FlowEvent {}

@@ -75,6 +75,13 @@ pub enum DatapathError {
         /// Why it is invalid.
         reason: String,
     },
+    /// Waiting on the events ring buffer failed.
+    #[error("reading the events ring buffer failed")]
+    Events {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The uplink interface does not exist.
     #[error("interface {interface} not found")]
     NoInterface {

@@ -8,6 +8,7 @@
 mod attach;
 mod conntrack;
 mod error;
+mod events;
 mod loader;
 mod maglev;
 mod maps;
@@ -17,6 +18,7 @@ pub mod test_run;
 
 pub use conntrack::CtStats;
 pub use error::DatapathError;
+pub use events::EventReader;
 pub use loader::{Datapath, DatapathOptions, EndpointSpec, MapSizes, Routing};
 pub use maglev::{is_prime, table as maglev_table};
 pub use maps::ReasonCounter;

@@ -207,6 +207,26 @@ impl Datapath {
         self.maps.service_entries()
     }
 
+    /// Takes the reader of the events ring buffer (once; later calls fail). Needs a tokio
+    /// runtime.
+    pub fn take_event_reader(&mut self) -> Result<crate::events::EventReader, DatapathError> {
+        let ring = self.maps.events.take().ok_or(DatapathError::Missing {
+            kind: "map (already taken)",
+            name: crate::events::MAP,
+        })?;
+        crate::events::EventReader::new(ring)
+    }
+
+    /// Events lost because the ring buffer was full, summed over CPUs.
+    pub fn lost_events(&self) -> Result<u64, DatapathError> {
+        Ok(self
+            .counters()?
+            .iter()
+            .filter(|c| c.reason == membrane_common::metrics::reason::EVENT_LOST)
+            .map(|c| c.packets)
+            .sum())
+    }
+
     /// How many instructions the verifier processed for each loaded program (the
     /// kernel's limit is one million per program).
     pub fn verified_instructions(&self) -> Vec<(String, u32)> {

@@ -3,7 +3,7 @@
 use crate::error::DatapathError;
 use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray};
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf};
 use ipnet::IpNet;
 use membrane_common::metrics::{direction, reason};
 use membrane_common::tuple::v4_bytes;
@@ -46,6 +46,7 @@ pub struct Maps {
     pub(crate) rev_nat: HashMap<MapData, u16, RevNat>,
     pub(crate) maglev: HashMap<MapData, MaglevKey, u32>,
     metrics: PerCpuArray<MapData, MetricsValue>,
+    pub(crate) events: Option<RingBuf<MapData>>,
 }
 
 /// The 16-byte form and family of an address.
@@ -106,6 +107,7 @@ impl Maps {
             rev_nat: take(ebpf, map_names::REV_NAT)?,
             maglev: take(ebpf, map_names::MAGLEV)?,
             metrics: take(ebpf, map_names::METRICS)?,
+            events: Some(take(ebpf, map_names::EVENTS)?),
         })
     }
 
@@ -252,7 +254,7 @@ impl Maps {
             rows.push(ReasonCounter {
                 reason: code,
                 reason_name: reason::name(code),
-                is_drop: code >= reason::DROP_FIRST,
+                is_drop: code >= reason::DROP_FIRST && code != reason::EVENT_LOST,
                 direction: if index % 2 == direction::EGRESS as u32 {
                     "egress"
                 } else {

@@ -35,6 +35,13 @@ pub struct Tracked(u32);
 
 impl Tracked {
     const REPLY: u32 = 1 << 31;
+    const NEW: u32 = 1 << 30;
+
+    /// True when this packet created the connection's entry.
+    #[inline(always)]
+    pub fn is_new(self) -> bool {
+        self.0 & Self::NEW != 0
+    }
 
     /// True when the packet travels in the reply direction.
     #[inline(always)]
@@ -80,7 +87,7 @@ pub fn track(pkt: &Packet, len: u32, origin: Option<&Origin>) -> Result<Tracked,
             };
             CT.insert(fwd, &entry, 0)
                 .map_err(|_| reason::DROP_MAP_FULL)?;
-            return Ok(Tracked(origin.rev_nat_index as u32));
+            return Ok(Tracked(Tracked::NEW | origin.rev_nat_index as u32));
         } else {
             return Ok(Tracked(0));
         }

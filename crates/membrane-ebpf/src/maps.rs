@@ -2,10 +2,10 @@
 
 use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
 use aya_ebpf::macros::map;
-use aya_ebpf::maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray};
+use aya_ebpf::maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf};
 use membrane_common::{
     AffinityKey, AffinityValue, Backend, CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey,
-    IpcacheAddr, IpcacheEntry, METRICS_SLOTS, MaglevKey, MetricsValue, NatEntry, RevNat,
+    FlowEvent, IpcacheAddr, IpcacheEntry, METRICS_SLOTS, MaglevKey, MetricsValue, NatEntry, RevNat,
     ServiceKey, ServiceValue, SockRevKey,
 };
 
@@ -56,3 +56,11 @@ pub static MAGLEV: HashMap<MaglevKey, u32> = HashMap::pinned(65536, 0);
 /// Socket-level reverse translation.
 #[map(name = "MEMBRANE_SOCK_REV_NAT")]
 pub static SOCK_REV_NAT: LruHashMap<SockRevKey, RevNat> = LruHashMap::pinned(65536, 0);
+
+/// Flow events for the agent.
+#[map(name = "MEMBRANE_EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::pinned(1 << 22, 0);
+
+/// Where the running program assembles its event.
+#[map(name = "MEMBRANE_EVENT_SCRATCH")]
+pub static EVENT_SCRATCH: PerCpuArray<FlowEvent> = PerCpuArray::with_max_entries(1, 0);

@@ -1,6 +1,7 @@
 //! The program entry points: thin wrappers that turn every `Err` into a counted drop.
 
 use crate::ct::{Origin, track};
+use crate::events;
 use crate::forward::{Route, endpoint, lookup, redirect_out, to_endpoint};
 use crate::maps::CONFIG;
 use crate::metrics::count;
@@ -28,17 +29,13 @@ struct Verdict {
 
 #[inline(always)]
 fn finish(ctx: &TcContext, dir: u8, res: Result<Verdict, u8>) -> i32 {
-    let len = ctx.len();
-    match res {
-        Ok(v) => {
-            count(v.reason, dir, len);
-            v.action
-        }
-        Err(drop) => {
-            count(drop, dir, len);
-            TC_ACT_SHOT as i32
-        }
-    }
+    let (action, code) = match res {
+        Ok(v) => (v.action, v.reason),
+        Err(drop) => (TC_ACT_SHOT as i32, drop),
+    };
+    count(code, dir, ctx.len());
+    events::submit(code, dir, CONFIG.get(0).map_or(0, |c| c.flags));
+    action
 }
 
 #[inline(always)]
@@ -66,6 +63,7 @@ const PASS: Verdict = Verdict {
 /// tc ingress on a pod's host-side veth: traffic leaving the pod.
 #[classifier]
 pub fn from_container(ctx: TcContext) -> i32 {
+    events::reset();
     let res = try_from_container(&ctx);
     finish(&ctx, direction::EGRESS, res)
 }
@@ -83,10 +81,12 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
     if !pkt.is_v4() && (pkt.key.saddr[0] == 0xfe || pkt.key.daddr[0] == 0xff) {
         return Ok(PASS);
     }
+    events::begin(&pkt, ctx.len(), ifindex);
     let src = match endpoint(&pkt.key.saddr, pkt.key.family) {
         Some(src) if src.ifindex == ifindex => src,
         _ => return Err(reason::DROP_INVALID_SOURCE),
     };
+    events::source(src.endpoint_id, src.identity);
     if pkt.is_fragment {
         // Fragments carry no ports: only same-node delivery by address is possible.
         return match endpoint(&pkt.key.daddr, pkt.key.family) {
@@ -98,6 +98,7 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
         };
     }
     let rev_nat_index = service::dnat(ctx, &mut pkt, cfg, true)?;
+    events::translated(&pkt, rev_nat_index);
     let tracked = track(
         &pkt,
         ctx.len(),
@@ -107,9 +108,11 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
             rev_nat_index,
         }),
     )?;
+    events::tracked(tracked);
     service::reverse(ctx, &mut pkt, tracked, cfg)?;
     let dst = endpoint(&pkt.key.daddr, pkt.key.family);
     if let Some(ep) = dst {
+        events::destination(ep.endpoint_id, ep.identity);
         return Ok(Verdict {
             action: to_endpoint(ctx, &pkt, ep)?,
             reason: reason::FORWARD_LOCAL,
@@ -199,6 +202,7 @@ fn wants_masquerade(pkt: &Packet, cfg: &DatapathConfig) -> bool {
 /// node) are delivered to it; everything else goes to the stack.
 #[classifier]
 pub fn from_netdev(ctx: TcContext) -> i32 {
+    events::reset();
     let res = try_from_netdev(&ctx);
     finish(&ctx, direction::INGRESS, res)
 }
@@ -217,10 +221,12 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
     } else {
         &cfg.node_ipv6
     };
+    events::begin(&pkt, ctx.len(), ifindex);
     if pkt.key.daddr == *node && reverse_snat(ctx, &mut pkt)? {
         // A reply to a masqueraded connection, or to a Service connection this node
         // source-NATed towards a backend on another node.
         let tracked = track(&pkt, ctx.len(), None)?;
+        events::tracked(tracked);
         service::reverse(ctx, &mut pkt, tracked, cfg)?;
         return match endpoint(&pkt.key.daddr, pkt.key.family) {
             Some(ep) => Ok(Verdict {
@@ -233,9 +239,11 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
     // NodePort, LoadBalancer and external IPs: a Service frontend reached from outside.
     let rev_nat_index = service::dnat(ctx, &mut pkt, cfg, false)?;
     if rev_nat_index != 0 {
+        events::translated(&pkt, rev_nat_index);
         let identity =
             ipcache(&pkt.key.saddr, pkt.key.family).map_or(identity::WORLD, |e| e.identity);
-        track(
+        events::source(0, identity);
+        let tracked = track(
             &pkt,
             ctx.len(),
             Some(&Origin {
@@ -244,7 +252,9 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
                 rev_nat_index,
             }),
         )?;
+        events::tracked(tracked);
         if let Some(ep) = endpoint(&pkt.key.daddr, pkt.key.family) {
+            events::destination(ep.endpoint_id, ep.identity);
             return Ok(Verdict {
                 action: to_endpoint(ctx, &pkt, ep)?,
                 reason: reason::SERVICE_EXTERNAL,
@@ -255,9 +265,13 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
         return forward_off_node(ctx, &mut pkt, cfg, ifindex, identity::REMOTE_NODE, false);
     }
     let Some(ep) = endpoint(&pkt.key.daddr, pkt.key.family) else {
+        // Traffic for the node itself: the stack's business, not a flow of ours.
+        events::reset();
         return Ok(PASS);
     };
     let identity = ipcache(&pkt.key.saddr, pkt.key.family).map_or(0, |e| e.identity);
+    events::source(0, identity);
+    events::destination(ep.endpoint_id, ep.identity);
     let tracked = track(
         &pkt,
         ctx.len(),
@@ -267,6 +281,7 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
             rev_nat_index: 0,
         }),
     )?;
+    events::tracked(tracked);
     // A remote backend's reply to a local client of a Service.
     service::reverse(ctx, &mut pkt, tracked, cfg)?;
     Ok(Verdict {
@@ -280,6 +295,7 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
 /// to the stack.
 #[classifier]
 pub fn from_overlay(ctx: TcContext) -> i32 {
+    events::reset();
     let res = try_from_overlay(&ctx);
     finish(&ctx, direction::INGRESS, res)
 }
@@ -291,10 +307,13 @@ fn try_from_overlay(ctx: &TcContext) -> Result<Verdict, u8> {
         Parsed::Other => return Ok(PASS),
     };
     let cfg = config()?;
+    events::begin(&pkt, ctx.len(), ifindex(ctx));
     let identity = identity_from_vni(ctx)?;
+    events::source(0, identity);
     let Some(ep) = endpoint(&pkt.key.daddr, pkt.key.family) else {
         return Ok(PASS);
     };
+    events::destination(ep.endpoint_id, ep.identity);
     if !pkt.is_fragment {
         let tracked = track(
             &pkt,
@@ -305,6 +324,7 @@ fn try_from_overlay(ctx: &TcContext) -> Result<Verdict, u8> {
                 rev_nat_index: 0,
             }),
         )?;
+        events::tracked(tracked);
         // A remote backend's reply to a local client of a Service.
         service::reverse(ctx, &mut pkt, tracked, cfg)?;
     }

@@ -1,0 +1,108 @@
+//! Flow events from the real programs (BPF_PROG_TEST_RUN) read back through the ring
+//! buffer: drops always, a connection's first packet, not its later packets.
+
+#[allow(dead_code)]
+mod bed;
+
+use bed::{L4, packet, with_bed};
+use membrane_common::FlowEvent;
+use membrane_common::events::{ct_state, event_kind, observation_point};
+use membrane_common::metrics::reason;
+use membrane_common::program_names::FROM_CONTAINER;
+use std::time::Duration;
+
+/// Reads whatever the ring holds within a short wait.
+fn drain(
+    reader: &mut membrane_datapath::EventReader,
+    rt: &tokio::runtime::Runtime,
+) -> Vec<FlowEvent> {
+    let mut out = Vec::new();
+    rt.block_on(async {
+        while tokio::time::timeout(Duration::from_millis(200), reader.next_batch(&mut out))
+            .await
+            .is_ok()
+        {}
+    });
+    out
+}
+
+#[test]
+fn forwarded_connections_report_their_first_packet_and_drops_report_every_packet() {
+    with_bed(|bed| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut reader = rt.block_on(async { bed.dp.take_event_reader() }).unwrap();
+        let (a, b) = (bed.a.spec.clone(), bed.b.spec.clone());
+        let syn = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.a.v4.into(),
+            bed.b.v4.into(),
+            33000,
+            8080,
+            L4::TcpSyn,
+        );
+        let ack = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.a.v4.into(),
+            bed.b.v4.into(),
+            33000,
+            8080,
+            L4::TcpAck,
+        );
+        let spoofed = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.b.v4.into(),
+            bed.a.v4.into(),
+            1,
+            2,
+            L4::Udp,
+        );
+        bed.dp
+            .test_run(FROM_CONTAINER, &syn, a.host_ifindex, 1)
+            .unwrap();
+        for _ in 0..5 {
+            bed.dp
+                .test_run(FROM_CONTAINER, &ack, a.host_ifindex, 1)
+                .unwrap();
+        }
+        bed.dp
+            .test_run(FROM_CONTAINER, &spoofed, a.host_ifindex, 1)
+            .unwrap();
+        bed.dp
+            .test_run(FROM_CONTAINER, &spoofed, a.host_ifindex, 1)
+            .unwrap();
+        let events = drain(&mut reader, &rt);
+        let traces: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == event_kind::TRACE)
+            .collect();
+        let drops: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == event_kind::DROP)
+            .collect();
+        assert_eq!(
+            traces.len(),
+            1,
+            "one trace for the connection's first packet, none for its 5 ACKs: {events:?}"
+        );
+        let t = traces[0];
+        assert_eq!(t.ct_state, ct_state::NEW);
+        assert_eq!(t.reason, reason::FORWARD_LOCAL);
+        assert_eq!(t.observation_point, observation_point::TO_ENDPOINT);
+        assert_eq!((t.src_endpoint, t.dst_endpoint), (a.id, b.id));
+        assert_eq!((t.src_identity, t.dst_identity), (a.identity, b.identity));
+        assert_eq!(u16::from_be(t.tuple.dport), 8080);
+        assert_eq!(drops.len(), 2, "every dropped packet is reported");
+        assert!(
+            drops
+                .iter()
+                .all(|d| d.reason == reason::DROP_INVALID_SOURCE)
+        );
+        assert_eq!(bed.dp.lost_events().unwrap(), 0);
+    });
+}

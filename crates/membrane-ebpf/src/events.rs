@@ -1,0 +1,165 @@
+//! Flow events: each program assembles one event in a per-CPU scratch slot while it
+//! decides, then reports it through the ring buffer if the event is worth reporting
+//! (every drop; a connection's first packet and TCP flag changes; everything when the
+//! agent asks for it). A full ring buffer is counted, never silent.
+
+use crate::ct::Tracked;
+use crate::maps::{EVENT_SCRATCH, EVENTS};
+use crate::metrics::count;
+use crate::packet::{Packet, tcp_flags};
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use membrane_common::FlowEvent;
+use membrane_common::events::{ct_state, event_flags, event_kind, observation_point};
+use membrane_common::metrics::reason;
+
+/// The scratch event of this CPU.
+#[inline(always)]
+fn scratch() -> Option<*mut FlowEvent> {
+    EVENT_SCRATCH.get_ptr_mut(0)
+}
+
+/// Marks the scratch event empty: nothing is reported unless [`begin`] runs.
+#[inline(always)]
+pub fn reset() {
+    if let Some(e) = scratch() {
+        // SAFETY: per-CPU slot; programs on one CPU do not interleave.
+        unsafe { (*e).timestamp_ns = 0 };
+    }
+}
+
+/// Starts the event of a parsed packet seen on `ifindex`.
+#[inline(always)]
+pub fn begin(pkt: &Packet, len: u32, ifindex: u32) {
+    if let Some(e) = scratch() {
+        // SAFETY: as in `reset`; every field is written.
+        unsafe {
+            (*e).timestamp_ns = bpf_ktime_get_ns();
+            (*e).tuple = pkt.key;
+            (*e).xlated_daddr = [0; 16];
+            (*e).xlated_dport = 0;
+            (*e).src_endpoint = 0;
+            (*e).dst_endpoint = 0;
+            (*e).rev_nat_index = 0;
+            (*e).src_identity = 0;
+            (*e).dst_identity = 0;
+            (*e).len = len;
+            (*e).ifindex = ifindex;
+            (*e).kind = 0;
+            (*e).reason = 0;
+            (*e).direction = 0;
+            (*e).observation_point = 0;
+            (*e).tcp_flags = pkt.tcp_flags;
+            (*e).ct_state = ct_state::UNKNOWN;
+            (*e)._pad = [0; 2];
+        }
+    }
+}
+
+/// Records the packet's source.
+#[inline(always)]
+pub fn source(endpoint: u16, identity: u32) {
+    if let Some(e) = scratch() {
+        // SAFETY: as in `reset`.
+        unsafe {
+            (*e).src_endpoint = endpoint;
+            (*e).src_identity = identity;
+        }
+    }
+}
+
+/// Records the packet's destination.
+#[inline(always)]
+pub fn destination(endpoint: u16, identity: u32) {
+    if let Some(e) = scratch() {
+        // SAFETY: as in `reset`.
+        unsafe {
+            (*e).dst_endpoint = endpoint;
+            (*e).dst_identity = identity;
+        }
+    }
+}
+
+/// Records the connection-tracking outcome.
+#[inline(always)]
+pub fn tracked(t: Tracked) {
+    if let Some(e) = scratch() {
+        let state = if t.is_new() {
+            ct_state::NEW
+        } else if t.is_reply() {
+            ct_state::REPLY
+        } else {
+            ct_state::ESTABLISHED
+        };
+        // SAFETY: as in `reset`.
+        unsafe { (*e).ct_state = state };
+    }
+}
+
+/// Records a Service translation of the destination.
+#[inline(always)]
+pub fn translated(pkt: &Packet, rev_nat_index: u16) {
+    if rev_nat_index == 0 {
+        return;
+    }
+    if let Some(e) = scratch() {
+        // SAFETY: as in `reset`.
+        unsafe {
+            (*e).xlated_daddr = pkt.key.daddr;
+            (*e).xlated_dport = pkt.key.dport;
+            (*e).rev_nat_index = rev_nat_index;
+        }
+    }
+}
+
+/// Where a forwarded packet went, from its reason code.
+#[inline(always)]
+fn point_of(code: u8) -> u8 {
+    match code {
+        reason::FORWARD_LOCAL
+        | reason::REVERSE_NAT
+        | reason::FROM_OVERLAY
+        | reason::FROM_NETWORK
+        | reason::SERVICE_EXTERNAL => observation_point::TO_ENDPOINT,
+        reason::TO_STACK => observation_point::TO_STACK,
+        reason::MASQUERADE | reason::FORWARD_FIB => observation_point::TO_NETWORK,
+        reason::TO_OVERLAY => observation_point::TO_OVERLAY,
+        _ => observation_point::UNKNOWN,
+    }
+}
+
+/// Finishes the event with the program's outcome and reports it when it should be.
+#[inline(always)]
+pub fn submit(code: u8, direction: u8, config_flags: u16) {
+    let Some(e) = scratch() else { return };
+    // SAFETY: as in `reset`.
+    let event = unsafe { &mut *e };
+    if event.timestamp_ns == 0 {
+        return;
+    }
+    let is_drop = code >= reason::DROP_FIRST;
+    if !is_drop {
+        if config_flags & event_flags::NO_TRACE != 0 {
+            return;
+        }
+        let flag_change = event.tcp_flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0;
+        let new = event.ct_state == ct_state::NEW || event.ct_state == ct_state::UNKNOWN;
+        if config_flags & event_flags::ALL == 0 && !flag_change && !new {
+            return;
+        }
+    }
+    event.kind = if is_drop {
+        event_kind::DROP
+    } else {
+        event_kind::TRACE
+    };
+    event.reason = code;
+    event.direction = direction;
+    event.observation_point = if is_drop {
+        observation_point::UNKNOWN
+    } else {
+        point_of(code)
+    };
+    if EVENTS.output::<FlowEvent>(&*event, 0).is_err() {
+        count(reason::EVENT_LOST, direction, 0);
+    }
+}
