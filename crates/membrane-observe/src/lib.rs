@@ -4,3 +4,11 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod decode;
+pub mod directory;
+pub mod error;
+pub mod filter;
+pub mod flow;
+pub mod metrics;
+pub mod pipeline;
+pub mod store;

@@ -1,0 +1,109 @@
+//! What the decoder asks the agent: who an endpoint or address is, and which Service a
+//! reverse-NAT index belongs to. The agent implements these over its own state; tests
+//! use the in-memory `StaticDirectory`.
+
+use crate::flow::{ServiceName, Workload};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::RwLock;
+
+/// A pod (or other endpoint) as the agent knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointMeta {
+    /// Local endpoint id, 0 for endpoints on other nodes.
+    pub id: u16,
+    /// Security identity, 0 if not allocated yet.
+    pub identity: u32,
+    /// Kubernetes namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod_name: String,
+    /// Pod labels (`app` → `web`), without a source prefix.
+    pub labels: BTreeMap<String, String>,
+    /// Workloads owning the pod.
+    pub workloads: Vec<Workload>,
+}
+
+/// Looks endpoints up by local endpoint id or by address.
+pub trait EndpointDirectory: Send + Sync {
+    /// The local endpoint with this id.
+    fn by_id(&self, id: u16) -> Option<EndpointMeta>;
+    /// The endpoint (local or remote) that owns this address.
+    fn by_ip(&self, ip: IpAddr) -> Option<EndpointMeta>;
+}
+
+/// Looks Services up by the reverse-NAT index the datapath reports.
+pub trait ServiceDirectory: Send + Sync {
+    /// The Service whose frontend has this reverse-NAT index.
+    fn by_rev_nat(&self, index: u16) -> Option<ServiceName>;
+}
+
+/// An in-memory directory, replaced wholesale or entry by entry: for tests, benchmarks
+/// and agents that keep no better index.
+#[derive(Debug, Default)]
+pub struct StaticDirectory {
+    inner: RwLock<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    by_id: HashMap<u16, EndpointMeta>,
+    by_ip: HashMap<IpAddr, EndpointMeta>,
+    services: HashMap<u16, ServiceName>,
+}
+
+impl StaticDirectory {
+    /// An empty directory.
+    pub fn new() -> StaticDirectory {
+        StaticDirectory::default()
+    }
+
+    /// Records an endpoint under its id (when not 0) and each of its addresses.
+    pub fn insert_endpoint(&self, meta: EndpointMeta, addresses: &[IpAddr]) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        for ip in addresses {
+            inner.by_ip.insert(*ip, meta.clone());
+        }
+        if meta.id != 0 {
+            inner.by_id.insert(meta.id, meta);
+        }
+    }
+
+    /// Forgets the endpoint with this id and every address recorded for it.
+    pub fn remove_endpoint(&self, id: u16) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.by_id.remove(&id);
+        inner.by_ip.retain(|_, meta| meta.id != id);
+    }
+
+    /// Records a Service under its reverse-NAT index.
+    pub fn insert_service(&self, rev_nat_index: u16, name: ServiceName) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.services.insert(rev_nat_index, name);
+    }
+
+    /// Forgets the Service with this reverse-NAT index.
+    pub fn remove_service(&self, rev_nat_index: u16) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.services.remove(&rev_nat_index);
+    }
+}
+
+impl EndpointDirectory for StaticDirectory {
+    fn by_id(&self, id: u16) -> Option<EndpointMeta> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner.by_id.get(&id).cloned()
+    }
+
+    fn by_ip(&self, ip: IpAddr) -> Option<EndpointMeta> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner.by_ip.get(&ip).cloned()
+    }
+}
+
+impl ServiceDirectory for StaticDirectory {
+    fn by_rev_nat(&self, index: u16) -> Option<ServiceName> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner.services.get(&index).cloned()
+    }
+}
