@@ -343,9 +343,10 @@ fn an_agent_started_while_etcd_is_down_says_so_serves_and_registers_once_etcd_is
     node.wait_for_nodes(&[&node.name], Duration::from_secs(20));
     node.apply(vec![namespace("shop")]).unwrap();
 
-    // Cut off again: the agent keeps serving what it knows.
+    // The object cache retries its first list with backoff: give it one full retry
+    // interval to catch up, then cut etcd off again: the agent serves what it knows.
+    std::thread::sleep(membrane_state::backoff::MAX + Duration::from_secs(1));
     cluster.etcd.kill();
-    std::thread::sleep(Duration::from_secs(1));
     assert_eq!(node.nodes().len(), 1);
     assert_eq!(node.list(), ["Namespace shop"], "listed from the cache");
 }
