@@ -12,3 +12,6 @@ pub mod flow;
 pub mod metrics;
 pub mod pipeline;
 pub mod store;
+pub mod query;
+pub mod server;
+pub mod service;

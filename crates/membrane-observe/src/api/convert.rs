@@ -3,10 +3,12 @@
 //! timestamps both ways.
 
 use super::flow as pb;
-use crate::error::FilterError;
+use crate::error::{FilterError, RequestError};
 use crate::filter::{
-    EventTypeMatch, FlowFilter, FqdnPattern, NamePrefix, NodeNamePattern, Protocol, Selector,
+    EventTypeMatch, FilterSet, FlowFilter, FqdnPattern, NamePrefix, NodeNamePattern, Protocol,
+    Selector,
 };
+use crate::query::FlowQuery;
 use crate::flow::{self, EventKind, Flow, L4, Lost, TcpFlags};
 use ipnet::IpNet;
 use pbjson_types::Timestamp;
@@ -308,6 +310,39 @@ impl TryFrom<&pb::FlowFilter> for FlowFilter {
                 .filter(|(_, set)| *set)
                 .map(|(name, _)| name)
                 .collect(),
+        })
+    }
+}
+
+impl TryFrom<&super::observer::GetFlowsRequest> for FlowQuery {
+    type Error = RequestError;
+
+    /// The field mask (top-level or experimental) and extensions are accepted and
+    /// ignored: whole flows are always sent.
+    fn try_from(r: &super::observer::GetFlowsRequest) -> Result<FlowQuery, RequestError> {
+        if r.first && r.follow {
+            return Err(RequestError::FirstWithFollow);
+        }
+        let time = |field, ts: &Option<Timestamp>| {
+            ts.as_ref()
+                .map(|ts| system_time(ts).ok_or(RequestError::Timestamp { field }))
+                .transpose()
+        };
+        let filters = |list: &[pb::FlowFilter]| {
+            list.iter()
+                .map(FlowFilter::try_from)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(FlowQuery {
+            number: (r.number != 0).then(|| usize::try_from(r.number).unwrap_or(usize::MAX)),
+            first: r.first,
+            follow: r.follow,
+            filters: FilterSet {
+                allow: filters(&r.whitelist)?,
+                deny: filters(&r.blacklist)?,
+            },
+            since: time("since", &r.since)?,
+            until: time("until", &r.until)?,
         })
     }
 }
