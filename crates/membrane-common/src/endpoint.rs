@@ -38,4 +38,10 @@ const _: () = assert!(core::mem::size_of::<EndpointInfo>() == 24);
 pub mod endpoint_flags {
     /// The endpoint is being deleted: deliver nothing new to it.
     pub const TERMINATING: u16 = 1 << 0;
+    /// Some policy selects the endpoint for ingress: what no rule allows is denied.
+    pub const INGRESS_ENFORCED: u16 = 1 << 1;
+    /// Some policy selects the endpoint for egress: what no rule allows is denied.
+    pub const EGRESS_ENFORCED: u16 = 1 << 2;
+    /// Audit mode: would-be policy drops are reported and let through.
+    pub const POLICY_AUDIT: u16 = 1 << 3;
 }

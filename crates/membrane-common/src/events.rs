@@ -41,8 +41,10 @@ pub struct FlowEvent {
     pub tcp_flags: u8,
     /// A [`ct_state`] constant.
     pub ct_state: u8,
-    /// Padding, always zero.
-    pub _pad: [u8; 2],
+    /// `crate::policy::match_kind` of the policy verdict, when policy was evaluated.
+    pub policy_match: u8,
+    /// A [`policy_verdict`] constant: 0 when no policy was evaluated.
+    pub policy_verdict: u8,
 }
 const _: () = assert!(core::mem::size_of::<FlowEvent>() == 96);
 
@@ -88,6 +90,18 @@ pub mod ct_state {
     pub const ESTABLISHED: u8 = 2;
     /// A packet in the reply direction.
     pub const REPLY: u8 = 3;
+}
+
+/// Outcome of a policy evaluation.
+pub mod policy_verdict {
+    /// Not evaluated.
+    pub const NONE: u8 = 0;
+    /// Allowed.
+    pub const ALLOWED: u8 = 1;
+    /// Denied (the packet was dropped).
+    pub const DENIED: u8 = 2;
+    /// Would have been denied; let through in audit mode.
+    pub const AUDIT: u8 = 3;
 }
 
 /// Bits of the config's `flags` controlling events (see `crate::config::config_flags`).

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod nat;
 #[cfg(feature = "user")]
 mod pod;
+pub mod policy;
 pub mod tuple;
 
 pub use config::DatapathConfig;
@@ -29,6 +30,7 @@ pub use lb::{
 };
 pub use metrics::{METRICS_SLOTS, MetricsValue, metrics_index};
 pub use nat::NatEntry;
+pub use policy::{POLICY_FIXED_BITS, PolicyEntry, PolicyKey};
 pub use tuple::{Family, IpAddrBytes};
 
 /// Names of the pinned maps, spelled once for both sides.
@@ -57,6 +59,9 @@ pub mod map_names {
     pub const MAGLEV: &str = "MEMBRANE_MAGLEV";
     /// Socket-level reverse translation (LRU, [`crate::SockRevKey`] to [`crate::RevNat`]).
     pub const SOCK_REV_NAT: &str = "MEMBRANE_SOCK_REV_NAT";
+    /// Policy rules of every endpoint (LPM trie, [`crate::PolicyKey`] to
+    /// [`crate::PolicyEntry`]).
+    pub const POLICY: &str = "MEMBRANE_POLICY";
     /// Flow events (ring buffer of [`crate::FlowEvent`]).
     pub const EVENTS: &str = "MEMBRANE_EVENTS";
     /// Per-CPU scratch slot where the running program assembles its event.
@@ -100,6 +105,8 @@ mod tests {
         assert_eq!(size_of::<MaglevKey>(), 8);
         assert_eq!(size_of::<SockRevKey>(), 32);
         assert_eq!(size_of::<FlowEvent>(), 96);
+        assert_eq!(size_of::<PolicyKey>(), 12);
+        assert_eq!(size_of::<PolicyEntry>(), 8);
         assert_eq!(align_of::<CtEntry>(), 8);
     }
 }

@@ -81,6 +81,10 @@ pub mod reason {
     pub const DROP_NO_BACKEND: u8 = 140;
     /// A backend slot names a backend that does not exist (an update in progress).
     pub const DROP_BACKEND_MISSING: u8 = 141;
+    /// Denied by policy: an explicit deny rule.
+    pub const DROP_POLICY_DENY: u8 = 142;
+    /// Denied by policy: the endpoint enforces policy and no rule allows the peer.
+    pub const DROP_POLICY: u8 = 143;
     /// Not a packet outcome: an event could not be written to the full ring buffer.
     pub const EVENT_LOST: u8 = 255;
 
@@ -111,6 +115,8 @@ pub mod reason {
             DROP_TUNNEL => "tunnel_metadata",
             DROP_NO_BACKEND => "service_without_backend",
             DROP_BACKEND_MISSING => "backend_missing",
+            DROP_POLICY_DENY => "policy_denied_by_deny_rule",
+            DROP_POLICY => "policy_denied",
             EVENT_LOST => "event_lost",
             _ => "unknown",
         }

@@ -20,3 +20,5 @@ unsafe impl aya::Pod for crate::AffinityValue {}
 unsafe impl aya::Pod for crate::MaglevKey {}
 unsafe impl aya::Pod for crate::SockRevKey {}
 unsafe impl aya::Pod for crate::FlowEvent {}
+unsafe impl aya::Pod for crate::PolicyKey {}
+unsafe impl aya::Pod for crate::PolicyEntry {}

@@ -3,10 +3,12 @@
 use crate::attach::{self, Hook};
 use crate::error::DatapathError;
 use crate::maps::{Maps, ReasonCounter};
+use crate::policy::PolicyRule;
 use crate::services::{BackendSpec, Frontend, ServiceSpec};
 use aya::{Ebpf, EbpfLoader};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use membrane_common::config::{config_flags, routing_mode};
+use membrane_common::endpoint::endpoint_flags;
 use membrane_common::lb::service_flags;
 use membrane_common::tuple::v4_bytes;
 use membrane_common::{
@@ -100,6 +102,36 @@ pub struct EndpointSpec {
     pub ipv6: Option<Ipv6Addr>,
     /// The endpoint's security identity (carried across nodes in the tunnel's VNI).
     pub identity: u32,
+    /// Which directions the endpoint enforces policy in.
+    pub policy: PolicyEnforcement,
+}
+
+/// Which directions an endpoint enforces policy in (default-deny once a policy selects
+/// it), and whether drops are only audited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PolicyEnforcement {
+    /// Ingress is enforced.
+    pub ingress: bool,
+    /// Egress is enforced.
+    pub egress: bool,
+    /// Would-be drops are reported with verdict AUDIT and let through.
+    pub audit: bool,
+}
+
+impl PolicyEnforcement {
+    fn flags(self) -> u16 {
+        let mut flags = 0;
+        if self.ingress {
+            flags |= endpoint_flags::INGRESS_ENFORCED;
+        }
+        if self.egress {
+            flags |= endpoint_flags::EGRESS_ENFORCED;
+        }
+        if self.audit {
+            flags |= endpoint_flags::POLICY_AUDIT;
+        }
+        flags
+    }
 }
 
 impl EndpointSpec {
@@ -207,6 +239,16 @@ impl Datapath {
         self.maps.service_entries()
     }
 
+    /// Writes every entry of a policy rule.
+    pub fn write_policy(&mut self, rule: &PolicyRule) -> Result<(), DatapathError> {
+        self.maps.write_policy(rule)
+    }
+
+    /// Removes every entry of a policy rule; absent entries are fine.
+    pub fn remove_policy(&mut self, rule: &PolicyRule) -> Result<(), DatapathError> {
+        self.maps.remove_policy(rule)
+    }
+
     /// Takes the reader of the events ring buffer (once; later calls fail). Needs a tokio
     /// runtime.
     pub fn take_event_reader(&mut self) -> Result<crate::events::EventReader, DatapathError> {
@@ -288,7 +330,7 @@ impl Datapath {
         let info = EndpointInfo {
             ifindex: endpoint.host_ifindex,
             endpoint_id: endpoint.id,
-            flags: 0,
+            flags: endpoint.policy.flags(),
             pod_mac: endpoint.pod_mac,
             host_mac: endpoint.host_mac,
             identity: endpoint.identity,

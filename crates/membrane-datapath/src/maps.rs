@@ -8,8 +8,8 @@ use ipnet::IpNet;
 use membrane_common::metrics::{direction, reason};
 use membrane_common::tuple::v4_bytes;
 use membrane_common::{
-    Backend, Family, IPCACHE_PREFIX_BITS, IpcacheAddr, IpcacheEntry, MaglevKey, RevNat, ServiceKey,
-    ServiceValue,
+    Backend, Family, IPCACHE_PREFIX_BITS, IpcacheAddr, IpcacheEntry, MaglevKey, PolicyEntry,
+    PolicyKey, RevNat, ServiceKey, ServiceValue,
 };
 use membrane_common::{
     CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey, METRICS_SLOTS, MetricsValue,
@@ -45,6 +45,7 @@ pub struct Maps {
     pub(crate) backends: HashMap<MapData, u32, Backend>,
     pub(crate) rev_nat: HashMap<MapData, u16, RevNat>,
     pub(crate) maglev: HashMap<MapData, MaglevKey, u32>,
+    pub(crate) policy: LpmTrie<MapData, PolicyKey, PolicyEntry>,
     metrics: PerCpuArray<MapData, MetricsValue>,
     pub(crate) events: Option<RingBuf<MapData>>,
 }
@@ -106,6 +107,7 @@ impl Maps {
             backends: take(ebpf, map_names::BACKENDS)?,
             rev_nat: take(ebpf, map_names::REV_NAT)?,
             maglev: take(ebpf, map_names::MAGLEV)?,
+            policy: take(ebpf, map_names::POLICY)?,
             metrics: take(ebpf, map_names::METRICS)?,
             events: Some(take(ebpf, map_names::EVENTS)?),
         })

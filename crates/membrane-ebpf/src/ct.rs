@@ -146,3 +146,10 @@ fn tcp_state(mut flags: u32, pkt: &Packet, dir: Dir) -> u32 {
     }
     flags
 }
+
+/// Removes the connection of `key` (either direction), so that its next packet is
+/// tracked and decided anew.
+#[inline(always)]
+pub fn forget(key: &CtKey) {
+    let _ = CT.remove(key);
+}

@@ -50,7 +50,8 @@ pub fn begin(pkt: &Packet, len: u32, ifindex: u32) {
             (*e).observation_point = 0;
             (*e).tcp_flags = pkt.tcp_flags;
             (*e).ct_state = ct_state::UNKNOWN;
-            (*e)._pad = [0; 2];
+            (*e).policy_match = 0;
+            (*e).policy_verdict = 0;
         }
     }
 }
@@ -92,6 +93,18 @@ pub fn tracked(t: Tracked) {
         };
         // SAFETY: as in `reset`.
         unsafe { (*e).ct_state = state };
+    }
+}
+
+/// Records a policy verdict and how it matched.
+#[inline(always)]
+pub fn policy(verdict: u8, matched: u8) {
+    if let Some(e) = scratch() {
+        // SAFETY: as in `reset`.
+        unsafe {
+            (*e).policy_verdict = verdict;
+            (*e).policy_match = matched;
+        }
     }
 }
 

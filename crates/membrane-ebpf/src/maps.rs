@@ -5,8 +5,8 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf};
 use membrane_common::{
     AffinityKey, AffinityValue, Backend, CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey,
-    FlowEvent, IpcacheAddr, IpcacheEntry, METRICS_SLOTS, MaglevKey, MetricsValue, NatEntry, RevNat,
-    ServiceKey, ServiceValue, SockRevKey,
+    FlowEvent, IpcacheAddr, IpcacheEntry, METRICS_SLOTS, MaglevKey, MetricsValue, NatEntry,
+    PolicyEntry, PolicyKey, RevNat, ServiceKey, ServiceValue, SockRevKey,
 };
 
 /// Datapath settings written by the agent.
@@ -64,3 +64,7 @@ pub static EVENTS: RingBuf = RingBuf::pinned(1 << 22, 0);
 /// Where the running program assembles its event.
 #[map(name = "MEMBRANE_EVENT_SCRATCH")]
 pub static EVENT_SCRATCH: PerCpuArray<FlowEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Policy rules of every endpoint.
+#[map(name = "MEMBRANE_POLICY")]
+pub static POLICY: LpmTrie<PolicyKey, PolicyEntry> = LpmTrie::pinned(1 << 20, BPF_F_NO_PREALLOC);

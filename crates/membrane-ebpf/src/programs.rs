@@ -7,6 +7,7 @@ use crate::maps::CONFIG;
 use crate::metrics::count;
 use crate::nat::{reverse_snat, snat};
 use crate::packet::{Packet, Parsed, in_prefix, parse};
+use crate::policy;
 use crate::rewrite::dec_ttl;
 use crate::service;
 use crate::tunnel::{identity_from_vni, ipcache, to_overlay};
@@ -111,6 +112,17 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
     events::tracked(tracked);
     service::reverse(ctx, &mut pkt, tracked, cfg)?;
     let dst = endpoint(&pkt.key.daddr, pkt.key.family);
+    if tracked.is_new() {
+        // The sender's egress policy, then (same node) the receiver's ingress policy.
+        let peer = match dst {
+            Some(ep) => ep.identity,
+            None => ipcache(&pkt.key.daddr, pkt.key.family).map_or(identity::WORLD, |e| e.identity),
+        };
+        policy::enforce(&pkt, src, direction::EGRESS, peer)?;
+        if let Some(ep) = dst {
+            policy::enforce(&pkt, ep, direction::INGRESS, src.identity)?;
+        }
+    }
     if let Some(ep) = dst {
         events::destination(ep.endpoint_id, ep.identity);
         return Ok(Verdict {
@@ -255,6 +267,9 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
         events::tracked(tracked);
         if let Some(ep) = endpoint(&pkt.key.daddr, pkt.key.family) {
             events::destination(ep.endpoint_id, ep.identity);
+            if tracked.is_new() {
+                policy::enforce(&pkt, ep, direction::INGRESS, identity)?;
+            }
             return Ok(Verdict {
                 action: to_endpoint(ctx, &pkt, ep)?,
                 reason: reason::SERVICE_EXTERNAL,
@@ -269,7 +284,7 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
         events::reset();
         return Ok(PASS);
     };
-    let identity = ipcache(&pkt.key.saddr, pkt.key.family).map_or(0, |e| e.identity);
+    let identity = ipcache(&pkt.key.saddr, pkt.key.family).map_or(identity::WORLD, |e| e.identity);
     events::source(0, identity);
     events::destination(ep.endpoint_id, ep.identity);
     let tracked = track(
@@ -282,6 +297,9 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
         }),
     )?;
     events::tracked(tracked);
+    if tracked.is_new() {
+        policy::enforce(&pkt, ep, direction::INGRESS, identity)?;
+    }
     // A remote backend's reply to a local client of a Service.
     service::reverse(ctx, &mut pkt, tracked, cfg)?;
     Ok(Verdict {
@@ -325,6 +343,11 @@ fn try_from_overlay(ctx: &TcContext) -> Result<Verdict, u8> {
             }),
         )?;
         events::tracked(tracked);
+        if tracked.is_new() {
+            // The receiver's ingress policy, against the identity the sender's node put
+            // in the VNI.
+            policy::enforce(&pkt, ep, direction::INGRESS, identity)?;
+        }
         // A remote backend's reply to a local client of a Service.
         service::reverse(ctx, &mut pkt, tracked, cfg)?;
     }

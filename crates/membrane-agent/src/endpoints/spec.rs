@@ -2,7 +2,7 @@
 
 use super::EndpointError;
 use membrane_api::{Endpoint, EndpointRegistration};
-use membrane_datapath::EndpointSpec;
+use membrane_datapath::{EndpointSpec, PolicyEnforcement};
 use std::net::IpAddr;
 
 /// The datapath's view of `endpoint`; fails on a malformed MAC.
@@ -19,6 +19,8 @@ pub fn spec_of(endpoint: &Endpoint) -> Result<EndpointSpec, EndpointError> {
         // Identities are not allocated yet (labels to identities is later work): 0 is
         // the datapath's "unknown".
         identity: 0,
+        // No policy control plane yet: nothing selects an endpoint, so none enforces.
+        policy: PolicyEnforcement::default(),
     })
 }
 

@@ -147,6 +147,7 @@ pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
                         ipv4: Some(v4),
                         ipv6: Some(v6),
                         identity: 1000 + last as u32,
+                        policy: Default::default(),
                     },
                     v4,
                     v6,

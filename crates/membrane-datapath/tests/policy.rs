@@ -1,0 +1,341 @@
+//! Policy enforcement in the real programs (BPF_PROG_TEST_RUN): default allow, default
+//! deny once enforced, L3/L4 rules with port ranges, deny over allow, ingress against
+//! the sender's identity, replies of allowed connections, audit mode, ICMP types.
+
+#[allow(dead_code)]
+mod bed;
+
+use bed::{Bed, L4, packet, with_bed};
+use membrane_common::metrics::reason;
+use membrane_common::program_names::{FROM_CONTAINER, FROM_NETDEV};
+use membrane_datapath::{Direction, PolicyEnforcement, PolicyRule};
+use std::net::IpAddr;
+
+const TC_ACT_SHOT: i32 = 2;
+const TC_ACT_REDIRECT: i32 = 7;
+const TCP: u8 = 6;
+
+/// A packet from pod A to pod B on `dport`; returns the action.
+fn a_to_b(bed: &Bed, sport: u16, dport: u16, l4: L4) -> i32 {
+    let a = &bed.a.spec;
+    let input = packet(
+        a.pod_mac,
+        a.host_mac,
+        bed.a.v4.into(),
+        bed.b.v4.into(),
+        sport,
+        dport,
+        l4,
+    );
+    bed.dp
+        .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+        .unwrap()
+        .action
+}
+
+fn enforce(bed: &mut Bed, pod_a: bool, policy: PolicyEnforcement) {
+    let spec = if pod_a {
+        &mut bed.a.spec
+    } else {
+        &mut bed.b.spec
+    };
+    spec.policy = policy;
+    let spec = spec.clone();
+    bed.dp.write_endpoint(&spec).unwrap();
+}
+
+fn egress_only() -> PolicyEnforcement {
+    PolicyEnforcement {
+        egress: true,
+        ..Default::default()
+    }
+}
+
+fn rule(
+    bed: &Bed,
+    direction: Direction,
+    identity: Option<u32>,
+    l4: Option<(u8, std::ops::RangeInclusive<u16>)>,
+    deny: bool,
+) -> PolicyRule {
+    let endpoint_id = if direction == Direction::Egress {
+        bed.a.spec.id
+    } else {
+        bed.b.spec.id
+    };
+    PolicyRule {
+        endpoint_id,
+        direction,
+        identity,
+        l4,
+        deny,
+        rule_id: 1,
+    }
+}
+
+fn counter(bed: &Bed, code: u8) -> u64 {
+    bed.dp
+        .counters()
+        .unwrap()
+        .iter()
+        .filter(|c| c.reason == code)
+        .map(|c| c.packets)
+        .sum()
+}
+
+#[test]
+fn without_policy_everything_is_allowed_and_enforcement_makes_it_default_deny() {
+    with_bed(|bed| {
+        assert_eq!(a_to_b(bed, 40000, 8080, L4::TcpSyn), TC_ACT_REDIRECT);
+        enforce(bed, true, egress_only());
+        assert_eq!(a_to_b(bed, 40001, 8080, L4::TcpSyn), TC_ACT_SHOT);
+        assert_eq!(counter(bed, reason::DROP_POLICY), 1);
+        assert!(
+            bed.dp
+                .conntrack_entries()
+                .unwrap()
+                .iter()
+                .all(|(k, _)| u16::from_be(k.sport) != 40001),
+            "a denied connection leaves no conntrack entry"
+        );
+    });
+}
+
+#[test]
+fn an_l3_l4_rule_allows_only_its_peer_on_its_ports() {
+    with_bed(|bed| {
+        enforce(bed, true, egress_only());
+        let b_identity = bed.b.spec.identity;
+        bed.dp
+            .write_policy(&rule(
+                bed,
+                Direction::Egress,
+                Some(b_identity),
+                Some((TCP, 8000..=8100)),
+                false,
+            ))
+            .unwrap();
+        assert_eq!(
+            a_to_b(bed, 40000, 8080, L4::TcpSyn),
+            TC_ACT_REDIRECT,
+            "in the range"
+        );
+        assert_eq!(
+            a_to_b(bed, 40001, 8000, L4::TcpSyn),
+            TC_ACT_REDIRECT,
+            "first port of the range"
+        );
+        assert_eq!(
+            a_to_b(bed, 40002, 8100, L4::TcpSyn),
+            TC_ACT_REDIRECT,
+            "last port of the range"
+        );
+        assert_eq!(
+            a_to_b(bed, 40003, 8101, L4::TcpSyn),
+            TC_ACT_SHOT,
+            "outside the range"
+        );
+        assert_eq!(
+            a_to_b(bed, 40004, 8080, L4::Udp),
+            TC_ACT_SHOT,
+            "another protocol"
+        );
+    });
+}
+
+#[test]
+fn deny_wins_over_allow() {
+    with_bed(|bed| {
+        enforce(bed, true, egress_only());
+        let b_identity = bed.b.spec.identity;
+        bed.dp
+            .write_policy(&rule(bed, Direction::Egress, Some(b_identity), None, false))
+            .unwrap();
+        bed.dp
+            .write_policy(&rule(
+                bed,
+                Direction::Egress,
+                None,
+                Some((TCP, 22..=22)),
+                true,
+            ))
+            .unwrap();
+        assert_eq!(
+            a_to_b(bed, 40000, 8080, L4::TcpSyn),
+            TC_ACT_REDIRECT,
+            "allowed by the L3 rule"
+        );
+        assert_eq!(
+            a_to_b(bed, 40001, 22, L4::TcpSyn),
+            TC_ACT_SHOT,
+            "denied by the L4 deny rule"
+        );
+        assert_eq!(counter(bed, reason::DROP_POLICY_DENY), 1);
+    });
+}
+
+#[test]
+fn replies_of_an_allowed_connection_pass_the_repliers_egress_policy() {
+    with_bed(|bed| {
+        enforce(bed, false, egress_only());
+        assert_eq!(a_to_b(bed, 40000, 8080, L4::TcpSyn), TC_ACT_REDIRECT);
+        let b = bed.b.spec.clone();
+        let reply = packet(
+            b.pod_mac,
+            b.host_mac,
+            bed.b.v4.into(),
+            bed.a.v4.into(),
+            8080,
+            40000,
+            L4::TcpAck,
+        );
+        assert_eq!(
+            bed.dp
+                .test_run(FROM_CONTAINER, &reply, b.host_ifindex, 1)
+                .unwrap()
+                .action,
+            TC_ACT_REDIRECT
+        );
+        let new = packet(
+            b.pod_mac,
+            b.host_mac,
+            bed.b.v4.into(),
+            bed.a.v4.into(),
+            41000,
+            80,
+            L4::TcpSyn,
+        );
+        assert_eq!(
+            bed.dp
+                .test_run(FROM_CONTAINER, &new, b.host_ifindex, 1)
+                .unwrap()
+                .action,
+            TC_ACT_SHOT,
+            "but B may not open connections"
+        );
+    });
+}
+
+#[test]
+fn ingress_policy_is_decided_against_the_senders_identity() {
+    with_bed(|bed| {
+        enforce(
+            bed,
+            false,
+            PolicyEnforcement {
+                ingress: true,
+                ..Default::default()
+            },
+        );
+        let a_identity = bed.a.spec.identity;
+        bed.dp
+            .write_policy(&rule(
+                bed,
+                Direction::Ingress,
+                Some(a_identity),
+                Some((TCP, 8080..=8080)),
+                false,
+            ))
+            .unwrap();
+        assert_eq!(
+            a_to_b(bed, 40000, 8080, L4::TcpSyn),
+            TC_ACT_REDIRECT,
+            "pod A may reach B:8080"
+        );
+        // The world (no ipcache entry: identity world) may not.
+        let world: IpAddr = bed::WORLD_V4.into();
+        let from_world = packet(
+            bed::WORLD_MAC,
+            [2, 0, 0, 0, 0, 1],
+            world,
+            bed.b.v4.into(),
+            5555,
+            8080,
+            L4::TcpSyn,
+        );
+        assert_eq!(
+            bed.dp
+                .test_run(FROM_NETDEV, &from_world, bed.uplink, 1)
+                .unwrap()
+                .action,
+            TC_ACT_SHOT
+        );
+        bed.dp
+            .write_policy(&rule(
+                bed,
+                Direction::Ingress,
+                Some(membrane_common::identity::WORLD),
+                None,
+                false,
+            ))
+            .unwrap();
+        let again = packet(
+            bed::WORLD_MAC,
+            [2, 0, 0, 0, 0, 1],
+            world,
+            bed.b.v4.into(),
+            5556,
+            8080,
+            L4::TcpSyn,
+        );
+        assert_eq!(
+            bed.dp
+                .test_run(FROM_NETDEV, &again, bed.uplink, 1)
+                .unwrap()
+                .action,
+            TC_ACT_REDIRECT,
+            "after allowing the world entity"
+        );
+    });
+}
+
+#[test]
+fn audit_mode_reports_would_be_drops_and_lets_them_through() {
+    with_bed(|bed| {
+        enforce(
+            bed,
+            true,
+            PolicyEnforcement {
+                egress: true,
+                audit: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(a_to_b(bed, 40000, 8080, L4::TcpSyn), TC_ACT_REDIRECT);
+        assert_eq!(counter(bed, reason::DROP_POLICY), 0);
+    });
+}
+
+#[test]
+fn icmp_rules_match_the_echo_type() {
+    with_bed(|bed| {
+        enforce(bed, true, egress_only());
+        // ICMP echo request is type 8: rules name it where TCP rules name a port.
+        let echo_request = u16::from_be_bytes([8, 0]);
+        bed.dp
+            .write_policy(&rule(
+                bed,
+                Direction::Egress,
+                None,
+                Some((1, echo_request..=echo_request)),
+                false,
+            ))
+            .unwrap();
+        assert_eq!(a_to_b(bed, 7, 7, L4::Echo), TC_ACT_REDIRECT);
+        assert_eq!(a_to_b(bed, 40000, 8080, L4::TcpSyn), TC_ACT_SHOT);
+        bed.dp
+            .remove_policy(&rule(
+                bed,
+                Direction::Egress,
+                None,
+                Some((1, echo_request..=echo_request)),
+                false,
+            ))
+            .unwrap();
+        assert_eq!(
+            a_to_b(bed, 8, 8, L4::Echo),
+            TC_ACT_SHOT,
+            "removed rules stop allowing"
+        );
+    });
+}
