@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod client;
 pub mod decode;
 pub mod directory;
 pub mod error;
@@ -11,7 +12,9 @@ pub mod filter;
 pub mod flow;
 pub mod metrics;
 pub mod pipeline;
-pub mod store;
+pub mod print;
 pub mod query;
+pub mod request;
 pub mod server;
 pub mod service;
+pub mod store;

@@ -66,7 +66,10 @@ impl Pipeline {
     /// call only sets the baseline: the pinned counters outlive agent restarts, and
     /// losses from before this observer started are not its to report.
     pub fn kernel_lost_total(&self, total: u64) {
-        let mut seen = self.kernel_lost_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self
+            .kernel_lost_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let previous = seen.replace(total);
         let new = match previous {
             None => 0,

@@ -1,5 +1,5 @@
-//! Serving the Observer API: on a unix socket (no TLS: file permissions guard it) and
-//! on TCP (port 4244 by default) with optional TLS or mutual TLS, each with the
+//! Serving the Observer API on a unix socket and on TCP (port 4244 by default), either
+//! with optional TLS or mutual TLS, each with the
 //! standard `grpc.health.v1.Health` service reporting the Observer as serving.
 
 use crate::api::observer::observer_server::ObserverServer;
@@ -93,30 +93,48 @@ async fn router(
         .add_service(ObserverServer::from_arc(service)))
 }
 
-/// Serves on a bound unix socket until `token` is cancelled.
-pub async fn serve_unix(
-    listener: UnixListener,
+/// Serves connections from `incoming` (with TLS when configured) until `token` is
+/// cancelled.
+pub async fn serve<I, IO, IE>(
+    incoming: I,
+    tls: Option<ServerTlsConfig>,
     service: Arc<ObserverService>,
     token: CancellationToken,
-) -> Result<(), ServeError> {
-    router(service, None)
+) -> Result<(), ServeError>
+where
+    I: futures::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    router(service, tls)
         .await?
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), token.cancelled_owned())
+        .serve_with_incoming_shutdown(incoming, token.cancelled_owned())
         .await
         .map_err(|source| ServeError::Transport { source })
 }
 
-/// Serves on a bound TCP listener, with TLS when configured, until `token` is
-/// cancelled.
+/// Serves on a bound unix socket (TLS optional) until `token` is cancelled.
+pub async fn serve_unix(
+    listener: UnixListener,
+    tls: Option<ServerTlsConfig>,
+    service: Arc<ObserverService>,
+    token: CancellationToken,
+) -> Result<(), ServeError> {
+    serve(UnixListenerStream::new(listener), tls, service, token).await
+}
+
+/// Serves on a bound TCP listener (TLS optional) until `token` is cancelled.
 pub async fn serve_tcp(
     listener: TcpListener,
     tls: Option<ServerTlsConfig>,
     service: Arc<ObserverService>,
     token: CancellationToken,
 ) -> Result<(), ServeError> {
-    router(service, tls)
-        .await?
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
-        .await
-        .map_err(|source| ServeError::Transport { source })
+    serve(TcpListenerStream::new(listener), tls, service, token).await
 }

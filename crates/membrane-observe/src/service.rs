@@ -5,8 +5,8 @@ use crate::api::flow as pbflow;
 use crate::api::observer::observer_server::Observer;
 use crate::api::observer::{
     GetFlowsRequest, GetFlowsResponse, GetNamespacesRequest, GetNamespacesResponse,
-    GetNodesRequest, GetNodesResponse, Namespace, Node, ServerStatusRequest,
-    ServerStatusResponse, Tls, get_flows_response::ResponseTypes,
+    GetNodesRequest, GetNodesResponse, Namespace, Node, ServerStatusRequest, ServerStatusResponse,
+    Tls, get_flows_response::ResponseTypes,
 };
 use crate::api::relay::NodeState;
 use crate::api::timestamp;
@@ -214,7 +214,11 @@ impl Follow {
             if !self.query.selects(&event) {
                 continue;
             }
-            if sender.send(Ok(response(&event, &self.node_name))).await.is_err() {
+            if sender
+                .send(Ok(response(&event, &self.node_name)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

@@ -101,7 +101,10 @@ impl FlowStore {
     /// together so that nothing falls between them.
     pub fn snapshot_and_follow(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
         let ring = self.ring();
-        (ring.events.iter().cloned().collect(), self.sender.subscribe())
+        (
+            ring.events.iter().cloned().collect(),
+            self.sender.subscribe(),
+        )
     }
 
     /// The events in the ring, oldest first.
@@ -132,7 +135,9 @@ impl FlowStore {
     /// Namespaces seen in flows within [`NAMESPACE_RETENTION`] of `now`, sorted.
     pub fn namespaces(&self, now: SystemTime) -> Vec<String> {
         let mut ring = self.ring();
-        let cutoff = now.checked_sub(NAMESPACE_RETENTION).unwrap_or(SystemTime::UNIX_EPOCH);
+        let cutoff = now
+            .checked_sub(NAMESPACE_RETENTION)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         ring.namespaces.retain(|_, seen| *seen >= cutoff);
         ring.namespaces.keys().cloned().collect()
     }

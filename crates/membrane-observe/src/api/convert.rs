@@ -8,8 +8,8 @@ use crate::filter::{
     EventTypeMatch, FilterSet, FlowFilter, FqdnPattern, NamePrefix, NodeNamePattern, Protocol,
     Selector,
 };
-use crate::query::FlowQuery;
 use crate::flow::{self, EventKind, Flow, L4, Lost, TcpFlags};
+use crate::query::FlowQuery;
 use ipnet::IpNet;
 use pbjson_types::Timestamp;
 use std::net::IpAddr;
@@ -27,7 +27,9 @@ pub fn timestamp(time: SystemTime) -> Timestamp {
 /// A protobuf timestamp as a wall-clock time; `None` when out of range.
 pub fn system_time(ts: &Timestamp) -> Option<SystemTime> {
     let seconds = u64::try_from(ts.seconds).ok()?;
-    let nanos = u32::try_from(ts.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    let nanos = u32::try_from(ts.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)?;
     UNIX_EPOCH.checked_add(Duration::new(seconds, nanos))
 }
 
@@ -128,7 +130,10 @@ impl From<&Flow> for pb::Flow {
             node_name: f.node_name.to_string(),
             reply: f.is_reply == Some(true),
             is_reply: f.is_reply.map(|value| pbjson_types::BoolValue { value }),
-            event_type: Some(pb::CiliumEventType { r#type: kind, sub_type }),
+            event_type: Some(pb::CiliumEventType {
+                r#type: kind,
+                sub_type,
+            }),
             destination_service: f.destination_service.as_ref().map(|s| pb::Service {
                 name: s.name.clone(),
                 namespace: s.namespace.clone(),
@@ -215,15 +220,18 @@ fn flags(f: &pb::TcpFlags) -> TcpFlags {
         (f.ece, TcpFlags::ECE),
         (f.cwr, TcpFlags::CWR),
     ];
-    TcpFlags(bits.iter().filter(|(set, _)| *set).fold(0, |acc, (_, bit)| acc | bit))
+    TcpFlags(
+        bits.iter()
+            .filter(|(set, _)| *set)
+            .fold(0, |acc, (_, bit)| acc | bit),
+    )
 }
 
 impl TryFrom<&pb::FlowFilter> for FlowFilter {
     type Error = FilterError;
 
     fn try_from(f: &pb::FlowFilter) -> Result<FlowFilter, FilterError> {
-        if f
-            .experimental
+        if f.experimental
             .as_ref()
             .is_some_and(|e| !e.cel_expression.is_empty())
         {
@@ -248,7 +256,10 @@ impl TryFrom<&pb::FlowFilter> for FlowFilter {
             ("uuid", !f.uuid.is_empty()),
             ("source_ip_xlated", !f.source_ip_xlated.is_empty()),
             ("source_cluster_name", !f.source_cluster_name.is_empty()),
-            ("destination_cluster_name", !f.destination_cluster_name.is_empty()),
+            (
+                "destination_cluster_name",
+                !f.destination_cluster_name.is_empty(),
+            ),
             ("http_status_code", !f.http_status_code.is_empty()),
             ("http_method", !f.http_method.is_empty()),
             ("http_path", !f.http_path.is_empty()),

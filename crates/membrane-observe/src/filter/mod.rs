@@ -258,4 +258,3 @@ impl FilterSet {
             && !self.deny.iter().any(|f| f.matches(flow))
     }
 }
-
