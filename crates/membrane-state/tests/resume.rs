@@ -288,3 +288,34 @@ fn the_embedded_store_keeps_keys_leases_and_history_across_a_reopen() {
         );
     });
 }
+
+#[test]
+fn an_embedded_watcher_that_falls_behind_the_broadcast_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = EmbeddedStore::open(dir.path()).await.unwrap();
+            let mut watch = store.watch("/lag/", 1);
+            // Far more commits than the in-process broadcast buffers, none read yet.
+            let mut expected = Vec::new();
+            for i in 0..1500 {
+                let key = format!("/lag/{}", i % 10);
+                let revision = store
+                    .put(&key, i.to_string().into_bytes(), Precondition::Any)
+                    .await
+                    .unwrap();
+                expected.push(put(&key, &i.to_string(), revision));
+            }
+            let mut seen = Vec::new();
+            while seen.len() < expected.len() {
+                match next(&mut watch).await {
+                    WatchEvent::Change(event) => seen.push(event),
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(seen, expected);
+        });
+}
