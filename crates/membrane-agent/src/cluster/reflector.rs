@@ -6,6 +6,7 @@ use futures::StreamExt as _;
 use membrane_state::{Backoff, Event, Store, WatchEvent};
 use std::collections::BTreeMap;
 use std::sync::RwLock;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Why a stored value does not decode.
@@ -19,6 +20,8 @@ pub struct Reflector<T> {
     prefix: &'static str,
     decode: Decode<T>,
     items: RwLock<BTreeMap<String, T>>,
+    /// Counts the changes of the cache, so that consumers can wait for the next one.
+    changes: watch::Sender<u64>,
 }
 
 impl<T: Clone + Send + Sync> Reflector<T> {
@@ -28,7 +31,20 @@ impl<T: Clone + Send + Sync> Reflector<T> {
             prefix,
             decode,
             items: RwLock::new(BTreeMap::new()),
+            changes: watch::Sender::new(0),
         }
+    }
+
+    /// A receiver that is marked changed whenever the cache changes (a list replaced
+    /// it, or a watch event changed an item). Consumers read the cache again after each
+    /// notification; several changes in a row may come as one.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
     /// Every cached item, in key order.
@@ -100,6 +116,7 @@ impl<T: Clone + Send + Sync> Reflector<T> {
                 "listed"
             );
             *self.write() = fresh;
+            self.changed();
             let mut watch = store.watch(self.prefix, listing.revision + 1);
             loop {
                 let next = tokio::select! {
@@ -112,9 +129,11 @@ impl<T: Clone + Send + Sync> Reflector<T> {
                             Some(item) => self.write().insert(key, item),
                             None => self.write().remove(&key),
                         };
+                        self.changed();
                     }
                     Some(Ok(WatchEvent::Change(Event::Delete { key, .. }))) => {
                         self.write().remove(&key);
+                        self.changed();
                     }
                     Some(Ok(WatchEvent::Disconnected { reason })) => {
                         tracing::warn!(prefix = self.prefix, %reason, "kvstore unreachable: serving what is cached");
