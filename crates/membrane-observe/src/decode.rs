@@ -8,7 +8,7 @@ use crate::flow::{
     DropReason, Endpoint, EventKind, Flow, L4, ObservationPoint, TcpFlags, TrafficDirection,
     Verdict,
 };
-use membrane_common::events::{ct_state, event_kind, observation_point};
+use membrane_common::events::{ct_state, event_kind, observation_point, policy_verdict};
 use membrane_common::metrics::{direction, reason};
 use membrane_common::tuple::proto;
 use membrane_common::{Family, FlowEvent, identity};
@@ -83,8 +83,13 @@ impl Decoder {
         let verdict = match kind {
             EventKind::Trace(_) => Verdict::Forwarded,
             EventKind::Drop => Verdict::Dropped,
-            EventKind::PolicyVerdict if event.reason >= reason::DROP_FIRST => Verdict::Dropped,
-            EventKind::PolicyVerdict => Verdict::Forwarded,
+            EventKind::PolicyVerdict => match event.policy_verdict {
+                policy_verdict::AUDIT => Verdict::Audit,
+                policy_verdict::DENIED => Verdict::Dropped,
+                policy_verdict::ALLOWED => Verdict::Forwarded,
+                _ if event.reason >= reason::DROP_FIRST => Verdict::Dropped,
+                _ => Verdict::Forwarded,
+            },
             EventKind::SockTranslate => Verdict::Translated,
         };
         let drop_reason =
@@ -121,6 +126,7 @@ impl Decoder {
             node_name: self.node_name.clone(),
             ifindex: event.ifindex,
             length: event.len,
+            policy_match: event.policy_match,
         })
     }
 

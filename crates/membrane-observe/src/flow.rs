@@ -250,6 +250,8 @@ impl DropReason {
             DROP_NAT_UNSUPPORTED => 168, // UNSUPPORTED_PROTOCOL_FOR_NAT_MASQUERADE
             DROP_NO_ROUTE => 169,        // FIB_LOOKUP_FAILED
             DROP_TTL_EXCEEDED => 196,    // TTL_EXCEEDED
+            DROP_POLICY => 133,          // POLICY_DENIED
+            DROP_POLICY_DENY => 181,     // POLICY_DENY
             _ => 0,
         }
     }
@@ -474,6 +476,10 @@ pub struct Flow {
     pub ifindex: u32,
     /// Packet length in bytes.
     pub length: u32,
+    /// For policy verdicts, how the deciding rule matched: Cilium's and Hubble's
+    /// `policy_match_type` numbering (`membrane_common::policy::match_kind`: none 0,
+    /// L3-only 1, L3+L4 2, L4-only 3, all 4).
+    pub policy_match: u8,
 }
 
 impl Flow {

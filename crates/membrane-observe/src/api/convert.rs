@@ -139,6 +139,7 @@ impl From<&Flow> for pb::Flow {
                 namespace: s.namespace.clone(),
             }),
             traffic_direction: f.direction.map_or(0, |d| d.hubble()),
+            policy_match_type: u32::from(f.policy_match),
             trace_observation_point: f.observation_point().hubble(),
             interface: (f.ifindex != 0).then_some(pb::NetworkInterface {
                 index: f.ifindex,
