@@ -270,10 +270,17 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Refuses a transaction that names a key twice (etcd refuses it too, so both backends
-/// behave alike).
-pub(crate) fn check_distinct_keys(ops: &[Op]) -> Result<(), StoreError> {
+/// behave alike), or that requires revision 0, which no key ever has (etcd would take it
+/// for "absent").
+pub(crate) fn check_ops(ops: &[Op]) -> Result<(), StoreError> {
     let mut seen = std::collections::HashSet::new();
     for op in ops {
+        if op.precondition() == Precondition::Revision(0) {
+            return Err(StoreError::Invalid {
+                what: op.key().to_string(),
+                reason: "no key is ever at revision 0: require Absent instead",
+            });
+        }
         if !seen.insert(op.key()) {
             return Err(StoreError::DuplicateKey {
                 key: op.key().to_string(),

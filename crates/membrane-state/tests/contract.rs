@@ -173,6 +173,11 @@ async fn preconditions_refuse_stale_writes_and_name_the_key(
         matches!(stale, StoreError::Conflict { found: Some(r), .. } if r == updated),
         "{stale:?}"
     );
+    let zero = store
+        .put("/cas/k", b"x".to_vec(), Precondition::Revision(0))
+        .await
+        .unwrap_err();
+    assert!(matches!(zero, StoreError::Invalid { .. }), "{zero:?}");
     let missing = store
         .put("/cas/none", b"x".to_vec(), Precondition::Revision(created))
         .await

@@ -6,7 +6,7 @@
 mod tables;
 
 use crate::error::StoreError;
-use crate::store::{Item, LeaseId, Listing, Op, Revision, Store, WatchStream, check_distinct_keys};
+use crate::store::{Item, LeaseId, Listing, Op, Revision, Store, WatchStream, check_ops};
 use crate::watch::{self, Batch, ChangeFeed, RawChanges};
 use redb::{Database, ReadableDatabase as _, ReadableTable as _};
 use std::collections::{BTreeMap, VecDeque};
@@ -378,7 +378,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn transaction(&self, ops: Vec<Op>) -> Result<Revision, StoreError> {
-        check_distinct_keys(&ops)?;
+        check_ops(&ops)?;
         self.blocking(move |inner| {
             let path = inner.path.clone();
             inner.write("a transaction", |tables, revision| {

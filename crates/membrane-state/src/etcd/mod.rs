@@ -7,8 +7,7 @@ mod link;
 
 use crate::error::StoreError;
 use crate::store::{
-    Event, Item, LeaseId, Listing, Op, Precondition, Revision, Store, WatchStream,
-    check_distinct_keys,
+    Event, Item, LeaseId, Listing, Op, Precondition, Revision, Store, WatchStream, check_ops,
 };
 use crate::watch::{self, Batch, ChangeFeed, RawChanges};
 use etcd_client::{
@@ -195,7 +194,7 @@ impl Store for EtcdStore {
     }
 
     async fn transaction(&self, ops: Vec<Op>) -> Result<Revision, StoreError> {
-        check_distinct_keys(&ops)?;
+        check_ops(&ops)?;
         let checked: Vec<&Op> = ops
             .iter()
             .filter(|op| op.precondition() != Precondition::Any)
@@ -233,20 +232,30 @@ impl Store for EtcdStore {
         if response.succeeded() {
             return Ok(revision_of(response.header()));
         }
-        for (op, read) in checked.iter().zip(response.op_responses()) {
-            let TxnOpResponse::Get(read) = read else {
-                continue;
-            };
-            let found = read.kvs().first().map(|kv| kv.mod_revision() as u64);
-            if !op.precondition().holds(found) {
-                return Err(StoreError::Conflict {
+        // The reads ran atomically with the failed comparison: the first key whose
+        // precondition they contradict is the one to name.
+        let conflicts: Vec<StoreError> = checked
+            .iter()
+            .zip(response.op_responses())
+            .filter_map(|(op, read)| {
+                let TxnOpResponse::Get(read) = read else {
+                    return None;
+                };
+                let found = read.kvs().first().map(|kv| kv.mod_revision() as u64);
+                (!op.precondition().holds(found)).then(|| StoreError::Conflict {
                     key: op.key().to_string(),
                     expected: op.precondition(),
                     found,
-                });
-            }
-        }
-        unreachable!("etcd reported a failed comparison but every precondition holds")
+                })
+            })
+            .collect();
+        Err(conflicts
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| StoreError::Invalid {
+                what: "a transaction".to_string(),
+                reason: "etcd refused a comparison that the read-back says holds",
+            }))
     }
 
     fn watch(&self, prefix: &str, from: Revision) -> WatchStream {
