@@ -83,6 +83,14 @@ pub async fn connect(
     address: &ServerAddress,
     tls: Option<&ClientTls>,
 ) -> Result<ObserverClient<Channel>, ClientError> {
+    Ok(ObserverClient::new(channel(address, tls).await?))
+}
+
+/// A gRPC channel to the server at `address` (for the Observer or the Health service).
+pub async fn channel(
+    address: &ServerAddress,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, ClientError> {
     let (uri, shown) = match (address, tls.is_some()) {
         // The authority of a unix socket URI is not dialled; with TLS it is the name
         // the server certificate must carry unless a server name is given.
@@ -132,9 +140,8 @@ pub async fn connect(
         }
         ServerAddress::Tcp(_) => endpoint.connect().await,
     };
-    let channel = connected.map_err(|source| ClientError::Connect {
+    connected.map_err(|source| ClientError::Connect {
         address: shown,
         source,
-    })?;
-    Ok(ObserverClient::new(channel))
+    })
 }
