@@ -5,8 +5,8 @@
 //! compare-and-swap preconditions, all-or-nothing transactions, leases that remove a dead
 //! node's keys, and a [`watch`](Store::watch) stream that resumes across reconnects without
 //! losing or repeating a change. The key layout of the cluster lives in [`keys`], and
-//! [`allocate_unique`] hands out pod CIDRs and identity numbers so that two nodes racing
-//! never get the same one.
+//! [`allocate_unique`] hands out pod CIDRs and [`allocate_identity`] identity numbers so
+//! that two nodes racing never get the same one.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -15,6 +15,7 @@ pub mod backoff;
 pub mod embedded;
 mod error;
 pub mod etcd;
+mod identity;
 pub mod keys;
 mod store;
 mod watch;
@@ -24,6 +25,7 @@ pub use backoff::Backoff;
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use etcd::EtcdStore;
+pub use identity::{AllocatedIdentity, IDENTITY_RANGE, allocate_identity, labels_hash};
 pub use store::{
     Event, Item, LeaseId, Listing, Op, Precondition, Revision, Store, WatchEvent, WatchStream,
 };

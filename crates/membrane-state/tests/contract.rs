@@ -8,11 +8,12 @@
 mod bed;
 
 use futures::StreamExt as _;
-use membrane_state::EmbeddedStore;
+use membrane_state::{EmbeddedStore, IDENTITY_RANGE, allocate_identity};
 use membrane_state::{
     Event, LeaseId, Op, Precondition, Store, StoreError, WatchEvent, WatchStream, allocate_unique,
     keys,
 };
+use std::collections::BTreeSet;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -74,6 +75,7 @@ on_both_backends!(
     racing_allocators_never_claim_the_same_pod_cidr,
     racing_allocators_never_claim_the_same_identity_number,
     an_allocator_gets_its_own_claim_back,
+    racing_nodes_agree_on_one_identity_per_label_set_and_never_share_one,
 );
 
 /// The next change of `watch`, skipping connection states, within 10 s.
@@ -494,4 +496,48 @@ async fn an_allocator_gets_its_own_claim_back(store: Arc<dyn Store>, _: Arc<dyn 
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Exhausted { .. }), "{err:?}");
+}
+
+async fn racing_nodes_agree_on_one_identity_per_label_set_and_never_share_one(
+    a: Arc<dyn Store>,
+    b: Arc<dyn Store>,
+) {
+    let label_sets: Vec<BTreeSet<String>> = (0..12)
+        .map(|i| [format!("k8s:app=app{}", i / 2 * 2)].into_iter().collect())
+        .collect();
+    // Both nodes ask for every label set at once (each set twice over, so the same labels
+    // race against themselves too).
+    let node = |store: Arc<dyn Store>, sets: Vec<BTreeSet<String>>| async move {
+        let mut got = Vec::new();
+        for labels in &sets {
+            got.push((
+                labels.clone(),
+                allocate_identity(store.as_ref(), labels).await.unwrap(),
+            ));
+        }
+        got
+    };
+    let mut reversed = label_sets.clone();
+    reversed.reverse();
+    let (left, right) = tokio::join!(node(a.clone(), label_sets.clone()), node(b, reversed));
+    let mut by_labels = std::collections::BTreeMap::new();
+    for (labels, identity) in left.iter().chain(&right) {
+        assert!(IDENTITY_RANGE.contains(&identity.id));
+        let first = *by_labels.entry(labels.clone()).or_insert(identity.id);
+        assert_eq!(first, identity.id, "{labels:?} got two identities");
+    }
+    let ids: HashSet<u32> = by_labels.values().copied().collect();
+    assert_eq!(
+        ids.len(),
+        by_labels.len(),
+        "two label sets share an identity: {by_labels:?}"
+    );
+    let created = left.iter().chain(&right).filter(|(_, i)| i.created).count();
+    assert_eq!(created, by_labels.len(), "each identity was created once");
+    let stored = a.list(keys::IDENTITY_IDS).await.unwrap();
+    assert_eq!(
+        stored.items.len(),
+        by_labels.len(),
+        "no number was left claimed"
+    );
 }
