@@ -17,6 +17,7 @@ mod bed;
 
 use bed::{L4, NODE_V4, WORLD_MAC, WORLD_V4, packet, with_bed};
 use membrane_common::program_names::{FROM_CONTAINER, FROM_NETDEV};
+use membrane_datapath::{BackendSpec, Frontend, ServiceSpec};
 
 /// Single runs per path.
 const RUNS: usize = 100_000;
@@ -73,6 +74,44 @@ fn main() {
             L4::TcpAck,
         );
 
+        // A ClusterIP with pod B as its only backend, reached per packet (no socket LB).
+        let vip: std::net::IpAddr = "10.96.0.10".parse().unwrap();
+        let backend = BackendSpec {
+            addr: bed.b.v4.into(),
+            port: 8080,
+            proto: 6,
+            terminating: false,
+            local: true,
+        };
+        bed.dp.upsert_backend(1, &backend).unwrap();
+        let frontend = Frontend {
+            addr: vip,
+            port: 80,
+            proto: 6,
+            internal: false,
+        };
+        let spec = ServiceSpec {
+            frontend,
+            rev_nat_index: 1,
+            flags: 0,
+            affinity_timeout_s: 0,
+            active: vec![1],
+            terminating: vec![],
+        };
+        bed.dp.upsert_service(&spec, &[]).unwrap();
+        let pod_to_cluster_ip = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.a.v4.into(),
+            vip,
+            34000,
+            80,
+            L4::TcpAck,
+        );
+        bed.dp
+            .test_run(FROM_CONTAINER, &pod_to_cluster_ip, a.host_ifindex, 1)
+            .unwrap();
+
         let mut arp = pod_to_pod.clone();
         arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
         println!(
@@ -114,6 +153,13 @@ fn main() {
                 FROM_NETDEV,
                 &reply,
                 bed.uplink,
+                7,
+            ),
+            (
+                "pod -> ClusterIP -> pod, per-packet LB, IPv4",
+                FROM_CONTAINER,
+                &pod_to_cluster_ip,
+                a.host_ifindex,
                 7,
             ),
         ] {
