@@ -25,6 +25,8 @@ fn main() -> anyhow::Result<()> {
     pbjson_build::Builder::new()
         .register_descriptors(&set)
         .context("registering the descriptors for JSON")?
+        // Hubble prints proto field names (`pod_name`, `IP`), not lowerCamelCase.
+        .preserve_proto_field_names()
         .build(&[".flow", ".relay", ".observer"])
         .context("generating the proto3 JSON mapping")?;
     Ok(())
