@@ -2,6 +2,7 @@
 //! the binary, which prints them, and the test helpers, which parse them.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -56,6 +57,20 @@ pub struct CountReport {
 pub struct WhoamiReport {
     /// The client's address as seen by the server.
     pub peer: SocketAddr,
+}
+
+/// Outcome of `servers`: which server answered each of a run of new connections (or
+/// datagrams, each from a new socket), by the server's own address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServersReport {
+    /// What it talked to.
+    pub target: String,
+    /// Answers per server address.
+    pub servers: BTreeMap<SocketAddr, u64>,
+    /// Connections that got no answer.
+    pub failed: u64,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
 }
 
 /// Outcome of `stream`: one long-lived connection exchanging messages.
@@ -126,6 +141,25 @@ mod tests {
         assert_eq!(
             (latency.p50_us, latency.p99_us, latency.max_us),
             (7000, 7000, 7000)
+        );
+    }
+
+    #[test]
+    fn a_servers_report_reads_back_with_addresses_as_keys() {
+        let report = ServersReport {
+            target: "10.96.0.1:80".into(),
+            servers: [
+                ("10.0.0.1:80".parse().unwrap(), 3),
+                ("[fd00::1]:80".parse().unwrap(), 1),
+            ]
+            .into(),
+            failed: 0,
+            first_error: None,
+        };
+        let json = serde_json::to_string(&report).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ServersReport>(&json).unwrap(),
+            report
         );
     }
 

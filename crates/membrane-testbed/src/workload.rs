@@ -3,7 +3,7 @@
 
 use crate::binaries::{self, MissingBinary};
 use crate::process::{self, Place, Process, ProcessError};
-use crate::report::{CountReport, ServeReady, ThroughputReport, WhoamiReport};
+use crate::report::{CountReport, ServeReady, ServersReport, ThroughputReport, WhoamiReport};
 use serde::de::DeserializeOwned;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, SocketAddr};
@@ -309,6 +309,25 @@ pub fn whoami_udp(
 ) -> Result<Outcome<WhoamiReport>, WorkloadError> {
     let args = vec!["whoami".into(), "udp".into(), target.to_string()];
     client(place, &args, count_timeout(1))
+}
+
+/// Which server answers each of `count` new TCP connections to `target` (or, with
+/// `udp`, each of `count` datagrams from new sockets).
+pub fn servers(
+    place: &(impl Place + ?Sized),
+    udp: bool,
+    target: SocketAddr,
+    count: u32,
+) -> Result<Outcome<ServersReport>, WorkloadError> {
+    let protocol = if udp { "udp" } else { "tcp" };
+    let args = vec![
+        "servers".into(),
+        protocol.into(),
+        target.to_string(),
+        "--count".into(),
+        count.to_string(),
+    ];
+    client(place, &args, count_timeout(count))
 }
 
 /// Sends as much as it can to the TCP server at `target` for `seconds`.

@@ -2,8 +2,9 @@
 
 use anyhow::{Context, bail};
 use membrane_testbed::report::{
-    CountReport, Latency, StreamReport, ThroughputReport, WhoamiReport,
+    CountReport, Latency, ServersReport, StreamReport, ThroughputReport, WhoamiReport,
 };
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -223,6 +224,45 @@ pub async fn whoami_udp(target: SocketAddr, limit: Duration) -> anyhow::Result<W
     .await
 }
 
+fn parse_server(answer: &[u8]) -> anyhow::Result<SocketAddr> {
+    let text = String::from_utf8_lossy(answer);
+    text.trim()
+        .strip_prefix("server=")
+        .with_context(|| format!("unexpected answer {text:?}"))?
+        .parse()
+        .with_context(|| format!("bad address in {text:?}"))
+}
+
+/// `count` new connections (TCP) or datagrams from new sockets (UDP), each asking the
+/// server for its own address.
+pub async fn servers(udp: bool, target: SocketAddr, count: u64, limit: Duration) -> ServersReport {
+    let mut report = ServersReport {
+        target: target.to_string(),
+        servers: BTreeMap::new(),
+        failed: 0,
+        first_error: None,
+    };
+    for _ in 0..count {
+        let asked = bounded(limit, async {
+            if udp {
+                parse_server(&udp_exchange(target, b"WHOAREYOU").await?)
+            } else {
+                let mut reader = BufReader::new(connect(target).await?);
+                parse_server(exchange(&mut reader, "WHOAREYOU\n").await?.as_bytes())
+            }
+        })
+        .await;
+        match asked {
+            Ok(server) => *report.servers.entry(server).or_default() += 1,
+            Err(e) => {
+                report.failed += 1;
+                report.first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    report
+}
+
 /// One connection exchanging `seq N` lines every `interval` for `duration`. Any failure
 /// marks the stream broken and the next tick reconnects.
 pub async fn stream(
@@ -344,5 +384,14 @@ mod tests {
             "[fd00::1]:5".parse().unwrap()
         );
         assert!(parse_peer(b"hello").is_err());
+    }
+
+    #[test]
+    fn the_server_answer_is_read_as_a_socket_address() {
+        assert_eq!(
+            parse_server(b"server=10.200.1.5:7000\n").unwrap(),
+            "10.200.1.5:7000".parse().unwrap()
+        );
+        assert!(parse_server(b"peer=10.0.0.1:1").is_err());
     }
 }

@@ -4,9 +4,12 @@
 //!
 //! Wire protocol of the server:
 //! - TCP: line based. `WHOAMI` is answered with `peer=<address:port>` (the source the
-//!   server sees); `SINK` makes the server read until end of stream and answer
-//!   `received=<bytes>`; any other line is echoed.
-//! - UDP: a datagram `WHOAMI` is answered with `peer=<address:port>`; any other is echoed.
+//!   server sees); `WHOAREYOU` with `server=<address:port>` (the server's own end of the
+//!   connection, so a client behind a load balancer learns which backend answered);
+//!   `SINK` makes the server read until end of stream and answer `received=<bytes>`;
+//!   any other line is echoed.
+//! - UDP: a datagram `WHOAMI` is answered with `peer=<address:port>`, `WHOAREYOU` with
+//!   `server=<address:port>` (the address the datagram reached); any other is echoed.
 //! - HTTP/1.1: `GET /` answers `peer=<address:port>`, `GET /status` answers a JSON status.
 #![forbid(unsafe_code)]
 
@@ -108,6 +111,19 @@ enum Mode {
         protocol: Protocol,
         /// Server address.
         target: SocketAddr,
+        #[command(flatten)]
+        timeout: Timeout,
+    },
+    /// Makes COUNT new connections (or datagrams from new sockets) and counts which
+    /// server answered each.
+    Servers {
+        /// Protocol to ask over.
+        protocol: Protocol,
+        /// Server (or Service) address.
+        target: SocketAddr,
+        /// Number of connections.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
+        count: u64,
         #[command(flatten)]
         timeout: Timeout,
     },
@@ -223,6 +239,17 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
+        }
+        Mode::Servers {
+            protocol,
+            target,
+            count,
+            timeout,
+        } => {
+            let udp = matches!(protocol, Protocol::Udp);
+            let report = runtime.block_on(clients::servers(udp, target, count, timeout.duration()));
+            let success = report.failed == 0;
+            (serde_json::to_value(report), success)
         }
         Mode::Stream {
             target,

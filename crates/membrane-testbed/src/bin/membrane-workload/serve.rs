@@ -54,6 +54,7 @@ async fn tcp_server(listener: TcpListener) -> anyhow::Result<()> {
 /// Serves one TCP connection line by line.
 async fn tcp_connection(stream: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
+    let local = canonical(stream.local_addr()?);
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
     let mut line = String::new();
@@ -66,6 +67,11 @@ async fn tcp_connection(stream: TcpStream, peer: SocketAddr) -> std::io::Result<
             "WHOAMI" => {
                 writer
                     .write_all(format!("peer={peer}\n").as_bytes())
+                    .await?
+            }
+            "WHOAREYOU" => {
+                writer
+                    .write_all(format!("server={local}\n").as_bytes())
                     .await?
             }
             "SINK" => {
@@ -81,7 +87,8 @@ async fn tcp_connection(stream: TcpStream, peer: SocketAddr) -> std::io::Result<
 }
 
 async fn udp_server(socket: UdpSocket) -> anyhow::Result<()> {
-    let ipv6 = socket.local_addr()?.is_ipv6();
+    let bound = socket.local_addr()?;
+    let ipv6 = bound.is_ipv6();
     udp_pktinfo::enable(&socket, ipv6).context("cannot ask for datagram destinations")?;
     let mut buffer = vec![0u8; 65536];
     loop {
@@ -94,6 +101,9 @@ async fn udp_server(socket: UdpSocket) -> anyhow::Result<()> {
         let datagram = &buffer[..received.len];
         let answer = if datagram == b"WHOAMI" {
             format!("peer={}", canonical(received.peer)).into_bytes()
+        } else if datagram == b"WHOAREYOU" {
+            let local = received.local.unwrap_or(bound.ip());
+            format!("server={}", canonical(SocketAddr::new(local, bound.port()))).into_bytes()
         } else {
             datagram.to_vec()
         };
