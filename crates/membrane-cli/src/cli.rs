@@ -1,7 +1,7 @@
 //! The command line: global options and one subcommand per module.
 
 use crate::error::CliError;
-use crate::{apply, completion, delete, get, status};
+use crate::{apply, completion, delete, get, observe, status};
 use clap::{Parser, Subcommand};
 use membrane_api::Client;
 use std::path::PathBuf;
@@ -36,6 +36,8 @@ enum Command {
     Status(status::Args),
     /// Print a shell completion script.
     Completion(completion::Args),
+    /// Show flows seen by a node's datapath (like hubble observe).
+    Observe(Box<observe::Args>),
 }
 
 impl Cli {
@@ -48,6 +50,15 @@ impl Cli {
             Command::Get(args) => get::run(&client, args).await,
             Command::Status(args) => status::run(&client, args).await,
             Command::Completion(args) => completion::run(args),
+            Command::Observe(args) => {
+                // Filters are order-sensitive (--not applies to the next one), which
+                // only the raw matches record.
+                let matches = <Cli as clap::CommandFactory>::command().get_matches();
+                let observe = matches
+                    .subcommand_matches("observe")
+                    .expect("the command line just parsed as the observe subcommand");
+                Ok(observe::run(*args, observe).await?)
+            }
         }
     }
 }

@@ -70,6 +70,13 @@ pub enum CliError {
         /// The agent's node.
         node: String,
     },
+    /// `membrane observe` failed.
+    #[error(transparent)]
+    Observe {
+        /// What went wrong.
+        #[from]
+        source: crate::observe::ObserveError,
+    },
     /// Writing the output failed (a closed pipe, say).
     #[error("cannot write the output: {source}")]
     Write {

@@ -9,6 +9,7 @@ mod delete;
 mod error;
 mod get;
 mod manifests;
+mod observe;
 mod output;
 mod status;
 

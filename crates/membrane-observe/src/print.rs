@@ -283,6 +283,11 @@ impl<W: Write> Printer<W> {
         Ok(())
     }
 
+    /// Flushes what was printed so far (tables are printed by `finish`).
+    pub fn flush(&mut self) -> Result<(), PrintError> {
+        Ok(self.out.flush()?)
+    }
+
     /// Writes what is still collected (the table) and flushes.
     pub fn finish(mut self) -> Result<W, PrintError> {
         if self.format == Format::Table {

@@ -138,3 +138,6 @@ pub async fn serve_tcp(
 ) -> Result<(), ServeError> {
     serve(TcpListenerStream::new(listener), tls, service, token).await
 }
+
+/// Where the agent serves the Observer API on its node by default.
+pub const DEFAULT_SOCKET: &str = "/var/run/membrane/observer.sock";
