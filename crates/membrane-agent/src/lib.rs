@@ -13,5 +13,6 @@ pub mod ipam;
 pub mod maintenance;
 pub mod metrics;
 pub mod node;
+pub mod services;
 pub mod store;
 pub mod telemetry;

@@ -6,9 +6,11 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod services;
 pub mod types;
 
 pub use client::{Client, ClientError};
+pub use services::{ServiceBackend, ServiceFrontend};
 pub use types::*;
 
 /// Default path of the agent's unix socket.
@@ -44,4 +46,7 @@ pub mod paths {
     pub const OBJECTS_LIST: &str = "/v1/objects/list";
     /// `GET` → `Vec<`[`crate::Identity`]`>`, sorted by id.
     pub const IDENTITY_LIST: &str = "/v1/identities";
+    /// `GET` → `Vec<`[`crate::ServiceFrontend`]`>`: every frontend the node
+    /// load-balances, with its backends, in address order.
+    pub const SERVICES: &str = "/v1/services";
 }

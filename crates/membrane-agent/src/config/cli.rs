@@ -5,6 +5,7 @@
 //! is reported together with every other problem.
 
 use super::{AgentConfig, ConfigProblem, KvstoreBackend, LogFormat, PortRange};
+use crate::services::{LbAlgorithm, MaglevTableSize};
 use clap::Parser;
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -106,6 +107,30 @@ pub struct Cli {
     /// Seconds between conntrack collections and leak checks [default: 30].
     #[arg(long, env = "MEMBRANE_MAINTENANCE_INTERVAL_SECS", value_name = "SECS")]
     pub maintenance_interval_secs: Option<String>,
+    /// Ports NodePorts may use, FIRST-LAST [default: 30000-32767].
+    #[arg(long, env = "MEMBRANE_NODE_PORT_RANGE", value_name = "FIRST-LAST")]
+    pub node_port_range: Option<String>,
+    /// Backend selection of Services without the service.cilium.io/lb-algorithm
+    /// annotation: random or maglev [default: random].
+    #[arg(long, env = "MEMBRANE_LB_ALGORITHM", value_name = "ALGORITHM")]
+    pub lb_algorithm: Option<String>,
+    /// Positions of each Maglev lookup table, a prime [default: 16381].
+    #[arg(long, env = "MEMBRANE_MAGLEV_TABLE_SIZE", value_name = "PRIME")]
+    pub maglev_table_size: Option<String>,
+    /// Socket-level load balancing for every process below --cgroup-root; false leaves
+    /// only per-packet load balancing [default: true].
+    #[arg(
+        long,
+        env = "MEMBRANE_SOCKET_LB",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub socket_lb: Option<String>,
+    /// The cgroup v2 directory the socket-level load balancer attaches to; pods and
+    /// node processes must run below it [default: none, socket LB off].
+    #[arg(long, env = "MEMBRANE_CGROUP_ROOT", value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
 }
 
 impl Cli {
@@ -234,6 +259,31 @@ impl Cli {
             "MEMBRANE_MAINTENANCE_INTERVAL_SECS",
             |v| config.maintenance.interval_secs = v,
         );
+        let s = &mut config.services;
+        parse.set::<PortRange>(
+            &self.node_port_range,
+            "--node-port-range",
+            "MEMBRANE_NODE_PORT_RANGE",
+            |v| s.node_port_range = v,
+        );
+        parse.set::<LbAlgorithm>(
+            &self.lb_algorithm,
+            "--lb-algorithm",
+            "MEMBRANE_LB_ALGORITHM",
+            |v| s.lb_algorithm = v,
+        );
+        parse.set::<MaglevTableSize>(
+            &self.maglev_table_size,
+            "--maglev-table-size",
+            "MEMBRANE_MAGLEV_TABLE_SIZE",
+            |v| s.maglev_table_size = v,
+        );
+        parse.set::<bool>(&self.socket_lb, "--socket-lb", "MEMBRANE_SOCKET_LB", |v| {
+            s.socket_lb = v
+        });
+        if let Some(dir) = &self.cgroup_root {
+            s.cgroup_root = Some(dir.clone());
+        }
     }
 }
 

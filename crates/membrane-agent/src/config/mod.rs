@@ -44,6 +44,8 @@ pub struct AgentConfig {
     pub log: LogConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// Service load balancing (the kube-proxy replacement).
+    pub services: crate::services::ServicesConfig,
 }
 
 /// The node and its uplink.
@@ -409,6 +411,18 @@ pub enum ConfigProblem {
         /// The flag.
         flag: &'static str,
     },
+    /// Two port ranges that must stay apart overlap.
+    #[error("{first} {first_range} overlaps {second} {second_range}")]
+    RangesOverlap {
+        /// The first range's flag.
+        first: &'static str,
+        /// The first range.
+        first_range: PortRange,
+        /// The second range's flag.
+        second: &'static str,
+        /// The second range.
+        second_range: PortRange,
+    },
 }
 
 /// Everything wrong with the configuration, reported together.
@@ -580,6 +594,21 @@ impl AgentConfig {
         if self.maintenance.interval_secs == 0 {
             problems.push(ConfigProblem::Zero {
                 flag: "--maintenance-interval-secs",
+            });
+        }
+        let (nat, node_ports) = (
+            self.masquerade.nat_port_range,
+            self.services.node_port_range,
+        );
+        if nat.range().start() <= node_ports.range().end()
+            && node_ports.range().start() <= nat.range().end()
+        {
+            // A reply to a masqueraded connection would look like a NodePort connection.
+            problems.push(ConfigProblem::RangesOverlap {
+                first: "--node-port-range",
+                first_range: node_ports,
+                second: "--nat-port-range",
+                second_range: nat,
             });
         }
     }
