@@ -155,7 +155,11 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.agent.as_mut().and_then(|a| a.try_status().unwrap()) {
-                panic!("agent of {} exited ({status}); log:\n{}", self.name, self.log());
+                panic!(
+                    "agent of {} exited ({status}); log:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             let status: Result<AgentStatus, _> = block_on(client.get(paths::STATUS));
             if status.is_ok_and(|s| s.healthy) {

@@ -24,7 +24,7 @@ fn every_configuration_problem_is_reported_at_once_and_nothing_starts() {
         "--nat-port-range (or MEMBRANE_NAT_PORT_RANGE) \"70000-80000\"",
         "--node-name is required",
         "--uplink is required",
-        "at least one of --ipv4-pod-cidr and --ipv6-pod-cidr",
+        "at least one of --ipv4-pod-cidr, --ipv6-pod-cidr, --cluster-pool-ipv4 and --cluster-pool-ipv6 is required",
     ] {
         assert!(
             stderr.contains(expected),

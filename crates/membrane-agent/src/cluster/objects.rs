@@ -52,14 +52,27 @@ pub enum ObjectsError {
 
 /// The store key of an object.
 pub fn key(object_ref: &ObjectRef) -> String {
-    format!("{}{}", keys::OBJECTS, object_ref.key())
+    keys::object(
+        object_ref.kind.as_str(),
+        object_ref.namespace.as_deref().unwrap_or(""),
+        &object_ref.name,
+    )
+}
+
+/// A key that does not name an object.
+#[derive(Debug, thiserror::Error)]
+#[error("{key} is not an object key")]
+pub struct NotAnObjectKey {
+    key: String,
 }
 
 /// Decodes a stored object: its kind comes from the key.
 pub fn decode(key: &str, value: &[u8]) -> Result<Object, DecodeError> {
-    let suffix = keys::suffix(key, keys::OBJECTS).unwrap_or(key);
-    let object_ref = ObjectRef::from_key(suffix)?;
-    Ok(Object::from_json(object_ref.kind, value)?)
+    let (kind, _, _) = keys::parse_object(key).ok_or_else(|| NotAnObjectKey {
+        key: key.to_string(),
+    })?;
+    let kind: Kind = kind.parse()?;
+    Ok(Object::from_json(kind, value)?)
 }
 
 fn store_error(
@@ -188,19 +201,12 @@ pub async fn list(
         .map(str::parse)
         .transpose()
         .map_err(|source| ObjectsError::UnknownKind { source })?;
-    let prefix = match kind {
-        Some(kind) => format!(
-            "{}{}",
-            keys::OBJECTS,
-            ObjectRef::key_prefix(
-                kind,
-                request
-                    .namespace
-                    .as_deref()
-                    .filter(|_| kind.is_namespaced())
-            )
-        ),
-        None => keys::OBJECTS.to_string(),
+    let prefix = match (kind, request.namespace.as_deref()) {
+        (Some(kind), Some(namespace)) if kind.is_namespaced() => {
+            keys::objects_in_namespace(kind.as_str(), namespace)
+        }
+        (Some(kind), _) => keys::objects_of_kind(kind.as_str()),
+        (None, _) => keys::OBJECTS.to_string(),
     };
     let objects: Vec<Object> = match store.list(&prefix).await {
         Ok(listing) => listing
@@ -229,4 +235,30 @@ pub async fn list(
         )
         .map(|object| object.to_value())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_keys_are_the_store_layout_over_the_model_s_key() {
+        for object_ref in [
+            ObjectRef {
+                kind: Kind::Service,
+                namespace: Some("shop".into()),
+                name: "web".into(),
+            },
+            ObjectRef {
+                kind: Kind::Node,
+                namespace: None,
+                name: "node1".into(),
+            },
+        ] {
+            let key = key(&object_ref);
+            assert_eq!(key, format!("{}{}", keys::OBJECTS, object_ref.key()));
+            let (kind, _, _) = keys::parse_object(&key).unwrap();
+            assert_eq!(kind, object_ref.kind.as_str());
+        }
+    }
 }
