@@ -13,6 +13,7 @@ pub mod ipam;
 pub mod maintenance;
 pub mod metrics;
 pub mod node;
+pub mod observe;
 pub mod services;
 pub mod store;
 pub mod telemetry;

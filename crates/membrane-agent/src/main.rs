@@ -9,6 +9,7 @@ use membrane_agent::config::{AgentConfig, Cli};
 use membrane_agent::endpoints::EndpointManager;
 use membrane_agent::ipam::{Ipam, Pool};
 use membrane_agent::node::{Rtnetlink, sysctl};
+use membrane_agent::observe::Observability;
 use membrane_agent::store::Store;
 use membrane_agent::{api, cni_conf, maintenance, metrics, telemetry};
 use membrane_api::NodeInfo;
@@ -104,7 +105,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
     let store = Store::open(&config.state.dir)?;
     let ipam = Ipam::new(store, v4_pool, v6_pool)?;
-    let datapath = Datapath::load(&DatapathOptions {
+    let mut datapath = Datapath::load(&DatapathOptions {
         pin_dir: config.bpffs_dir(),
         node_ipv4,
         node_ipv6,
@@ -117,6 +118,9 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         maglev_table_size: 16381,
     })
     .context("loading the eBPF datapath failed")?;
+    let events = datapath
+        .take_event_reader()
+        .context("cannot read the datapath's flow events")?;
     let manager = EndpointManager::new(ipam, datapath, net, config.orphan_grace())?;
     let agent = Arc::new(Agent::new(config.node.name.clone(), mtu, manager));
     let report = agent.restore().await?;
@@ -154,6 +158,22 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         cluster::registration::run(registry.as_ref(), node, ttl, stop).await;
         Ok(())
     });
+    let observability = Arc::new(Observability::new(&config.observe, &config.node.name)?);
+    let (observed, stop) = (observability.clone(), token.clone());
+    tasks.spawn(async move { Ok(observed.read_events(events, stop).await?) });
+    let (observed, named, objects) = (observability.clone(), agent.clone(), cluster.clone());
+    let stop = token.clone();
+    tasks.spawn(async move {
+        observed.follow_endpoints(named, objects, stop).await;
+        Ok(())
+    });
+    let (observed, settings, me) = (
+        observability.clone(),
+        config.observe.clone(),
+        config.node.name.clone(),
+    );
+    let stop = token.clone();
+    tasks.spawn(async move { Ok(observed.serve(&settings, &me, stop).await?) });
     let router = api::router(agent.clone(), cluster);
     let stop = token.clone();
     tasks.spawn(async move { Ok(api::serve(listener, socket, router, stop).await?) });
@@ -168,8 +188,12 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen for metrics on {address}"))?;
         tracing::info!(%address, "serving metrics");
-        let (measured, stop) = (agent.clone(), token.clone());
-        tasks.spawn(async move { Ok(metrics::serve(listener, measured, stop).await?) });
+        let (measured, observed, stop) = (
+            agent.clone(),
+            observability.metrics().clone(),
+            token.clone(),
+        );
+        tasks.spawn(async move { Ok(metrics::serve(listener, measured, observed, stop).await?) });
     }
     tasks.spawn(cancel_on_signal(token.clone()));
     tracing::info!("membrane-agent is ready");

@@ -9,35 +9,43 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use membrane_api::{AgentStatus, PoolStatus};
+use membrane_observe::metrics::ObserveMetrics;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serves `/metrics` on `listener` until `token` is cancelled.
+/// Serves `/metrics` (the agent's and the observer's) on `listener` until `token` is
+/// cancelled.
 pub async fn serve<D: NodeDatapath, N: NodeNetwork>(
     listener: TcpListener,
     agent: Arc<Agent<D, N>>,
+    observed: Arc<ObserveMetrics>,
     token: CancellationToken,
 ) -> std::io::Result<()> {
     let router = Router::new()
         .route("/metrics", get(metrics::<D, N>))
-        .with_state(agent);
+        .with_state((agent, observed));
     axum::serve(listener, router)
         .with_graceful_shutdown(token.cancelled_owned())
         .await
 }
 
 async fn metrics<D: NodeDatapath, N: NodeNetwork>(
-    State(agent): State<Arc<Agent<D, N>>>,
+    State((agent, observed)): State<(Arc<Agent<D, N>>, Arc<ObserveMetrics>)>,
 ) -> impl IntoResponse {
     match agent.status().await {
-        Ok(status) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            render(&status, agent.counters()),
-        ),
+        Ok(status) => {
+            let mut text = render(&status, agent.counters());
+            // Writing into a String cannot fail.
+            let _ = observed.encode(&mut text);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                text,
+            )
+        }
         Err(error) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain")],

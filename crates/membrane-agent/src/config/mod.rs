@@ -44,6 +44,8 @@ pub struct AgentConfig {
     pub log: LogConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// Flow observability: the Observer API.
+    pub observe: crate::observe::ObserveConfig,
     /// Service load balancing (the kube-proxy replacement).
     pub services: crate::services::ServicesConfig,
 }
