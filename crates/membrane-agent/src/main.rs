@@ -172,8 +172,8 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         config.observe.clone(),
         config.node.name.clone(),
     );
-    let stop = token.clone();
-    tasks.spawn(async move { Ok(observed.serve(&settings, &me, stop).await?) });
+    let (beside, stop) = (config.api.socket.clone(), token.clone());
+    tasks.spawn(async move { Ok(observed.serve(&settings, &beside, &me, stop).await?) });
     let router = api::router(agent.clone(), cluster);
     let stop = token.clone();
     tasks.spawn(async move { Ok(api::serve(listener, socket, router, stop).await?) });

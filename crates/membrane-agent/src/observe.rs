@@ -21,7 +21,7 @@ use membrane_observe::store::FlowStore;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -33,8 +33,9 @@ const DIRECTORY_REFRESH: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ObserveConfig {
-    /// Unix socket of the Observer API.
-    pub socket: PathBuf,
+    /// Unix socket of the Observer API; by default `observer.sock` beside the local
+    /// API's socket (`/var/run/membrane/observer.sock`).
+    pub socket: Option<PathBuf>,
     /// TCP address of the Observer API (Hubble uses port 4244); off when absent.
     pub listen: Option<SocketAddr>,
     /// Server certificate (PEM) for TLS on TCP.
@@ -52,7 +53,7 @@ pub struct ObserveConfig {
 impl Default for ObserveConfig {
     fn default() -> Self {
         ObserveConfig {
-            socket: PathBuf::from(server::DEFAULT_SOCKET),
+            socket: None,
             listen: None,
             tls_cert: None,
             tls_key: None,
@@ -204,11 +205,12 @@ impl Observability {
         }
     }
 
-    /// Serves the Observer API on the unix socket and, when configured, on TCP, until
-    /// `token` is cancelled.
+    /// Serves the Observer API on the unix socket (beside `api_socket` unless
+    /// configured) and, when configured, on TCP, until `token` is cancelled.
     pub async fn serve(
         &self,
         config: &ObserveConfig,
+        api_socket: &Path,
         node: &str,
         token: CancellationToken,
     ) -> Result<(), ObserveError> {
@@ -228,8 +230,14 @@ impl Observability {
                 tls_server_name: tls.as_ref().map(|_| node.to_string()),
             },
         ));
-        let unix = server::bind_unix(&config.socket)?;
-        tracing::info!(socket = %config.socket.display(), "serving the Observer API");
+        let socket = config.socket.clone().unwrap_or_else(|| {
+            api_socket
+                .parent()
+                .unwrap_or_else(|| Path::new("/"))
+                .join("observer.sock")
+        });
+        let unix = server::bind_unix(&socket)?;
+        tracing::info!(socket = %socket.display(), "serving the Observer API");
         let on_unix = server::serve_unix(unix, None, service.clone(), token.clone());
         match config.listen {
             Some(address) => {
