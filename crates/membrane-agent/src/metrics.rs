@@ -32,8 +32,11 @@ pub async fn serve<D: NodeDatapath, N: NodeNetwork>(
         .await
 }
 
+/// What the handler reads: the agent and the observer's metrics.
+type Measured<D, N> = (Arc<Agent<D, N>>, Arc<ObserveMetrics>);
+
 async fn metrics<D: NodeDatapath, N: NodeNetwork>(
-    State((agent, observed)): State<(Arc<Agent<D, N>>, Arc<ObserveMetrics>)>,
+    State((agent, observed)): State<Measured<D, N>>,
 ) -> impl IntoResponse {
     match agent.status().await {
         Ok(status) => {

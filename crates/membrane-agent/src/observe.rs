@@ -252,10 +252,11 @@ impl Observability {
     }
 }
 
+/// A pod's labels and owning workloads.
+type PodFacts = (BTreeMap<String, String>, Vec<Workload>);
+
 /// Labels and workloads of every Pod object, by (namespace, name).
-fn pods_by_name(
-    objects: Vec<Object>,
-) -> BTreeMap<(String, String), (BTreeMap<String, String>, Vec<Workload>)> {
+fn pods_by_name(objects: Vec<Object>) -> BTreeMap<(String, String), PodFacts> {
     objects
         .into_iter()
         .filter_map(|object| match object {

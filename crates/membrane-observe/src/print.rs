@@ -111,7 +111,7 @@ fn event_name(flow: &pb::Flow) -> String {
 fn l4_summary(flow: &pb::Flow) -> String {
     match flow.l4.as_ref().and_then(|l4| l4.protocol.as_ref()) {
         Some(Protocol::Tcp(t)) => {
-            let f = t.flags.clone().unwrap_or_default();
+            let f = t.flags.unwrap_or_default();
             let names: Vec<&str> = [
                 (f.syn, "SYN"),
                 (f.fin, "FIN"),

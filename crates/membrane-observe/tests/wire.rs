@@ -94,7 +94,7 @@ fn fields(data: &[u8]) -> Vec<(u64, Value)> {
     out
 }
 
-fn field<'a>(fields: &'a [(u64, Value)], number: u64) -> &'a Value {
+fn field(fields: &[(u64, Value)], number: u64) -> &Value {
     &fields
         .iter()
         .find(|(n, _)| *n == number)
