@@ -4,19 +4,22 @@
 use anyhow::Context as _;
 use clap::Parser as _;
 use membrane_agent::agent::Agent;
+use membrane_agent::cluster::reflector::Reflector;
 use membrane_agent::cluster::{self, Cluster};
 use membrane_agent::config::{AgentConfig, Cli};
 use membrane_agent::endpoints::EndpointManager;
 use membrane_agent::ipam::{Ipam, Pool};
 use membrane_agent::node::{Rtnetlink, sysctl};
 use membrane_agent::observe::Observability;
+use membrane_agent::routing::{self, RoutingMode, identity::Identities, routes::NativeRoutes};
 use membrane_agent::store::Store;
 use membrane_agent::{api, cni_conf, maintenance, metrics, telemetry};
 use membrane_api::NodeInfo;
 use membrane_datapath::{Datapath, DatapathOptions, MapSizes, Routing};
+use membrane_state::keys;
 use std::net::IpAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -68,11 +71,21 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             IpAddr::V4(_) => None,
         })
     });
-    let mtu = config
-        .node
+    let uplink_mtu = uplink
         .mtu
-        .or(uplink.mtu)
+        .or(config.node.mtu)
         .with_context(|| format!("uplink {} reports no MTU: set --mtu", uplink.name))?;
+    let links = routing::connect()?;
+    let (routing_datapath, path_mtu) = match config.routing.mode {
+        RoutingMode::Native => (Routing::Native, uplink_mtu),
+        RoutingMode::Tunnel => {
+            let device = config.routing.tunnel_device.clone();
+            let tunnel_mtu = routing::tunnel::tunnel_mtu(uplink_mtu)?;
+            routing::tunnel::ensure_device(&links, &device, tunnel_mtu).await?;
+            (Routing::Tunnel { device }, tunnel_mtu)
+        }
+    };
+    let mtu = config.node.mtu.unwrap_or(path_mtu);
     let kvstore = cluster::kvstore::open(&config).await?;
     let pod_cidrs = cluster::pod_cidrs::resolve(&config, kvstore.as_ref()).await?;
     let v4_pool = pod_cidrs.ipv4.map(Pool::v4);
@@ -85,6 +98,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         node_ipv4 = %or_none(node_ipv4),
         node_ipv6 = %or_none(node_ipv6),
         mtu,
+        routing = %config.routing.mode,
         socket = %config.api.socket.display(),
         state_dir = %config.state.dir.display(),
         bpffs_dir = %config.bpffs_dir().display(),
@@ -105,23 +119,30 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
     let store = Store::open(&config.state.dir)?;
     let ipam = Ipam::new(store, v4_pool, v6_pool)?;
-    let mut datapath = Datapath::load(&DatapathOptions {
-        pin_dir: config.bpffs_dir(),
-        node_ipv4,
-        node_ipv6,
-        uplink: uplink.name.clone(),
-        non_masquerade_v4: config.cluster_cidr_v4(pod_cidrs.ipv4),
-        non_masquerade_v6: config.cluster_cidr_v6(pod_cidrs.ipv6),
-        nat_ports,
-        map_sizes: MapSizes::default(),
-        routing: Routing::Native,
-        maglev_table_size: 16381,
-    })
-    .context("loading the eBPF datapath failed")?;
+    let datapath = Arc::new(Mutex::new(
+        Datapath::load(&DatapathOptions {
+            pin_dir: config.bpffs_dir(),
+            node_ipv4,
+            node_ipv6,
+            uplink: uplink.name.clone(),
+            non_masquerade_v4: config.cluster_cidr_v4(pod_cidrs.ipv4),
+            non_masquerade_v6: config.cluster_cidr_v6(pod_cidrs.ipv6),
+            nat_ports,
+            map_sizes: MapSizes::default(),
+            routing: routing_datapath,
+            maglev_table_size: 16381,
+        })
+        .context("loading the eBPF datapath failed")?,
+    ));
     let events = datapath
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the datapath lock is poisoned"))?
         .take_event_reader()
         .context("cannot read the datapath's flow events")?;
-    let manager = EndpointManager::new(ipam, datapath, net, config.orphan_grace())?;
+    let cluster = Arc::new(Cluster::new(kvstore.clone()));
+    let identities = Arc::new(Identities::new(cluster.clone()));
+    let manager = EndpointManager::new(ipam, datapath.clone(), net, config.orphan_grace())?
+        .with_identities(identities.clone());
     let agent = Arc::new(Agent::new(config.node.name.clone(), mtu, manager));
     let report = agent.restore().await?;
     tracing::info!(
@@ -138,7 +159,6 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
 
     let token = CancellationToken::new();
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let cluster = Arc::new(Cluster::new(kvstore.clone()));
     let (reflected, stop) = (cluster.clone(), token.clone());
     tasks.spawn(async move {
         reflected.run(stop).await;
@@ -158,6 +178,39 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         cluster::registration::run(registry.as_ref(), node, ttl, stop).await;
         Ok(())
     });
+    let ipcache = Arc::new(Reflector::new(keys::IPCACHE, routing::ipcache::decode));
+    let (reflected, store, stop) = (ipcache.clone(), kvstore.clone(), token.clone());
+    tasks.spawn(async move {
+        reflected.run(store.as_ref(), stop).await;
+        Ok(())
+    });
+    let (me, stop) = (config.node.name.clone(), token.clone());
+    tasks.spawn(async move {
+        routing::ipcache::sync(datapath, ipcache, me, stop).await;
+        Ok(())
+    });
+    match node_ipv4.map(IpAddr::V4).or(node_ipv6.map(IpAddr::V6)) {
+        Some(host) => {
+            let (published, store, me) = (agent.clone(), kvstore.clone(), config.node.name.clone());
+            let (ttl, stop) = (config.node_lease_ttl(), token.clone());
+            tasks.spawn(async move {
+                routing::ipcache::publish(published, identities, store, me, host, ttl, stop).await;
+                Ok(())
+            });
+        }
+        None => {
+            tracing::warn!(uplink = %uplink.name, "no address on the uplink: this node's pods are not published to the other nodes")
+        }
+    }
+    if config.routing.mode == RoutingMode::Native {
+        let routes = NativeRoutes::adopt(links).await?;
+        let (listed, changes) = (cluster.clone(), cluster.node_changes());
+        let (me, stop) = (config.node.name.clone(), token.clone());
+        tasks.spawn(async move {
+            routing::routes::run(routes, me, move || listed.nodes(), changes, stop).await;
+            Ok(())
+        });
+    }
     let observability = Arc::new(Observability::new(&config.observe, &config.node.name)?);
     let (observed, stop) = (observability.clone(), token.clone());
     tasks.spawn(async move { Ok(observed.read_events(events, stop).await?) });

@@ -96,6 +96,8 @@ pub struct AgentConfig {
     pub uplink: String,
     /// Where the agent writes the CNI network configuration.
     pub cni_conf_dir: PathBuf,
+    /// Further flags, appended as given (kvstore, routing mode...).
+    pub extra_args: Vec<String>,
 }
 
 impl AgentConfig {
@@ -114,6 +116,7 @@ impl AgentConfig {
         flag("--ipv6-pod-cidr", self.ipv6_pod_cidr.to_string().into());
         flag("--uplink", self.uplink.clone().into());
         flag("--cni-conf-dir", self.cni_conf_dir.clone().into());
+        args.extend(self.extra_args.iter().map(OsString::from));
         args
     }
 }
@@ -347,6 +350,7 @@ mod tests {
             ipv6_pod_cidr: "fd00:200:0:1::/64".parse().unwrap(),
             uplink: "uplink0".into(),
             cni_conf_dir: "/tmp/s/net.d".into(),
+            extra_args: Vec::new(),
         }
     }
 

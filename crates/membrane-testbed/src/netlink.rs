@@ -223,6 +223,33 @@ pub async fn add_default_route(handle: &Handle, gateway: IpAddr) -> Result<(), N
         .map_err(request(format!("add a default route through {gateway}")))
 }
 
+/// Adds a route to `prefix` through `gateway`.
+pub async fn add_route(
+    handle: &Handle,
+    prefix: IpNet,
+    gateway: IpAddr,
+) -> Result<(), NetlinkError> {
+    let message = match (prefix, gateway) {
+        (IpNet::V4(net), IpAddr::V4(gateway)) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(net.network(), net.prefix_len())
+            .gateway(gateway)
+            .build(),
+        (IpNet::V6(net), IpAddr::V6(gateway)) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(net.network(), net.prefix_len())
+            .gateway(gateway)
+            .build(),
+        (prefix, gateway) => panic!("{prefix} via {gateway} mixes families"),
+    };
+    handle
+        .route()
+        .add(message)
+        .execute()
+        .await
+        .map_err(request(format!(
+            "add a route to {prefix} through {gateway}"
+        )))
+}
+
 /// A route of the main table, as a test sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {

@@ -69,6 +69,12 @@ pub struct Node {
 impl Node {
     /// Brings up node number `index` attached to `outside`, and starts its agent.
     pub fn start(outside: &Outside, index: u8) -> Result<Node, NodeError> {
+        Node::start_with(outside, index, &[])
+    }
+
+    /// Brings up node number `index` attached to `outside`, and starts its agent with
+    /// `extra` flags after the test bed's own.
+    pub fn start_with(outside: &Outside, index: u8, extra: &[&str]) -> Result<Node, NodeError> {
         let plan = NodeAddressing::new(index).ok_or(NodeError::BadIndex {
             index,
             max: NodeAddressing::MAX_INDEX,
@@ -95,6 +101,7 @@ impl Node {
             ipv6_pod_cidr: plan.pod_cidr_v6(),
             uplink: UPLINK.to_string(),
             cni_conf_dir,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
         std::fs::create_dir_all(&config.state_dir).map_err(NodeError::StateDir)?;
         let agent = Agent::new(config, state.path().join("agent.log"));

@@ -1,9 +1,11 @@
 //! Reads a node's pinned datapath maps straight from bpffs: the endpoint entries tests
 //! assert on and the packet counters the demo shows.
 
-use aya::maps::{HashMap, Map, MapData, MapError, PerCpuArray};
+use aya::maps::{HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray};
+use membrane_common::ct::{CtEntry, CtKey};
 use membrane_common::metrics::{direction, reason};
 use membrane_common::{EndpointInfo, EndpointKey, Family, METRICS_SLOTS, MetricsValue, map_names};
+use membrane_common::{IpcacheAddr, IpcacheEntry};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
@@ -55,6 +57,40 @@ pub fn endpoint_addresses(pin_dir: &Path) -> Result<Vec<IpAddr>, PinnedError> {
         HashMap::try_from(map).map_err(err)?;
     let keys: Vec<EndpointKey> = endpoints.keys().collect::<Result<_, _>>().map_err(err)?;
     Ok(keys.iter().filter_map(key_address).collect())
+}
+
+/// Every conntrack entry of the node's datapath, read from its pinned `MEMBRANE_CT`.
+pub fn conntrack_entries(pin_dir: &Path) -> Result<Vec<(CtKey, CtEntry)>, PinnedError> {
+    let (path, map) = open(pin_dir, map_names::CT)?;
+    let err = |source| PinnedError::Map {
+        path: path.clone(),
+        source: Box::new(source),
+    };
+    let ct: HashMap<MapData, CtKey, CtEntry> = HashMap::try_from(map).map_err(err)?;
+    ct.iter().collect::<Result<_, _>>().map_err(err)
+}
+
+/// Every address in the node's pinned `MEMBRANE_IPCACHE` with its identity (prefixes
+/// are reported by their first address).
+pub fn ipcache_identities(pin_dir: &Path) -> Result<Vec<(IpAddr, u32)>, PinnedError> {
+    let (path, map) = open(pin_dir, map_names::IPCACHE)?;
+    let err = |source| PinnedError::Map {
+        path: path.clone(),
+        source: Box::new(source),
+    };
+    let trie: LpmTrie<MapData, IpcacheAddr, IpcacheEntry> = LpmTrie::try_from(map).map_err(err)?;
+    let mut found = Vec::new();
+    for item in trie.iter() {
+        let (key, entry) = item.map_err(err)?;
+        let data = key.data();
+        let address = key_address(&EndpointKey {
+            addr: data.addr,
+            family: data.family,
+            _pad: [0; 3],
+        });
+        found.extend(address.map(|ip| (ip, entry.identity)));
+    }
+    Ok(found)
 }
 
 /// One non-zero packet counter of the datapath, summed over CPUs.

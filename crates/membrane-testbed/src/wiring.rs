@@ -43,6 +43,26 @@ pub fn add_world(outside: &Netns) -> Result<(), WiringError> {
     })?)
 }
 
+/// Makes `outside` route the pod CIDRs of node `plan` to that node, as an underlay that
+/// learns pod CIDRs (BGP, cloud routes) does: what native routing between nodes on
+/// different subnets needs.
+pub fn route_pod_cidrs(outside: &Netns, plan: NodeAddressing) -> Result<(), WiringError> {
+    Ok(netlink::run_in(outside, |handle| async move {
+        netlink::add_route(
+            &handle,
+            plan.pod_cidr_v4().into(),
+            IpAddr::V4(plan.uplink_v4().addr()),
+        )
+        .await?;
+        netlink::add_route(
+            &handle,
+            plan.pod_cidr_v6().into(),
+            IpAddr::V6(plan.uplink_v6().addr()),
+        )
+        .await
+    })?)
+}
+
 /// Joins `node` to `outside` by a veth: [`UPLINK`] in the node with the node's uplink
 /// addresses and default routes through the outside end, which gets the gateway
 /// addresses. The outside gets no route to the node's pods.

@@ -84,6 +84,8 @@ fn classify(error: &EndpointError) -> (StatusCode, ErrorKind) {
             (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Datapath)
         }
         E::Network { .. } => (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal),
+        // The kvstore holds the identities: unreachable, it is a storage failure.
+        E::Identity { .. } => (StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Storage),
     }
 }
 

@@ -86,6 +86,11 @@ impl Cluster {
         self.nodes.values()
     }
 
+    /// A receiver marked changed whenever the node list changes.
+    pub fn node_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.nodes.subscribe()
+    }
+
     /// The cache of stored objects, by store key.
     pub fn objects(&self) -> &Reflector<Object> {
         &self.objects

@@ -131,6 +131,12 @@ pub struct Cli {
     /// node processes must run below it [default: none, socket LB off].
     #[arg(long, env = "MEMBRANE_CGROUP_ROOT", value_name = "DIR")]
     pub cgroup_root: Option<PathBuf>,
+    /// How pods reach pods on other nodes: tunnel (VXLAN) or native [default: tunnel].
+    #[arg(long, env = "MEMBRANE_ROUTING_MODE", value_name = "MODE")]
+    pub routing_mode: Option<String>,
+    /// Name of the VXLAN device in tunnel mode [default: membrane_vxlan].
+    #[arg(long, env = "MEMBRANE_TUNNEL_DEVICE", value_name = "IFNAME")]
+    pub tunnel_device: Option<String>,
 }
 
 impl Cli {
@@ -283,6 +289,16 @@ impl Cli {
         });
         if let Some(dir) = &self.cgroup_root {
             s.cgroup_root = Some(dir.clone());
+        }
+        let r = &mut config.routing;
+        parse.set::<crate::routing::RoutingMode>(
+            &self.routing_mode,
+            "--routing-mode",
+            "MEMBRANE_ROUTING_MODE",
+            |v| r.mode = v,
+        );
+        if let Some(device) = &self.tunnel_device {
+            r.tunnel_device = device.clone();
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct AgentConfig {
     pub observe: crate::observe::ObserveConfig,
     /// Service load balancing (the kube-proxy replacement).
     pub services: crate::services::ServicesConfig,
+    /// How pods reach pods on other nodes.
+    pub routing: crate::routing::RoutingConfig,
 }
 
 /// The node and its uplink.

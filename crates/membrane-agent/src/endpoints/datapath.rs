@@ -34,6 +34,31 @@ impl NodeDatapath for Datapath {
     }
 }
 
+/// A datapath shared with other components (the ipcache, Services): each call takes the
+/// lock on its own.
+impl<T: NodeDatapath> NodeDatapath for std::sync::Arc<std::sync::Mutex<T>> {
+    type Error = T::Error;
+
+    fn attach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), T::Error> {
+        lock(self).attach_endpoint(endpoint)
+    }
+
+    fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), T::Error> {
+        lock(self).detach_endpoint(endpoint)
+    }
+
+    fn collect_conntrack(&mut self) -> Result<CtStats, T::Error> {
+        lock(self).collect_conntrack()
+    }
+}
+
+/// The lock's guard; a panic elsewhere while holding it does not poison map writes.
+fn lock<T>(shared: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// An in-memory datapath that records what is attached, for unit tests of the manager.
 #[cfg(test)]
 pub mod memory {

@@ -18,6 +18,7 @@ pub use recovery::{Reconcile, ReconcileReport};
 
 use crate::ipam::{AllocationRecord, Ipam, IpamError};
 use crate::node::{NetError, NodeNetwork};
+use crate::routing::identity::Identities;
 use crate::store::{Store, StoreError};
 use membrane_api::{AllocateRequest, AttachmentRef, Endpoint, EndpointRegistration};
 use std::collections::BTreeSet;
@@ -119,6 +120,15 @@ pub enum EndpointError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The endpoint's security identity could not be resolved.
+    #[error("cannot resolve the security identity of endpoint {id}")]
+    Identity {
+        /// The endpoint id.
+        id: u16,
+        /// Why.
+        #[source]
+        source: crate::routing::RoutingError,
+    },
     /// Conntrack garbage collection failed.
     #[error("datapath: collecting conntrack entries failed")]
     Conntrack {
@@ -135,6 +145,7 @@ pub struct EndpointManager<D, N> {
     datapath: D,
     network: N,
     orphan_grace: Duration,
+    identities: Option<std::sync::Arc<Identities>>,
 }
 
 impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
@@ -154,7 +165,15 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
             datapath,
             network,
             orphan_grace,
+            identities: None,
         })
+    }
+
+    /// Gives endpoints the identities `identities` resolves; without, they get 0
+    /// (the datapath's "unknown").
+    pub fn with_identities(mut self, identities: std::sync::Arc<Identities>) -> Self {
+        self.identities = Some(identities);
+        self
     }
 
     /// The node's IPAM.
@@ -277,7 +296,16 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
     /// Routes the endpoint's addresses to its veth (with permanent neighbour entries) and
     /// attaches the datapath. Idempotent.
     async fn program(&mut self, endpoint: &Endpoint) -> Result<(), EndpointError> {
-        let spec = spec::spec_of(endpoint)?;
+        let mut spec = spec::spec_of(endpoint)?;
+        if let Some(identities) = &self.identities {
+            spec.identity = identities
+                .of(&endpoint.registration)
+                .await
+                .map_err(|source| EndpointError::Identity {
+                    id: endpoint.id,
+                    source,
+                })?;
+        }
         for addr in spec::addresses(&endpoint.registration) {
             self.network
                 .install_pod_address(addr, spec.pod_mac, spec.host_ifindex)

@@ -16,8 +16,7 @@ pub fn spec_of(endpoint: &Endpoint) -> Result<EndpointSpec, EndpointError> {
         pod_mac: parse_mac("pod_mac", &registration.pod_mac)?,
         ipv4: registration.ipv4,
         ipv6: registration.ipv6,
-        // Identities are not allocated yet (labels to identities is later work): 0 is
-        // the datapath's "unknown".
+        // The manager fills in the identity it resolves; 0 is the datapath's "unknown".
         identity: 0,
         // No policy control plane yet: nothing selects an endpoint, so none enforces.
         policy: PolicyEnforcement::default(),
