@@ -20,7 +20,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 /// The compiled eBPF object, built from membrane-ebpf by this crate's build script.
-const EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/membrane"));
+const EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/membrane-ebpf"));
 
 /// Capacities of the maps whose size depends on the node's load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
