@@ -12,6 +12,10 @@ use membrane_agent::ipam::{Ipam, Pool};
 use membrane_agent::node::{Rtnetlink, sysctl};
 use membrane_agent::observe::Observability;
 use membrane_agent::routing::{self, RoutingMode, identity::Identities, routes::NativeRoutes};
+use membrane_agent::services::desired::{NodeContext, Policy};
+use membrane_agent::services::{
+    self, Component, Services, allocator::Allocator, reconciler::Reconciler,
+};
 use membrane_agent::store::Store;
 use membrane_agent::{api, cni_conf, maintenance, metrics, telemetry};
 use membrane_api::NodeInfo;
@@ -118,7 +122,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     }
 
     let store = Store::open(&config.state.dir)?;
-    let ipam = Ipam::new(store, v4_pool, v6_pool)?;
+    let ipam = Ipam::new(store.clone(), v4_pool, v6_pool)?;
     let datapath = Arc::new(Mutex::new(
         Datapath::load(&DatapathOptions {
             pin_dir: config.bpffs_dir(),
@@ -130,7 +134,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             nat_ports,
             map_sizes: MapSizes::default(),
             routing: routing_datapath,
-            maglev_table_size: 16381,
+            maglev_table_size: config.services.maglev_table_size.get(),
         })
         .context("loading the eBPF datapath failed")?,
     ));
@@ -139,6 +143,19 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the datapath lock is poisoned"))?
         .take_event_reader()
         .context("cannot read the datapath's flow events")?;
+    let socket_lb = services::socket_lb::attach(
+        &mut *datapath
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the datapath lock is poisoned"))?,
+        &config.services,
+    )?;
+    match socket_lb {
+        Some(cgroup) => {
+            tracing::info!(cgroup = %cgroup.display(), "socket-level load balancing attached")
+        }
+        None => tracing::info!("socket-level load balancing off: Services are balanced per packet"),
+    }
+    let lb = Reconciler::new(datapath.clone(), Allocator::load(store)?);
     let cluster = Arc::new(Cluster::new(kvstore.clone()));
     let identities = Arc::new(Identities::new(cluster.clone()));
     let manager = EndpointManager::new(ipam, datapath.clone(), net, config.orphan_grace())?
@@ -227,7 +244,31 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     );
     let (beside, stop) = (config.api.socket.clone(), token.clone());
     tasks.spawn(async move { Ok(observed.serve(&settings, &beside, &me, stop).await?) });
-    let router = api::router(agent.clone(), cluster);
+    let published = Arc::new(Services::default());
+    let component = Component {
+        reconciler: lb,
+        objects: cluster.clone(),
+        local: agent.clone(),
+        node: NodeContext {
+            name: config.node.name.clone(),
+            ipv4: node_ipv4,
+            ipv6: node_ipv6,
+            local_endpoints: Default::default(),
+        },
+        policy: Policy {
+            node_ports: config.services.node_port_range.range(),
+            algorithm: config.services.lb_algorithm,
+        },
+        resync: config.maintenance_interval(),
+        published: published.clone(),
+    };
+    let stop = token.clone();
+    tasks.spawn(async move {
+        component.run(stop).await;
+        Ok(())
+    });
+    let router =
+        api::router(agent.clone(), cluster).merge(services::api::router(published.clone()));
     let stop = token.clone();
     tasks.spawn(async move { Ok(api::serve(listener, socket, router, stop).await?) });
     let (maintained, stop) = (agent.clone(), token.clone());
@@ -241,12 +282,15 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen for metrics on {address}"))?;
         tracing::info!(%address, "serving metrics");
-        let (measured, observed, stop) = (
+        let (measured, observed, balanced, stop) = (
             agent.clone(),
             observability.metrics().clone(),
+            published.clone(),
             token.clone(),
         );
-        tasks.spawn(async move { Ok(metrics::serve(listener, measured, observed, stop).await?) });
+        tasks.spawn(async move {
+            Ok(metrics::serve(listener, measured, observed, balanced, stop).await?)
+        });
     }
     tasks.spawn(cancel_on_signal(token.clone()));
     tracing::info!("membrane-agent is ready");

@@ -3,6 +3,7 @@
 use crate::agent::{Agent, Counters};
 use crate::endpoints::NodeDatapath;
 use crate::node::NodeNetwork;
+use crate::services::Services;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -16,33 +17,35 @@ use std::sync::atomic::Ordering;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serves `/metrics` (the agent's and the observer's) on `listener` until `token` is
-/// cancelled.
+/// Serves `/metrics` (the agent's, the observer's and the Services') on `listener`
+/// until `token` is cancelled.
 pub async fn serve<D: NodeDatapath, N: NodeNetwork>(
     listener: TcpListener,
     agent: Arc<Agent<D, N>>,
     observed: Arc<ObserveMetrics>,
+    services: Arc<Services>,
     token: CancellationToken,
 ) -> std::io::Result<()> {
     let router = Router::new()
         .route("/metrics", get(metrics::<D, N>))
-        .with_state((agent, observed));
+        .with_state((agent, observed, services));
     axum::serve(listener, router)
         .with_graceful_shutdown(token.cancelled_owned())
         .await
 }
 
-/// What the handler reads: the agent and the observer's metrics.
-type Measured<D, N> = (Arc<Agent<D, N>>, Arc<ObserveMetrics>);
+/// What the handler reads: the agent, the observer's metrics and the Services'.
+type Measured<D, N> = (Arc<Agent<D, N>>, Arc<ObserveMetrics>, Arc<Services>);
 
 async fn metrics<D: NodeDatapath, N: NodeNetwork>(
-    State((agent, observed)): State<Measured<D, N>>,
+    State((agent, observed, services)): State<Measured<D, N>>,
 ) -> impl IntoResponse {
     match agent.status().await {
         Ok(status) => {
             let mut text = render(&status, agent.counters());
             // Writing into a String cannot fail.
             let _ = observed.encode(&mut text);
+            text.push_str(&services.render_metrics());
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -96,6 +96,9 @@ pub struct AgentConfig {
     pub uplink: String,
     /// Where the agent writes the CNI network configuration.
     pub cni_conf_dir: PathBuf,
+    /// The node's cgroup: the agent attaches the socket-level load balancer to it, so
+    /// that the node's processes (in it) and pods (below it) get Service translation.
+    pub cgroup_root: PathBuf,
     /// Further flags, appended as given (kvstore, routing mode...).
     pub extra_args: Vec<String>,
 }
@@ -116,6 +119,7 @@ impl AgentConfig {
         flag("--ipv6-pod-cidr", self.ipv6_pod_cidr.to_string().into());
         flag("--uplink", self.uplink.clone().into());
         flag("--cni-conf-dir", self.cni_conf_dir.clone().into());
+        flag("--cgroup-root", self.cgroup_root.clone().into());
         args.extend(self.extra_args.iter().map(OsString::from));
         args
     }
@@ -350,6 +354,7 @@ mod tests {
             ipv6_pod_cidr: "fd00:200:0:1::/64".parse().unwrap(),
             uplink: "uplink0".into(),
             cni_conf_dir: "/tmp/s/net.d".into(),
+            cgroup_root: "/sys/fs/cgroup/node-1".into(),
             extra_args: Vec::new(),
         }
     }
@@ -376,6 +381,7 @@ mod tests {
                 ("--ipv6-pod-cidr", "fd00:200:0:1::/64"),
                 ("--uplink", "uplink0"),
                 ("--cni-conf-dir", "/tmp/s/net.d"),
+                ("--cgroup-root", "/sys/fs/cgroup/node-1"),
             ]
         );
     }

@@ -101,6 +101,7 @@ impl Node {
             ipv6_pod_cidr: plan.pod_cidr_v6(),
             uplink: UPLINK.to_string(),
             cni_conf_dir,
+            cgroup_root: cgroup.path().to_path_buf(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
         std::fs::create_dir_all(&config.state_dir).map_err(NodeError::StateDir)?;

@@ -1,0 +1,447 @@
+//! Services through the real agent, datapath and CNI plugin: Service and EndpointSlice
+//! objects applied through the agent's objects API, backends that are real pods running
+//! the workload server, and traffic from a pod, from a process on the node (in the
+//! node's cgroup, where the socket-level load balancer applies) and from outside to a
+//! NodePort, on both families.
+//!
+//! Needs root, bpffs and cgroup v2 (`cargo xtask test` provides them).
+
+use membrane_api::{ApplyReport, ApplyRequest, Client, ServiceFrontend, paths};
+use membrane_testbed::pinned;
+use membrane_testbed::report::ServersReport;
+use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome, Server};
+use membrane_testbed::{Node, Outside, Pod};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// The Service's cluster IPs.
+const CLUSTER_V4: &str = "10.96.0.10";
+const CLUSTER_V6: &str = "fd00:96::10";
+/// The Service's ports: TCP `echo` (80, NodePort 30080) and UDP `dns` (53, NodePort
+/// 30053), both to the workload server's ports through the slices.
+const TCP_PORT: u16 = 80;
+const UDP_PORT: u16 = 53;
+const TCP_NODE_PORT: u16 = 30080;
+const UDP_NODE_PORT: u16 = 30053;
+
+/// How long the agent gets to program what was applied.
+const PROGRAM_TIMEOUT: Duration = Duration::from_secs(15);
+/// New connections per check: with two backends, all landing on one by chance has a
+/// probability of 2^-19.
+const CONNECTIONS: u32 = 20;
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// Applies `objects` through the node agent's objects API.
+fn apply(node: &Node, objects: Vec<Value>) -> ApplyReport {
+    let client = Client::new(&node.agent().config().socket);
+    block_on(client.post(paths::OBJECTS_APPLY, &ApplyRequest { objects })).unwrap()
+}
+
+/// The frontends the agent reports.
+fn frontends(node: &Node) -> Vec<ServiceFrontend> {
+    node.agent().get(paths::SERVICES).unwrap()
+}
+
+/// Waits until the agent reports `address:port` programmed with exactly the active
+/// backend addresses `active`.
+fn wait_programmed(node: &Node, address: IpAddr, port: u16, active: &[IpAddr]) {
+    let wanted: BTreeSet<IpAddr> = active.iter().copied().collect();
+    let deadline = Instant::now() + PROGRAM_TIMEOUT;
+    loop {
+        let all = frontends(node);
+        let found = all.iter().find(|f| f.address == address && f.port == port);
+        if let Some(frontend) = found {
+            let backends: BTreeSet<IpAddr> = frontend
+                .backends
+                .iter()
+                .filter(|b| !b.terminating)
+                .map(|b| b.address)
+                .collect();
+            if frontend.programmed && backends == wanted {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{address}:{port} not programmed with {wanted:?} within {PROGRAM_TIMEOUT:?}: {all:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A dual-stack NodePort Service `shop/<name>` with a named TCP target port and a
+/// numbered UDP one; `extra` is merged into its spec.
+fn service(name: &str, cluster_ips: [&str; 2], extra: Value) -> Value {
+    let mut spec = json!({
+        "type": "NodePort",
+        "clusterIP": cluster_ips[0],
+        "clusterIPs": cluster_ips,
+        "ipFamilies": ["IPv4", "IPv6"],
+        "ipFamilyPolicy": "RequireDualStack",
+        "ports": [
+            {"name": "echo", "port": TCP_PORT, "targetPort": "echo", "protocol": "TCP", "nodePort": TCP_NODE_PORT},
+            {"name": "dns", "port": UDP_PORT, "targetPort": DEFAULT_PORTS.udp, "protocol": "UDP", "nodePort": UDP_NODE_PORT}
+        ]
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        spec[key] = value.clone();
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": spec
+    })
+}
+
+/// The EndpointSlices (one per family) of Service `shop/<service>` listing `pods` as
+/// ready endpoints on `node`.
+fn slices(service: &str, node: &Node, pods: &[&Pod]) -> Vec<Value> {
+    [("IPv4", false), ("IPv6", true)]
+        .into_iter()
+        .map(|(family, v6)| {
+            let endpoints: Vec<Value> = pods
+                .iter()
+                .map(|pod| {
+                    json!({
+                        "addresses": [address(pod, v6).to_string()],
+                        "conditions": {"ready": true},
+                        "nodeName": node.name()
+                    })
+                })
+                .collect();
+            json!({
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": format!("{service}-{}", family.to_lowercase()),
+                    "namespace": "shop",
+                    "labels": {"kubernetes.io/service-name": service}
+                },
+                "addressType": family,
+                "ports": [
+                    {"name": "echo", "port": DEFAULT_PORTS.tcp, "protocol": "TCP"},
+                    {"name": "dns", "port": DEFAULT_PORTS.udp, "protocol": "UDP"}
+                ],
+                "endpoints": endpoints
+            })
+        })
+        .collect()
+}
+
+/// The pod's address of one family.
+fn address(pod: &Pod, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(pod.ipv6().expect("the pod has an IPv6 address"))
+    } else {
+        IpAddr::V4(pod.ipv4().expect("the pod has an IPv4 address"))
+    }
+}
+
+fn cluster_ip(v6: bool) -> IpAddr {
+    if v6 { CLUSTER_V6 } else { CLUSTER_V4 }.parse().unwrap()
+}
+
+fn node_address(node: &Node, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(node.ipv6())
+    } else {
+        IpAddr::V4(node.ipv4())
+    }
+}
+
+/// Two backend pods serving on the default ports, and a client pod.
+struct Pods<'n> {
+    backends: [Pod<'n>; 2],
+    client: Pod<'n>,
+    _servers: Vec<Server>,
+}
+
+impl<'n> Pods<'n> {
+    fn start(node: &'n Node) -> Pods<'n> {
+        let backends = [
+            Pod::create(node, "shop", "web-a").unwrap(),
+            Pod::create(node, "shop", "web-b").unwrap(),
+        ];
+        let servers = backends
+            .iter()
+            .map(|pod| workload::serve(pod, DEFAULT_PORTS).unwrap())
+            .collect();
+        Pods {
+            backends,
+            client: Pod::create(node, "shop", "client").unwrap(),
+            _servers: servers,
+        }
+    }
+
+    fn backend_refs(&self) -> Vec<&Pod<'n>> {
+        self.backends.iter().collect()
+    }
+
+    /// The backends' addresses of one family.
+    fn addresses(&self, v6: bool) -> Vec<IpAddr> {
+        self.backends.iter().map(|p| address(p, v6)).collect()
+    }
+}
+
+/// Applies the Service `web` (with `extra` in its spec) and its slices, and waits until
+/// both cluster IPs are programmed with both backends.
+fn web_service(node: &Node, pods: &Pods<'_>, extra: Value) {
+    let mut objects = vec![service("web", [CLUSTER_V4, CLUSTER_V6], extra)];
+    objects.extend(slices("web", node, &pods.backend_refs()));
+    apply(node, objects);
+    for v6 in [false, true] {
+        wait_programmed(node, cluster_ip(v6), TCP_PORT, &pods.addresses(v6));
+    }
+}
+
+/// The server addresses that answered, asserting every connection got an answer.
+fn answered(what: &str, outcome: &Outcome<ServersReport>) -> BTreeSet<IpAddr> {
+    assert!(
+        outcome.success && outcome.report.failed == 0,
+        "{what}: {outcome:?}"
+    );
+    outcome.report.servers.keys().map(SocketAddr::ip).collect()
+}
+
+/// Asserts that `CONNECTIONS` new TCP connections and UDP exchanges from `place` to
+/// `tcp`/`udp` were all answered, and by both backends (addresses `backends`).
+fn reaches_both_backends(
+    place: &(impl membrane_testbed::Place + ?Sized),
+    tcp: SocketAddr,
+    udp: SocketAddr,
+    backends: &[IpAddr],
+) {
+    let wanted: BTreeSet<IpAddr> = backends.iter().copied().collect();
+    let over_tcp = workload::servers(place, false, tcp, CONNECTIONS).unwrap();
+    assert_eq!(answered(&format!("tcp to {tcp}"), &over_tcp), wanted);
+    assert!(
+        over_tcp
+            .report
+            .servers
+            .keys()
+            .all(|s| s.port() == DEFAULT_PORTS.tcp),
+        "the named target port resolves to the backends' TCP port: {over_tcp:?}"
+    );
+    let over_udp = workload::servers(place, true, udp, CONNECTIONS).unwrap();
+    assert_eq!(answered(&format!("udp to {udp}"), &over_udp), wanted);
+}
+
+#[test]
+fn a_pod_reaches_a_cluster_ip_over_tcp_and_udp_and_backends_see_the_pod() {
+    let outside = Outside::create().unwrap();
+    let node = Node::start(&outside, 1).unwrap();
+    let pods = Pods::start(&node);
+    web_service(&node, &pods, json!({}));
+    for v6 in [false, true] {
+        let vip = cluster_ip(v6);
+        reaches_both_backends(
+            &pods.client,
+            SocketAddr::new(vip, TCP_PORT),
+            SocketAddr::new(vip, UDP_PORT),
+            &pods.addresses(v6),
+        );
+        let client = address(&pods.client, v6);
+        let tcp = workload::whoami_tcp(&pods.client, SocketAddr::new(vip, TCP_PORT)).unwrap();
+        assert_eq!(tcp.report.peer.ip(), client, "{tcp:?}");
+        let udp = workload::whoami_udp(&pods.client, SocketAddr::new(vip, UDP_PORT)).unwrap();
+        assert_eq!(udp.report.peer.ip(), client, "{udp:?}");
+    }
+}
+
+#[test]
+fn without_socket_lb_a_pod_reaches_a_cluster_ip_through_per_packet_translation() {
+    let outside = Outside::create().unwrap();
+    let node = Node::start_with(&outside, 1, &["--socket-lb=false"]).unwrap();
+    let pods = Pods::start(&node);
+    web_service(&node, &pods, json!({}));
+    for v6 in [false, true] {
+        let vip = cluster_ip(v6);
+        reaches_both_backends(
+            &pods.client,
+            SocketAddr::new(vip, TCP_PORT),
+            SocketAddr::new(vip, UDP_PORT),
+            &pods.addresses(v6),
+        );
+        let client = address(&pods.client, v6);
+        let tcp = workload::whoami_tcp(&pods.client, SocketAddr::new(vip, TCP_PORT)).unwrap();
+        assert_eq!(
+            tcp.report.peer.ip(),
+            client,
+            "only the destination is translated"
+        );
+    }
+}
+
+#[test]
+fn a_process_in_the_node_cgroup_reaches_a_cluster_ip() {
+    let outside = Outside::create().unwrap();
+    let node = Node::start(&outside, 1).unwrap();
+    let pods = Pods::start(&node);
+    web_service(&node, &pods, json!({}));
+    for v6 in [false, true] {
+        let vip = cluster_ip(v6);
+        // The node place runs the workload in the node's namespace and cgroup.
+        reaches_both_backends(
+            &node,
+            SocketAddr::new(vip, TCP_PORT),
+            SocketAddr::new(vip, UDP_PORT),
+            &pods.addresses(v6),
+        );
+    }
+}
+
+#[test]
+fn the_outside_reaches_a_node_port_on_the_node_address() {
+    let outside = Outside::create().unwrap();
+    let node = Node::start(&outside, 1).unwrap();
+    let pods = Pods::start(&node);
+    web_service(&node, &pods, json!({}));
+    for v6 in [false, true] {
+        let unspecified = if v6 { "::" } else { "0.0.0.0" }.parse().unwrap();
+        wait_programmed(&node, unspecified, TCP_NODE_PORT, &pods.addresses(v6));
+        let at = node_address(&node, v6);
+        reaches_both_backends(
+            &outside,
+            SocketAddr::new(at, TCP_NODE_PORT),
+            SocketAddr::new(at, UDP_NODE_PORT),
+            &pods.addresses(v6),
+        );
+    }
+}
+
+#[test]
+fn a_service_without_ready_backends_refuses_at_once_and_counts_the_drop() {
+    let outside = Outside::create().unwrap();
+    let node = Node::start(&outside, 1).unwrap();
+    let client = Pod::create(&node, "shop", "client").unwrap();
+    let not_ready = Pod::create(&node, "shop", "web-a").unwrap();
+    let _server = workload::serve(&not_ready, DEFAULT_PORTS).unwrap();
+    let mut objects = vec![service("empty", ["10.96.0.20", "fd00:96::20"], json!({}))];
+    for mut slice in slices("empty", &node, &[&not_ready]) {
+        slice["endpoints"][0]["conditions"]["ready"] = json!(false);
+        objects.push(slice);
+    }
+    apply(&node, objects);
+    let refused = || {
+        pinned::counters(node.pin_dir().path())
+            .unwrap()
+            .iter()
+            .filter(|c| c.reason == "service_without_backend")
+            .map(|c| c.packets)
+            .sum::<u64>()
+    };
+    for v6 in [false, true] {
+        let vip: IpAddr = if v6 { "fd00:96::20" } else { "10.96.0.20" }
+            .parse()
+            .unwrap();
+        wait_programmed(&node, vip, TCP_PORT, &[]);
+        let before = refused();
+        let started = Instant::now();
+        let tcp = workload::tcp(&client, SocketAddr::new(vip, TCP_PORT), 1).unwrap();
+        let took = started.elapsed();
+        assert!(!tcp.success && tcp.report.failed == 1, "{tcp:?}");
+        let error = tcp.report.first_error.clone().unwrap_or_default();
+        assert!(
+            !error.contains("no answer within"),
+            "refused, not timed out: {error}"
+        );
+        assert!(
+            took < workload::OP_TIMEOUT,
+            "the refusal took {took:?}: {error}"
+        );
+        let udp = workload::udp(&client, SocketAddr::new(vip, UDP_PORT), 1).unwrap();
+        assert!(!udp.success, "{udp:?}");
+        assert!(
+            refused() >= before + 2,
+            "each refusal is counted as service_without_backend"
+        );
+    }
+}
+
+#[test]
+fn client_ip_affinity_keeps_every_connection_of_a_pod_on_one_backend() {
+    let outside = Outside::create().unwrap();
+    let node = Node::start(&outside, 1).unwrap();
+    let pods = Pods::start(&node);
+    web_service(
+        &node,
+        &pods,
+        json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 300}}}),
+    );
+    let web = frontends(&node)
+        .into_iter()
+        .find(|f| f.address == cluster_ip(false) && f.port == TCP_PORT)
+        .unwrap();
+    assert_eq!(web.affinity_timeout_secs, Some(300));
+    for v6 in [false, true] {
+        let target = SocketAddr::new(cluster_ip(v6), TCP_PORT);
+        let outcome = workload::servers(&pods.client, false, target, CONNECTIONS).unwrap();
+        let servers = answered(&format!("tcp to {target}"), &outcome);
+        assert_eq!(
+            servers.len(),
+            1,
+            "every connection on one backend: {outcome:?}"
+        );
+        assert_eq!(
+            outcome.report.servers.values().sum::<u64>(),
+            u64::from(CONNECTIONS)
+        );
+    }
+}
+
+#[test]
+fn a_backend_removed_from_the_slices_gets_no_new_connections_and_old_ones_go_on() {
+    let outside = Outside::create().unwrap();
+    let node = Node::start(&outside, 1).unwrap();
+    let pods = Pods::start(&node);
+    web_service(&node, &pods, json!({}));
+    let streams: Vec<_> = [false, true]
+        .into_iter()
+        .map(|v6| {
+            let target = SocketAddr::new(cluster_ip(v6), TCP_PORT);
+            workload::spawn_stream(
+                &pods.client,
+                target,
+                Duration::from_secs(6),
+                Duration::from_millis(100),
+            )
+            .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    // Mid-traffic, the EndpointSlices drop web-b.
+    let report = apply(&node, slices("web", &node, &[&pods.backends[0]]));
+    assert_eq!(report.configured.len(), 2, "{report:?}");
+    for v6 in [false, true] {
+        let kept = vec![address(&pods.backends[0], v6)];
+        wait_programmed(&node, cluster_ip(v6), TCP_PORT, &kept);
+        let target = SocketAddr::new(cluster_ip(v6), TCP_PORT);
+        let outcome = workload::servers(&pods.client, false, target, CONNECTIONS).unwrap();
+        assert_eq!(
+            answered(&format!("tcp to {target}"), &outcome),
+            kept.into_iter().collect(),
+            "new connections go to the remaining backend"
+        );
+    }
+    for stream in streams {
+        let report = stream
+            .finish::<membrane_testbed::report::StreamReport>(workload::stream_timeout(
+                Duration::from_secs(6),
+            ))
+            .unwrap();
+        assert!(
+            report.success && !report.report.broke,
+            "a connection made before the removal goes on: {report:?}"
+        );
+    }
+}
