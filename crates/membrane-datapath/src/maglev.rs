@@ -22,7 +22,7 @@ pub fn is_prime(n: u32) -> bool {
     n >= 2
         && (2..)
             .take_while(|d: &u32| u64::from(*d) * u64::from(*d) <= u64::from(n))
-            .all(|d| n % d != 0)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 /// The lookup table of size `size` (a prime) for `backends`, each named by a stable key
