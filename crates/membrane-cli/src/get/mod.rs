@@ -5,17 +5,19 @@ mod rows;
 use crate::error::CliError;
 use crate::output::{self, Format, Table};
 use clap::ValueEnum;
-use membrane_api::{Client, ClientError, Endpoint, Identity, ListRequest, paths};
+use membrane_api::{Client, ClientError, Endpoint, Identity, ListRequest, ServiceFrontend, paths};
 use membrane_model::{Kind, Object};
 use serde_json::{Value, json};
 use std::io::Write;
 
-/// List nodes, pods, endpoints, services, identities, policies or namespaces.
+/// List nodes, pods, endpoints, services, frontends, identities, policies or namespaces.
 ///
 /// Without -n, every namespace is listed (unlike kubectl, which lists `default`).
 /// `policies` lists NetworkPolicies, CiliumNetworkPolicies and
-/// CiliumClusterwideNetworkPolicies together. JSON and YAML output of stored objects is
-/// a `v1` `List`, which `membrane apply -f -` accepts back.
+/// CiliumClusterwideNetworkPolicies together. `frontends` lists what the node
+/// load-balances: every Service address (cluster IP, NodePort, LoadBalancer, external
+/// IP, hostPort) with its backends. JSON and YAML output of stored objects is a `v1`
+/// `List`, which `membrane apply -f -` accepts back.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  membrane get pods\n  membrane get services -n shop\n  membrane get policies -o yaml\n  membrane get endpoints -o json\n  membrane get nodes"
@@ -48,6 +50,9 @@ enum Resource {
     /// Services.
     #[value(alias = "service", alias = "svc")]
     Services,
+    /// The Service frontends the node load-balances, with their backends.
+    #[value(alias = "frontend", alias = "lb")]
+    Frontends,
     /// Security identities.
     #[value(alias = "identity", alias = "id")]
     Identities,
@@ -60,8 +65,8 @@ enum Resource {
 }
 
 impl Resource {
-    /// The stored kinds listed for this resource (none for endpoints and identities,
-    /// which are not stored objects).
+    /// The stored kinds listed for this resource (none for endpoints, frontends and
+    /// identities, which are not stored objects).
     fn kinds(self) -> &'static [Kind] {
         match self {
             Resource::Nodes => &[Kind::Node],
@@ -73,7 +78,7 @@ impl Resource {
                 Kind::CiliumNetworkPolicy,
                 Kind::CiliumClusterwideNetworkPolicy,
             ],
-            Resource::Endpoints | Resource::Identities => &[],
+            Resource::Endpoints | Resource::Identities | Resource::Frontends => &[],
         }
     }
 
@@ -83,6 +88,7 @@ impl Resource {
             Resource::Pods => "pods",
             Resource::Endpoints => "endpoints",
             Resource::Services => "services",
+            Resource::Frontends => "frontends",
             Resource::Identities => "identities",
             Resource::Policies => "policies",
             Resource::Namespaces => "namespaces",
@@ -96,6 +102,7 @@ pub async fn run(client: &Client, args: Args) -> Result<(), CliError> {
     let table = match args.resource {
         Resource::Endpoints => endpoints(client, namespace, args.output).await?,
         Resource::Identities => identities(client, args.output).await?,
+        Resource::Frontends => frontends(client, namespace, args.output).await?,
         resource => objects(client, resource, namespace, args.output).await?,
     };
     let Some(table) = table else { return Ok(()) };
@@ -184,4 +191,19 @@ async fn identities(client: &Client, format: Format) -> Result<Option<Table>, Cl
         .await
         .map_err(|e| unserved(e, "identities", paths::IDENTITY_LIST))?;
     present(format, &identities, || rows::identities(&identities))
+}
+
+async fn frontends(
+    client: &Client,
+    namespace: Option<&str>,
+    format: Format,
+) -> Result<Option<Table>, CliError> {
+    let mut frontends: Vec<ServiceFrontend> = client
+        .get(paths::SERVICES)
+        .await
+        .map_err(|e| unserved(e, "Service frontends", paths::SERVICES))?;
+    if let Some(ns) = namespace {
+        frontends.retain(|f| f.namespace == ns);
+    }
+    present(format, &frontends, || rows::frontends(&frontends))
 }

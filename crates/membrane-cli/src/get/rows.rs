@@ -2,7 +2,7 @@
 
 use super::Resource;
 use crate::output::Table;
-use membrane_api::{Endpoint, Identity};
+use membrane_api::{Endpoint, Identity, ServiceBackend, ServiceFrontend};
 use membrane_model::cilium::Rule;
 use membrane_model::k8s::api::core::v1::{Node, Pod, Service};
 use membrane_model::k8s::api::networking::v1::NetworkPolicy;
@@ -26,8 +26,8 @@ pub fn objects(resource: Resource, objects: &[Object]) -> Table {
             "SELECTOR",
         ]),
         Resource::Policies => Table::new(&["KIND", "NAMESPACE", "NAME", "SELECTS", "RULES"]),
-        Resource::Endpoints | Resource::Identities => {
-            unreachable!("endpoints and identities are not stored objects")
+        Resource::Endpoints | Resource::Identities | Resource::Frontends => {
+            unreachable!("endpoints, frontends and identities are not stored objects")
         }
     };
     for object in objects {
@@ -91,6 +91,49 @@ pub fn identities(identities: &[Identity]) -> Table {
     let mut table = Table::new(&["ID", "LABELS"]);
     for identity in identities {
         table.push(vec![identity.id.to_string(), joined(&identity.labels)]);
+    }
+    table
+}
+
+/// Service frontends with their backends (`t` marks a terminating backend).
+pub fn frontends(frontends: &[ServiceFrontend]) -> Table {
+    let mut table = Table::new(&["NAMESPACE", "NAME", "TYPE", "FRONTEND", "BACKENDS", "STATE"]);
+    let backends = |list: &[ServiceBackend]| {
+        let named: Vec<String> = list
+            .iter()
+            .map(|b| {
+                let at = std::net::SocketAddr::new(b.address, b.port);
+                if b.terminating {
+                    format!("{at}(t)")
+                } else {
+                    at.to_string()
+                }
+            })
+            .collect();
+        joined(&named)
+    };
+    for f in frontends {
+        let mut listed = backends(&f.backends);
+        if let Some(internal) = &f.internal_backends {
+            listed = format!("{listed} inside:{}", backends(internal));
+        }
+        let state = match (&f.error, f.programmed) {
+            (_, true) => "programmed".to_string(),
+            (Some(error), false) => format!("failed: {error}"),
+            (None, false) => "pending".to_string(),
+        };
+        table.push(vec![
+            f.namespace.clone(),
+            f.name.clone(),
+            f.kind.clone(),
+            format!(
+                "{}/{}",
+                std::net::SocketAddr::new(f.address, f.port),
+                f.protocol
+            ),
+            listed,
+            state,
+        ]);
     }
     table
 }
@@ -257,6 +300,48 @@ mod tests {
         let mut out = Vec::new();
         table.write(&mut out).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn frontends_show_their_backends_and_whether_they_are_programmed() {
+        let backend = |address: &str, terminating| ServiceBackend {
+            id: Some(1),
+            address: address.parse().unwrap(),
+            port: 7000,
+            terminating,
+            local: true,
+        };
+        let frontend = ServiceFrontend {
+            owner_kind: "Service".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+            kind: "ClusterIP".into(),
+            address: "10.96.0.10".parse().unwrap(),
+            port: 80,
+            protocol: "TCP".into(),
+            rev_nat_index: Some(3),
+            algorithm: "random".into(),
+            affinity_timeout_secs: None,
+            backends: vec![backend("10.200.1.5", false), backend("10.200.1.6", true)],
+            internal_backends: None,
+            programmed: true,
+            error: None,
+        };
+        let full = ServiceFrontend {
+            kind: "NodePort".into(),
+            address: "::".parse().unwrap(),
+            port: 30080,
+            backends: Vec::new(),
+            programmed: false,
+            error: Some("map full".into()),
+            ..frontend.clone()
+        };
+        assert_eq!(
+            render(&super::frontends(&[frontend, full])),
+            "NAMESPACE   NAME   TYPE        FRONTEND            BACKENDS                             STATE\n\
+             shop        web    ClusterIP   10.96.0.10:80/TCP   10.200.1.5:7000,10.200.1.6:7000(t)   programmed\n\
+             shop        web    NodePort    [::]:30080/TCP      <none>                               failed: map full\n"
+        );
     }
 
     #[test]
