@@ -445,3 +445,75 @@ fn a_backend_removed_from_the_slices_gets_no_new_connections_and_old_ones_go_on(
         );
     }
 }
+
+/// The numbers the agent gave each frontend and backend: (frontend, reverse-NAT index,
+/// backend ids).
+fn numbers(node: &Node) -> Vec<(SocketAddr, Option<u16>, Vec<Option<u32>>)> {
+    frontends(node)
+        .into_iter()
+        .map(|f| {
+            (
+                SocketAddr::new(f.address, f.port),
+                f.rev_nat_index,
+                f.backends.iter().map(|b| b.id).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_crashed_agent_restarts_with_every_number_and_node_port_connections_go_on() {
+    let outside = Outside::create().unwrap();
+    let node = Node::start(&outside, 1).unwrap();
+    let pods = Pods::start(&node);
+    web_service(&node, &pods, json!({}));
+    for v6 in [false, true] {
+        let unspecified = if v6 { "::" } else { "0.0.0.0" }.parse().unwrap();
+        wait_programmed(&node, unspecified, TCP_NODE_PORT, &pods.addresses(v6));
+    }
+    let before = numbers(&node);
+    assert!(
+        before.iter().all(|(_, index, _)| index.is_some()),
+        "{before:?}"
+    );
+    // Connections translated per packet (from outside): their replies are translated
+    // back through the frontend's reverse-NAT index, so it must not change.
+    let lasting = Duration::from_secs(6);
+    let streams: Vec<_> = [false, true]
+        .into_iter()
+        .map(|v6| {
+            let target = SocketAddr::new(node_address(&node, v6), TCP_NODE_PORT);
+            workload::spawn_stream(&outside, target, lasting, Duration::from_millis(100)).unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    node.crash_and_restart_agent().unwrap();
+    let deadline = Instant::now() + PROGRAM_TIMEOUT;
+    while !frontends(&node).iter().all(|f| f.programmed) || frontends(&node).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "not programmed again: {:#?}",
+            frontends(&node)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(numbers(&node), before, "the restarted agent renumbered");
+    for stream in streams {
+        let report = stream
+            .finish::<membrane_testbed::report::StreamReport>(workload::stream_timeout(lasting))
+            .unwrap();
+        assert!(
+            report.success && !report.report.broke,
+            "a NodePort connection survives the agent's restart: {report:?}"
+        );
+    }
+    for v6 in [false, true] {
+        let vip = cluster_ip(v6);
+        reaches_both_backends(
+            &pods.client,
+            SocketAddr::new(vip, TCP_PORT),
+            SocketAddr::new(vip, UDP_PORT),
+            &pods.addresses(v6),
+        );
+    }
+}
