@@ -304,3 +304,32 @@ fn log_report(report: &Report) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_every_counter_in_the_prometheus_text_format() {
+        let services = Services::default();
+        services.counters.map_full.store(2, Ordering::Relaxed);
+        services
+            .counters
+            .frontends_programmed
+            .store(7, Ordering::Relaxed);
+        let text = services.render_metrics();
+        for line in [
+            "# TYPE membrane_services_map_full_total counter",
+            "membrane_services_map_full_total 2",
+            "# TYPE membrane_services_frontends gauge",
+            "membrane_services_frontends 7",
+            "membrane_services_frontends_failed 0",
+            "membrane_services_reconcile_passes_total 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from:\n{text}"
+            );
+        }
+    }
+}

@@ -234,7 +234,15 @@ fn node_port(
     if !matches!(service_type, "NodePort" | "LoadBalancer") {
         return None;
     }
-    let node_port = port.node_port?;
+    let Some(node_port) = port.node_port else {
+        // The API server allocates missing NodePorts; objects applied without one get
+        // none here rather than one another node might choose differently.
+        problems.push(format!(
+            "port {}: a {service_type} Service port without nodePort has no NodePort",
+            port.port
+        ));
+        return None;
+    };
     match u16::try_from(node_port) {
         Ok(p) if policy.node_ports.contains(&p) => Some(p),
         _ => {

@@ -161,6 +161,14 @@ fn node_ports_are_wildcard_frontends_per_family_and_must_lie_in_the_range() {
         "{:?}",
         state.skipped
     );
+    let unallocated = web(json!({"type": "NodePort", "ports": [{"name": "http", "port": 80}]}));
+    let state = compute_for(&[unallocated], &web_slices(), &[]);
+    assert_eq!(state.frontends.len(), 2, "the cluster IPs only");
+    assert!(
+        state.skipped[0].reason.contains("without nodePort"),
+        "{:?}",
+        state.skipped
+    );
 }
 
 #[test]
