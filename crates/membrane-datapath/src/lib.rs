@@ -13,6 +13,7 @@ mod loader;
 mod maglev;
 mod maps;
 mod policy;
+mod pressure;
 mod services;
 mod sock_lb;
 pub mod test_run;
@@ -24,4 +25,5 @@ pub use loader::{Datapath, DatapathOptions, EndpointSpec, MapSizes, PolicyEnforc
 pub use maglev::{is_prime, table as maglev_table};
 pub use maps::ReasonCounter;
 pub use policy::{Direction, PolicyRule, port_prefixes};
+pub use pressure::MapPressure;
 pub use services::{BackendSpec, Frontend, ServiceSpec};

@@ -269,6 +269,11 @@ impl Datapath {
             .sum())
     }
 
+    /// How full each bounded map is (entries and capacity).
+    pub fn map_pressure(&self) -> Result<Vec<crate::MapPressure>, DatapathError> {
+        self.maps.pressure()
+    }
+
     /// How many instructions the verifier processed for each loaded program (the
     /// kernel's limit is one million per program).
     pub fn verified_instructions(&self) -> Vec<(String, u32)> {

@@ -40,7 +40,7 @@ pub struct Maps {
     pub(crate) endpoints: HashMap<MapData, EndpointKey, EndpointInfo>,
     pub(crate) ct: HashMap<MapData, CtKey, CtEntry>,
     pub(crate) nat: HashMap<MapData, CtKey, NatEntry>,
-    ipcache: LpmTrie<MapData, IpcacheAddr, IpcacheEntry>,
+    pub(crate) ipcache: LpmTrie<MapData, IpcacheAddr, IpcacheEntry>,
     pub(crate) services: HashMap<MapData, ServiceKey, ServiceValue>,
     pub(crate) backends: HashMap<MapData, u32, Backend>,
     pub(crate) rev_nat: HashMap<MapData, u16, RevNat>,
