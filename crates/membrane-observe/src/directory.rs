@@ -76,6 +76,29 @@ impl StaticDirectory {
         inner.by_ip.retain(|_, meta| meta.id != id);
     }
 
+    /// Replaces every endpoint with `endpoints` (each with its addresses) and every
+    /// Service with `services` (by reverse-NAT index) at once, so that a lookup never
+    /// sees a half-updated directory.
+    pub fn replace(
+        &self,
+        endpoints: Vec<(EndpointMeta, Vec<IpAddr>)>,
+        services: HashMap<u16, ServiceName>,
+    ) {
+        let mut fresh = Entries {
+            services,
+            ..Entries::default()
+        };
+        for (meta, addresses) in endpoints {
+            for ip in addresses {
+                fresh.by_ip.insert(ip, meta.clone());
+            }
+            if meta.id != 0 {
+                fresh.by_id.insert(meta.id, meta);
+            }
+        }
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+
     /// Records a Service under its reverse-NAT index.
     pub fn insert_service(&self, rev_nat_index: u16, name: ServiceName) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
@@ -105,5 +128,35 @@ impl ServiceDirectory for StaticDirectory {
     fn by_rev_nat(&self, index: u16) -> Option<ServiceName> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         inner.services.get(&index).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(id: u16, pod: &str) -> EndpointMeta {
+        EndpointMeta {
+            id,
+            pod_name: pod.to_string(),
+            ..EndpointMeta::default()
+        }
+    }
+
+    #[test]
+    fn replace_drops_everything_not_listed_again() {
+        let dir = StaticDirectory::new();
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        dir.insert_endpoint(meta(1, "old"), &[a]);
+        dir.insert_service(7, ServiceName::default());
+        dir.replace(
+            vec![(meta(0, "remote"), vec![b]), (meta(2, "local"), vec![a])],
+            HashMap::new(),
+        );
+        assert_eq!(dir.by_id(1), None);
+        assert_eq!(dir.by_ip(a).unwrap().pod_name, "local");
+        assert_eq!(dir.by_ip(b).unwrap().pod_name, "remote");
+        assert_eq!(dir.by_id(0), None, "remote endpoints have no local id");
+        assert_eq!(dir.by_rev_nat(7), None);
     }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod print;
 pub mod query;
+pub mod queue;
 pub mod request;
 pub mod server;
 pub mod service;
