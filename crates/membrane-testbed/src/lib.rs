@@ -10,6 +10,7 @@
 
 pub mod addressing;
 pub mod agent;
+pub mod app;
 pub mod binaries;
 pub mod cgroup;
 pub mod cni;

@@ -86,6 +86,11 @@ impl<'n> Pod<'n> {
         format!("{}/{}", self.namespace, self.name)
     }
 
+    /// The name of the node the pod runs on.
+    pub fn node_name(&self) -> &str {
+        self.node.name()
+    }
+
     /// The pod's IPv4 address, from the ADD result.
     pub fn ipv4(&self) -> Option<Ipv4Addr> {
         self.result.ipv4()
