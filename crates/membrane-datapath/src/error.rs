@@ -88,4 +88,13 @@ pub enum DatapathError {
         /// The interface name.
         interface: String,
     },
+    /// A map's fdinfo (its kernel memory) could not be read.
+    #[error("cannot read the fdinfo of map {map}")]
+    Fdinfo {
+        /// The map name.
+        map: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -15,15 +15,17 @@ mod maps;
 mod policy;
 mod pressure;
 mod services;
+mod sizes;
 mod sock_lb;
 pub mod test_run;
 
 pub use conntrack::CtStats;
 pub use error::DatapathError;
 pub use events::EventReader;
-pub use loader::{Datapath, DatapathOptions, EndpointSpec, MapSizes, PolicyEnforcement, Routing};
+pub use loader::{Datapath, DatapathOptions, EndpointSpec, PolicyEnforcement, Routing};
 pub use maglev::{is_prime, table as maglev_table};
 pub use maps::ReasonCounter;
 pub use policy::{Direction, PolicyRule, port_prefixes};
 pub use pressure::MapPressure;
 pub use services::{BackendSpec, Frontend, ServiceSpec};
+pub use sizes::{MapMemory, MapSizes, pinned_memory};

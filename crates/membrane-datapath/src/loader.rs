@@ -5,6 +5,7 @@ use crate::error::DatapathError;
 use crate::maps::{Maps, ReasonCounter};
 use crate::policy::PolicyRule;
 use crate::services::{BackendSpec, Frontend, ServiceSpec};
+use crate::sizes::MapSizes;
 use aya::{Ebpf, EbpfLoader};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use membrane_common::config::{config_flags, routing_mode};
@@ -21,27 +22,6 @@ use std::path::{Path, PathBuf};
 
 /// The compiled eBPF object, built from membrane-ebpf by this crate's build script.
 const EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/membrane-ebpf"));
-
-/// Capacities of the maps whose size depends on the node's load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MapSizes {
-    /// Conntrack entries (LRU).
-    pub conntrack: u32,
-    /// NAT entries (LRU; two per masqueraded connection).
-    pub nat: u32,
-    /// Endpoint entries (two per dual-stack pod).
-    pub endpoints: u32,
-}
-
-impl Default for MapSizes {
-    fn default() -> Self {
-        MapSizes {
-            conntrack: 262_144,
-            nat: 262_144,
-            endpoints: 16_384,
-        }
-    }
-}
 
 /// Node-wide settings the datapath is loaded with.
 #[derive(Clone, Debug)]
@@ -293,13 +273,12 @@ impl Datapath {
             path: pin_dir.to_path_buf(),
             source,
         })?;
-        let mut ebpf = EbpfLoader::new()
-            .default_map_pin_directory(pin_dir)
-            .map_max_entries(map_names::CT, sizes.conntrack)
-            .map_max_entries(map_names::NAT, sizes.nat)
-            .map_max_entries(map_names::ENDPOINTS, sizes.endpoints)
-            .load(EBPF_OBJECT)
-            .map_err(DatapathError::Load)?;
+        sizes.validate()?;
+        sizes.check_pinned(pin_dir)?;
+        let mut loader = EbpfLoader::new();
+        loader.default_map_pin_directory(pin_dir);
+        sizes.apply(&mut loader);
+        let mut ebpf = loader.load(EBPF_OBJECT).map_err(DatapathError::Load)?;
         for name in [
             program_names::FROM_CONTAINER,
             program_names::FROM_NETDEV,

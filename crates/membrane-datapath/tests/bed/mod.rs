@@ -219,6 +219,7 @@ pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
                 conntrack: 4096,
                 nat: 4096,
                 endpoints: 64,
+                ..MapSizes::default()
             },
             routing: Routing::Native,
             maglev_table_size: 251,
