@@ -81,6 +81,14 @@ pub enum StoreError {
         /// How many candidates were tried.
         tried: usize,
     },
+    /// Racing writers kept changing a key faster than a call could act on it.
+    #[error("{key} kept changing under {attempts} attempts")]
+    Contended {
+        /// The key.
+        key: String,
+        /// How many attempts were made.
+        attempts: usize,
+    },
     /// The embedded store's directory could not be created.
     #[error("cannot create the state directory {path}")]
     CreateDir {

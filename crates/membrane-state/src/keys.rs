@@ -6,6 +6,7 @@
 //! /membrane/v1/pod-cidrs/<cidr>                    pod CIDR claims: the owning node
 //! /membrane/v1/identities/id/<n>                   identity number -> its labels
 //! /membrane/v1/identities/labels/<hash>            labels hash -> identity number
+//! /membrane/v1/identities/users/<n>/<node>         node uses identity n (on its lease)
 //! /membrane/v1/ipcache/<ip>                        pod address -> identity and node
 //! ```
 //!
@@ -26,6 +27,8 @@ pub const POD_CIDRS: &str = "/membrane/v1/pod-cidrs/";
 pub const IDENTITY_IDS: &str = "/membrane/v1/identities/id/";
 /// Prefix of identity label hashes.
 pub const IDENTITY_LABELS: &str = "/membrane/v1/identities/labels/";
+/// Prefix of the records of which node uses which identity.
+pub const IDENTITY_USERS: &str = "/membrane/v1/identities/users/";
 /// Prefix of ipcache entries.
 pub const IPCACHE: &str = "/membrane/v1/ipcache/";
 
@@ -70,6 +73,19 @@ pub fn identity_id(id: u32) -> String {
 /// The key of the identity of a labels hash.
 pub fn identity_labels(hash: &str) -> String {
     format!("{IDENTITY_LABELS}{hash}")
+}
+
+/// The key recording that `node` uses identity `id`.
+pub fn identity_user(id: u32, node: &str) -> String {
+    format!("{IDENTITY_USERS}{id}/{node}")
+}
+
+/// The identity number a user record's key names, or `None` if it is not one.
+pub fn parse_identity_user(key: &str) -> Option<u32> {
+    let (id, node) = key.strip_prefix(IDENTITY_USERS)?.split_once('/')?;
+    (!node.is_empty() && !node.contains('/'))
+        .then(|| id.parse().ok())
+        .flatten()
 }
 
 /// The key of a pod address in the ipcache.
@@ -124,6 +140,16 @@ mod tests {
             "/membrane/v1/identities/labels/ab12"
         );
         assert_eq!(
+            identity_user(300, "n1"),
+            "/membrane/v1/identities/users/300/n1"
+        );
+        assert_eq!(parse_identity_user(&identity_user(300, "n1")), Some(300));
+        assert_eq!(
+            parse_identity_user("/membrane/v1/identities/users/300"),
+            None
+        );
+        assert_eq!(parse_identity_user(&identity_id(300)), None);
+        assert_eq!(
             ipcache("fd00::1".parse().unwrap()),
             "/membrane/v1/ipcache/fd00::1"
         );
@@ -133,6 +159,7 @@ mod tests {
             POD_CIDRS,
             IDENTITY_IDS,
             IDENTITY_LABELS,
+            IDENTITY_USERS,
             IPCACHE,
         ] {
             assert!(prefix.starts_with(ROOT) && prefix.ends_with('/'));

@@ -6,7 +6,8 @@
 //! node's keys, and a [`watch`](Store::watch) stream that resumes across reconnects without
 //! losing or repeating a change. The key layout of the cluster lives in [`keys`], and
 //! [`allocate_unique`] hands out pod CIDRs and [`allocate_identity`] identity numbers so
-//! that two nodes racing never get the same one.
+//! that two nodes racing never get the same one; [`IdentityCollector`] removes identities
+//! no node has used for a grace period.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -25,7 +26,10 @@ pub use backoff::Backoff;
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use etcd::EtcdStore;
-pub use identity::{AllocatedIdentity, IDENTITY_RANGE, allocate_identity, labels_hash};
+pub use identity::{
+    AllocatedIdentity, IDENTITY_RANGE, IdentityCollector, IdentityUser, allocate_identity,
+    labels_hash, record_identity_use, release_identity_use,
+};
 pub use store::{
     Event, Item, LeaseId, Listing, Op, Precondition, Revision, Store, WatchEvent, WatchStream,
 };

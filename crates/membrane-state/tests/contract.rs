@@ -8,7 +8,10 @@
 mod bed;
 
 use futures::StreamExt as _;
-use membrane_state::{EmbeddedStore, IDENTITY_RANGE, allocate_identity};
+use membrane_state::{
+    EmbeddedStore, IDENTITY_RANGE, IdentityCollector, IdentityUser, allocate_identity,
+    record_identity_use, release_identity_use,
+};
 use membrane_state::{
     Event, LeaseId, Op, Precondition, Store, StoreError, WatchEvent, WatchStream, allocate_unique,
     keys,
@@ -76,6 +79,8 @@ on_both_backends!(
     racing_allocators_never_claim_the_same_identity_number,
     an_allocator_gets_its_own_claim_back,
     racing_nodes_agree_on_one_identity_per_label_set_and_never_share_one,
+    an_identity_whose_users_are_gone_is_collected_after_the_grace_period_and_not_before,
+    an_identity_that_gained_a_user_during_its_grace_period_is_kept,
 );
 
 /// The next change of `watch`, skipping connection states, within 10 s.
@@ -507,19 +512,25 @@ async fn racing_nodes_agree_on_one_identity_per_label_set_and_never_share_one(
         .collect();
     // Both nodes ask for every label set at once (each set twice over, so the same labels
     // race against themselves too).
-    let node = |store: Arc<dyn Store>, sets: Vec<BTreeSet<String>>| async move {
+    let node = |store: Arc<dyn Store>, name: &'static str, sets: Vec<BTreeSet<String>>| async move {
+        let user = user_of(store.as_ref(), name).await;
         let mut got = Vec::new();
         for labels in &sets {
             got.push((
                 labels.clone(),
-                allocate_identity(store.as_ref(), labels).await.unwrap(),
+                allocate_identity(store.as_ref(), labels, &user)
+                    .await
+                    .unwrap(),
             ));
         }
         got
     };
     let mut reversed = label_sets.clone();
     reversed.reverse();
-    let (left, right) = tokio::join!(node(a.clone(), label_sets.clone()), node(b, reversed));
+    let (left, right) = tokio::join!(
+        node(a.clone(), "node-a", label_sets.clone()),
+        node(b, "node-b", reversed)
+    );
     let mut by_labels = std::collections::BTreeMap::new();
     for (labels, identity) in left.iter().chain(&right) {
         assert!(IDENTITY_RANGE.contains(&identity.id));
@@ -540,4 +551,118 @@ async fn racing_nodes_agree_on_one_identity_per_label_set_and_never_share_one(
         by_labels.len(),
         "no number was left claimed"
     );
+}
+
+/// A node using identities on a lease of its own.
+async fn user_of(store: &dyn Store, node: &str) -> IdentityUser {
+    IdentityUser {
+        node: node.to_string(),
+        lease: store.grant_lease(Duration::from_secs(30)).await.unwrap(),
+    }
+}
+
+fn label_set(labels: &[&str]) -> BTreeSet<String> {
+    labels.iter().map(|l| l.to_string()).collect()
+}
+
+async fn an_identity_whose_users_are_gone_is_collected_after_the_grace_period_and_not_before(
+    a: Arc<dyn Store>,
+    b: Arc<dyn Store>,
+) {
+    let grace = Duration::from_millis(1500);
+    let web = label_set(&["k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop"]);
+    let (node_a, node_b) = (
+        user_of(a.as_ref(), "a").await,
+        user_of(b.as_ref(), "b").await,
+    );
+    let id = allocate_identity(a.as_ref(), &web, &node_a)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        allocate_identity(b.as_ref(), &web, &node_b)
+            .await
+            .unwrap()
+            .id,
+        id
+    );
+    let mut collector = IdentityCollector::new(grace);
+    // Node a's agent is gone (its lease with it); node b still uses the identity.
+    a.revoke_lease(node_a.lease).await.unwrap();
+    assert_eq!(
+        collector.collect(a.as_ref()).await.unwrap(),
+        Vec::<u32>::new()
+    );
+    tokio::time::sleep(grace + Duration::from_millis(200)).await;
+    assert_eq!(
+        collector.collect(a.as_ref()).await.unwrap(),
+        Vec::<u32>::new()
+    );
+    assert!(a.get(&keys::identity_id(id)).await.unwrap().is_some());
+    // Node b lets it go: kept for the grace period, then collected with its labels key.
+    release_identity_use(b.as_ref(), id, "b").await.unwrap();
+    let released = Instant::now();
+    let mut collected = Vec::new();
+    for _ in 0..40 {
+        collected = collector.collect(a.as_ref()).await.unwrap();
+        if !collected.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(collected, [id]);
+    assert!(
+        released.elapsed() >= grace,
+        "collected after {:?}",
+        released.elapsed()
+    );
+    assert!(a.get(&keys::identity_id(id)).await.unwrap().is_none());
+    let labels_left = a.list(keys::IDENTITY_LABELS).await.unwrap();
+    assert!(labels_left.items.is_empty(), "{labels_left:?}");
+    // The labels get an identity again when someone needs one.
+    let again = allocate_identity(b.as_ref(), &web, &node_b).await.unwrap();
+    assert!(again.created);
+    assert!(
+        !record_identity_use(b.as_ref(), id + 1000, &web, &node_b)
+            .await
+            .unwrap()
+    );
+}
+
+async fn an_identity_that_gained_a_user_during_its_grace_period_is_kept(
+    a: Arc<dyn Store>,
+    b: Arc<dyn Store>,
+) {
+    let grace = Duration::from_millis(800);
+    let db = label_set(&["k8s:app=db"]);
+    let (node_a, node_b) = (
+        user_of(a.as_ref(), "a").await,
+        user_of(b.as_ref(), "b").await,
+    );
+    let id = allocate_identity(a.as_ref(), &db, &node_a)
+        .await
+        .unwrap()
+        .id;
+    release_identity_use(a.as_ref(), id, "a").await.unwrap();
+    let mut collector = IdentityCollector::new(grace);
+    assert!(collector.collect(a.as_ref()).await.unwrap().is_empty());
+    tokio::time::sleep(grace + Duration::from_millis(200)).await;
+    // A pod on node b came and went within the grace period, unseen by any pass: its use
+    // changed the identity's revision, so the grace period starts over.
+    assert_eq!(
+        allocate_identity(b.as_ref(), &db, &node_b).await.unwrap(),
+        membrane_state::AllocatedIdentity { id, created: false }
+    );
+    release_identity_use(b.as_ref(), id, "b").await.unwrap();
+    assert!(collector.collect(a.as_ref()).await.unwrap().is_empty());
+    assert!(a.get(&keys::identity_id(id)).await.unwrap().is_some());
+    // Node a takes it back through its cached number (after a lost lease, say).
+    assert!(
+        record_identity_use(a.as_ref(), id, &db, &node_a)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(grace + Duration::from_millis(200)).await;
+    assert!(collector.collect(a.as_ref()).await.unwrap().is_empty());
+    assert!(a.get(&keys::identity_id(id)).await.unwrap().is_some());
 }
