@@ -159,13 +159,73 @@ fn cluster_ip_from_a_pod_reaches_the_backend_and_replies_come_from_the_frontend(
     });
 }
 
+/// The one's-complement sum of `bytes` folded to 16 bits (0xffff over data that
+/// includes its own correct checksum).
+fn ones_complement_sum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
 #[test]
-fn a_frontend_without_ready_backends_refuses_new_connections_with_its_reason() {
+fn a_frontend_without_ready_backends_refuses_new_connections_with_port_unreachable() {
     both(|bed, v6| {
         frontend(bed, v6, &[], &[], 0);
-        let (action, _) = connect(bed, v6, 33000, L4::TcpSyn);
-        assert_eq!(action, TC_ACT_SHOT);
-        assert_eq!(counter(bed, reason::DROP_NO_BACKEND), 1);
+        let a = bed.a.spec.clone();
+        let src: IpAddr = if v6 { bed.a.v6.into() } else { bed.a.v4.into() };
+        let input = packet(a.pod_mac, a.host_mac, src, vip(v6), 33000, 80, L4::TcpSyn);
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
+            .unwrap();
+        assert_eq!(out.action, TC_ACT_REDIRECT, "sent back, not dropped");
+        assert_eq!(counter(bed, reason::DROP_NO_BACKEND), 1, "reported as a drop");
+        let reply = &out.packet;
+        assert_eq!(&reply[..6], &a.pod_mac, "addressed back to the pod");
+        assert_eq!(&reply[6..12], &a.host_mac);
+        let h = PacketHeaders::from_ethernet_slice(reply).unwrap();
+        let (ip_len, quote_len) = if v6 { (40, 48) } else { (20, 28) };
+        let icmp = &reply[14 + ip_len..];
+        assert_eq!(icmp.len(), 8 + quote_len);
+        assert_eq!(
+            &icmp[8..],
+            &input[14..14 + quote_len],
+            "quotes the refused packet's IP header and 8 bytes of TCP"
+        );
+        match h.net.unwrap() {
+            NetHeaders::Ipv4(ip, _) => {
+                assert_eq!(IpAddr::from(ip.source), vip(v6), "from the Service address");
+                assert_eq!(IpAddr::from(ip.destination), src);
+                assert_eq!(ip.protocol.0, 1);
+                assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+                assert_eq!((icmp[0], icmp[1]), (3, 3), "destination/port unreachable");
+                assert_eq!(ones_complement_sum(icmp), 0xffff, "ICMP checksum");
+            }
+            NetHeaders::Ipv6(ip, _) => {
+                assert_eq!(IpAddr::from(ip.source), vip(v6), "from the Service address");
+                assert_eq!(IpAddr::from(ip.destination), src);
+                assert_eq!(ip.next_header.0, 58);
+                assert_eq!(usize::from(ip.payload_length), icmp.len());
+                assert_eq!((icmp[0], icmp[1]), (1, 4), "destination/port unreachable");
+                let mut pseudo = Vec::new();
+                pseudo.extend_from_slice(&ip.source);
+                pseudo.extend_from_slice(&ip.destination);
+                pseudo.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+                pseudo.extend_from_slice(&[0, 0, 0, 58]);
+                pseudo.extend_from_slice(icmp);
+                assert_eq!(ones_complement_sum(&pseudo), 0xffff, "ICMPv6 checksum");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            bed.dp.conntrack_entries().unwrap().is_empty(),
+            "a refused connection leaves no conntrack entry"
+        );
     });
 }
 

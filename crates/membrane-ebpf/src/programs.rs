@@ -8,6 +8,7 @@ use crate::metrics::count;
 use crate::nat::{reverse_snat, snat};
 use crate::packet::{Packet, Parsed, in_prefix, parse};
 use crate::policy;
+use crate::reject;
 use crate::rewrite::dec_ttl;
 use crate::service;
 use crate::tunnel::{identity_from_vni, ipcache, to_overlay};
@@ -61,6 +62,20 @@ const PASS: Verdict = Verdict {
     reason: reason::TO_STACK,
 };
 
+/// A new connection to a Service without a ready backend: refused at once with an ICMP
+/// port unreachable sent back where it came from (dropped when the packet cannot carry
+/// one), counted and reported as a drop for that reason either way.
+#[inline(always)]
+fn refuse(ctx: &TcContext, pkt: &Packet, ifindex: u32) -> Result<Verdict, u8> {
+    match reject::port_unreachable(ctx, pkt, ifindex) {
+        Ok(action) => Ok(Verdict {
+            action,
+            reason: reason::DROP_NO_BACKEND,
+        }),
+        Err(()) => Err(reason::DROP_NO_BACKEND),
+    }
+}
+
 /// tc ingress on a pod's host-side veth: traffic leaving the pod.
 #[classifier]
 pub fn from_container(ctx: TcContext) -> i32 {
@@ -98,7 +113,10 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
             None => Err(reason::DROP_FRAGMENT),
         };
     }
-    let rev_nat_index = service::dnat(ctx, &mut pkt, cfg, true)?;
+    let rev_nat_index = match service::dnat(ctx, &mut pkt, cfg, true) {
+        Err(reason::DROP_NO_BACKEND) => return refuse(ctx, &pkt, ifindex),
+        other => other?,
+    };
     events::translated(&pkt, rev_nat_index);
     let tracked = track(
         &pkt,
@@ -249,7 +267,10 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
         };
     }
     // NodePort, LoadBalancer and external IPs: a Service frontend reached from outside.
-    let rev_nat_index = service::dnat(ctx, &mut pkt, cfg, false)?;
+    let rev_nat_index = match service::dnat(ctx, &mut pkt, cfg, false) {
+        Err(reason::DROP_NO_BACKEND) => return refuse(ctx, &pkt, ifindex),
+        other => other?,
+    };
     if rev_nat_index != 0 {
         events::translated(&pkt, rev_nat_index);
         let identity =
