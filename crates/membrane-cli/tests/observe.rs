@@ -50,6 +50,9 @@ fn event(secs_ago: u64, src: u8, dst: u8, port: u16, kind: u8, code: u8) -> Flow
         ct_state: ct_state::NEW,
         policy_match: 0,
         policy_verdict: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        _pad: [0; 6],
     }
 }
 

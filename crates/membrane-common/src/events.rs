@@ -45,8 +45,14 @@ pub struct FlowEvent {
     pub policy_match: u8,
     /// A [`policy_verdict`] constant: 0 when no policy was evaluated.
     pub policy_verdict: u8,
+    /// ICMP or ICMPv6 type of the packet, 0 for other protocols.
+    pub icmp_type: u8,
+    /// ICMP or ICMPv6 code of the packet, 0 for other protocols.
+    pub icmp_code: u8,
+    /// Padding, always zero.
+    pub _pad: [u8; 6],
 }
-const _: () = assert!(core::mem::size_of::<FlowEvent>() == 96);
+const _: () = assert!(core::mem::size_of::<FlowEvent>() == 104);
 
 /// Kinds of events.
 pub mod event_kind {

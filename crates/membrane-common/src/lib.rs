@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(size_of::<AffinityValue>(), 16);
         assert_eq!(size_of::<MaglevKey>(), 8);
         assert_eq!(size_of::<SockRevKey>(), 32);
-        assert_eq!(size_of::<FlowEvent>(), 96);
+        assert_eq!(size_of::<FlowEvent>(), 104);
         assert_eq!(size_of::<PolicyKey>(), 12);
         assert_eq!(size_of::<PolicyEntry>(), 8);
         assert_eq!(align_of::<CtEntry>(), 8);

@@ -52,6 +52,9 @@ pub fn begin(pkt: &Packet, len: u32, ifindex: u32) {
             (*e).ct_state = ct_state::UNKNOWN;
             (*e).policy_match = 0;
             (*e).policy_verdict = 0;
+            (*e).icmp_type = pkt.icmp_type;
+            (*e).icmp_code = pkt.icmp_code;
+            (*e)._pad = [0; 6];
         }
     }
 }

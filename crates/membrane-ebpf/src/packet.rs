@@ -40,6 +40,8 @@ pub struct Packet {
     pub tcp_flags: u8,
     /// ICMP type, 0 for other protocols.
     pub icmp_type: u8,
+    /// ICMP code, 0 for other protocols.
+    pub icmp_code: u8,
     /// IPv4 TTL or IPv6 hop limit as received.
     pub ttl: u8,
     /// True for an ICMP or ICMPv6 echo request or reply.
@@ -149,6 +151,7 @@ pub fn parse(ctx: &TcContext) -> Result<Parsed, u8> {
         key,
         tcp_flags: 0,
         icmp_type: 0,
+        icmp_code: 0,
         ttl,
         is_echo: false,
         is_fragment,
@@ -175,6 +178,7 @@ pub fn parse(ctx: &TcContext) -> Result<Parsed, u8> {
             }
             let icmp: [u8; 8] = read(ctx, l4)?;
             pkt.icmp_type = icmp[0];
+            pkt.icmp_code = icmp[1];
             pkt.is_echo = matches!(
                 (pkt.key.proto, pkt.icmp_type),
                 (proto::ICMP, ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY)

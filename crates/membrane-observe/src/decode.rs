@@ -228,17 +228,10 @@ fn kind(event: &FlowEvent) -> Result<EventKind, DecodeError> {
     })
 }
 
-/// The transport layer. The datapath tracks only ICMP echo (the identifier travels in
-/// both ports), so an ICMP flow is an echo request, or an echo reply when conntrack saw
-/// it in the reply direction; untracked ICMP has no type to report.
+/// The transport layer, with the ICMP type and code the datapath read from the packet.
 fn l4(event: &FlowEvent) -> Option<L4> {
     let tuple = &event.tuple;
     let (sport, dport) = (u16::from_be(tuple.sport), u16::from_be(tuple.dport));
-    let reply = match event.ct_state {
-        ct_state::REPLY => Some(true),
-        ct_state::NEW | ct_state::ESTABLISHED => Some(false),
-        _ => None,
-    };
     match tuple.proto {
         proto::TCP => Some(L4::Tcp {
             source_port: sport,
@@ -249,13 +242,13 @@ fn l4(event: &FlowEvent) -> Option<L4> {
             source_port: sport,
             destination_port: dport,
         }),
-        proto::ICMP => reply.map(|reply| L4::Icmpv4 {
-            kind: if reply { 0 } else { 8 },
-            code: 0,
+        proto::ICMP => Some(L4::Icmpv4 {
+            kind: event.icmp_type,
+            code: event.icmp_code,
         }),
-        proto::ICMPV6 => reply.map(|reply| L4::Icmpv6 {
-            kind: if reply { 129 } else { 128 },
-            code: 0,
+        proto::ICMPV6 => Some(L4::Icmpv6 {
+            kind: event.icmp_type,
+            code: event.icmp_code,
         }),
         _ => None,
     }

@@ -100,6 +100,9 @@ mod tests {
             ct_state: 0,
             policy_match: 0,
             policy_verdict: 0,
+            icmp_type: 0,
+            icmp_code: 0,
+            _pad: [0; 6],
         }
     }
 

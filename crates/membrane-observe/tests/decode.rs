@@ -177,13 +177,16 @@ fn ipv6_udp_and_icmp_decode_with_their_l4() {
     );
     event.tuple.proto = proto::ICMPV6;
     event.ct_state = ct_state::REPLY;
+    event.icmp_type = 129;
     let flow = decoder().decode(&event).unwrap();
     assert_eq!(flow.l4, Some(L4::Icmpv6 { kind: 129, code: 0 }));
-    let mut ping = tcp(0, 1, 2, 7, 7, 0);
-    ping.tuple.proto = proto::ICMP;
+    let mut unreachable = tcp(0, 1, 2, 0, 0, 0);
+    unreachable.tuple.proto = proto::ICMP;
+    (unreachable.icmp_type, unreachable.icmp_code) = (3, 3);
     assert_eq!(
-        decoder().decode(&ping).unwrap().l4,
-        Some(L4::Icmpv4 { kind: 8, code: 0 })
+        decoder().decode(&unreachable).unwrap().l4,
+        Some(L4::Icmpv4 { kind: 3, code: 3 }),
+        "the type and code the datapath read, not a guess"
     );
 }
 

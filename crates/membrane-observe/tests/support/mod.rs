@@ -65,6 +65,9 @@ pub fn tcp(ms: u64, src: u8, dst: u8, sport: u16, dport: u16, flags: u8) -> Flow
         ct_state: ct_state::NEW,
         policy_match: 0,
         policy_verdict: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        _pad: [0; 6],
     }
 }
 
