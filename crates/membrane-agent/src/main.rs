@@ -10,7 +10,7 @@ use membrane_agent::config::{AgentConfig, Cli};
 use membrane_agent::endpoints::EndpointManager;
 use membrane_agent::ipam::{Ipam, Pool};
 use membrane_agent::node::{Rtnetlink, sysctl};
-use membrane_agent::observe::Observability;
+use membrane_agent::observe::{self, Observability};
 use membrane_agent::routing::{self, RoutingMode, identity::Identities, routes::NativeRoutes};
 use membrane_agent::services::desired::{NodeContext, Policy};
 use membrane_agent::services::{
@@ -201,9 +201,9 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         reflected.run(store.as_ref(), stop).await;
         Ok(())
     });
-    let (me, stop) = (config.node.name.clone(), token.clone());
+    let (programmed, me, stop) = (datapath.clone(), config.node.name.clone(), token.clone());
     tasks.spawn(async move {
-        routing::ipcache::sync(datapath, ipcache, me, stop).await;
+        routing::ipcache::sync(programmed, ipcache, me, stop).await;
         Ok(())
     });
     match node_ipv4.map(IpAddr::V4).or(node_ipv6.map(IpAddr::V6)) {
@@ -228,13 +228,28 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             Ok(())
         });
     }
+    let published = Arc::new(Services::default());
     let observability = Arc::new(Observability::new(&config.observe, &config.node.name)?);
     let (observed, stop) = (observability.clone(), token.clone());
     tasks.spawn(async move { Ok(observed.read_events(events, stop).await?) });
-    let (observed, named, objects) = (observability.clone(), agent.clone(), cluster.clone());
-    let stop = token.clone();
+    let (directory, named, objects) = (
+        observability.directory().clone(),
+        agent.clone(),
+        cluster.clone(),
+    );
+    let (balanced, stop) = (published.clone(), token.clone());
     tasks.spawn(async move {
-        observed.follow_endpoints(named, objects, stop).await;
+        observe::enrich::follow(directory, named, objects, balanced, stop).await;
+        Ok(())
+    });
+    let (sampled, fed, measured, stop) = (
+        datapath.clone(),
+        observability.pipeline().clone(),
+        observability.metrics().clone(),
+        token.clone(),
+    );
+    tasks.spawn(async move {
+        observe::sampling::run(sampled, fed, measured, stop).await;
         Ok(())
     });
     let (observed, settings, me) = (
@@ -244,7 +259,6 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     );
     let (beside, stop) = (config.api.socket.clone(), token.clone());
     tasks.spawn(async move { Ok(observed.serve(&settings, &beside, &me, stop).await?) });
-    let published = Arc::new(Services::default());
     let component = Component {
         reconciler: lb,
         objects: cluster.clone(),

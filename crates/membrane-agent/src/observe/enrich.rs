@@ -1,0 +1,239 @@
+//! Keeps the observer's directory in step with what the agent knows: its own endpoints
+//! (by endpoint id and address), every Pod object with addresses (pods on other nodes
+//! included, by address), and the Services the node load-balances (by reverse-NAT
+//! index), so that flows carry names, labels, workloads and Service names.
+
+use crate::agent::Agent;
+use crate::cluster::Cluster;
+use crate::endpoints::NodeDatapath;
+use crate::node::NodeNetwork;
+use crate::services::Services;
+use membrane_api::ServiceFrontend;
+use membrane_model::Object;
+use membrane_observe::directory::{EndpointMeta, StaticDirectory};
+use membrane_observe::flow::{ServiceName, Workload};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the directory is rebuilt.
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// A pod's labels and owning workloads.
+type PodFacts = (BTreeMap<String, String>, Vec<Workload>);
+
+/// Rebuilds `directory` every [`REFRESH`] until `token` is cancelled.
+pub async fn follow<D: NodeDatapath, N: NodeNetwork>(
+    directory: Arc<StaticDirectory>,
+    agent: Arc<Agent<D, N>>,
+    cluster: Arc<Cluster>,
+    services: Arc<Services>,
+    token: CancellationToken,
+) {
+    loop {
+        let objects = cluster.objects().values();
+        match agent.endpoints().await {
+            Ok(endpoints) => {
+                let pods = pods(&objects);
+                let mut entries = remote_pods(&objects, &pods);
+                for endpoint in endpoints {
+                    let r = &endpoint.registration;
+                    let namespace = r.pod_namespace.clone().unwrap_or_default();
+                    let pod_name = r.pod_name.clone().unwrap_or_default();
+                    let (labels, workloads) = pods
+                        .get(&(namespace.clone(), pod_name.clone()))
+                        .cloned()
+                        .unwrap_or_default();
+                    let addresses = [r.ipv4.map(IpAddr::V4), r.ipv6.map(IpAddr::V6)]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let meta = EndpointMeta {
+                        id: endpoint.id,
+                        identity: 0,
+                        namespace,
+                        pod_name,
+                        labels,
+                        workloads,
+                    };
+                    // Last, so that a local endpoint wins an address over a stale Pod.
+                    entries.push((meta, addresses));
+                }
+                directory.replace(entries, service_names(&services.frontends()));
+            }
+            Err(error) => tracing::warn!(%error, "cannot list endpoints for flow enrichment"),
+        }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(REFRESH) => {}
+        }
+    }
+}
+
+/// The Service of each reverse-NAT index (hostPort frontends, owned by Pods, excluded).
+fn service_names(frontends: &[ServiceFrontend]) -> HashMap<u16, ServiceName> {
+    frontends
+        .iter()
+        .filter(|f| f.owner_kind == "Service")
+        .filter_map(|f| {
+            Some((
+                f.rev_nat_index?,
+                ServiceName {
+                    namespace: f.namespace.clone(),
+                    name: f.name.clone(),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Every Pod object with addresses, as an endpoint without a local id.
+fn remote_pods(
+    objects: &[Object],
+    pods: &BTreeMap<(String, String), PodFacts>,
+) -> Vec<(EndpointMeta, Vec<IpAddr>)> {
+    objects
+        .iter()
+        .filter_map(|object| match object {
+            Object::Pod(pod) => Some(pod),
+            _ => None,
+        })
+        .filter_map(|pod| {
+            let status = pod.status.as_ref()?;
+            let mut addresses: Vec<IpAddr> = status
+                .pod_ips
+                .iter()
+                .flatten()
+                .filter_map(|p| p.ip.parse().ok())
+                .collect();
+            if addresses.is_empty() {
+                addresses.extend(
+                    status
+                        .pod_ip
+                        .as_deref()
+                        .and_then(|ip| ip.parse::<IpAddr>().ok()),
+                );
+            }
+            let key = (
+                pod.metadata.namespace.clone().unwrap_or_default(),
+                pod.metadata.name.clone().unwrap_or_default(),
+            );
+            let (labels, workloads) = pods.get(&key).cloned().unwrap_or_default();
+            let meta = EndpointMeta {
+                id: 0,
+                identity: 0,
+                namespace: key.0,
+                pod_name: key.1,
+                labels,
+                workloads,
+            };
+            (!addresses.is_empty()).then_some((meta, addresses))
+        })
+        .collect()
+}
+
+/// Labels and workloads of every Pod object, by (namespace, name).
+fn pods(objects: &[Object]) -> BTreeMap<(String, String), PodFacts> {
+    objects
+        .iter()
+        .filter_map(|object| match object {
+            Object::Pod(pod) => Some(pod),
+            _ => None,
+        })
+        .map(|pod| {
+            let meta = &pod.metadata;
+            let labels = meta.labels.clone().unwrap_or_default();
+            let workloads = meta
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|owner| workload(&owner.kind, &owner.name, &labels))
+                .collect();
+            (
+                (
+                    meta.namespace.clone().unwrap_or_default(),
+                    meta.name.clone().unwrap_or_default(),
+                ),
+                (labels, workloads),
+            )
+        })
+        .collect()
+}
+
+/// The workload a pod's owner stands for: a ReplicaSet made by a Deployment is named
+/// by the Deployment (its name minus the pod-template hash).
+fn workload(kind: &str, name: &str, labels: &BTreeMap<String, String>) -> Workload {
+    if kind == "ReplicaSet"
+        && let Some(hash) = labels.get("pod-template-hash")
+        && let Some(deployment) = name.strip_suffix(&format!("-{hash}"))
+    {
+        return Workload {
+            name: deployment.to_string(),
+            kind: "Deployment".to_string(),
+        };
+    }
+    Workload {
+        name: name.to_string(),
+        kind: kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use membrane_model::Kind;
+    use serde_json::json;
+
+    #[test]
+    fn replica_sets_of_deployments_are_named_by_the_deployment() {
+        let labels = [("pod-template-hash".to_string(), "5d8f9c".to_string())].into();
+        assert_eq!(
+            workload("ReplicaSet", "web-5d8f9c", &labels),
+            Workload {
+                name: "web".to_string(),
+                kind: "Deployment".to_string()
+            }
+        );
+        assert_eq!(
+            workload("StatefulSet", "db", &labels),
+            Workload {
+                name: "db".to_string(),
+                kind: "StatefulSet".to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn pods_with_addresses_are_known_by_address_with_labels_and_workload() {
+        let pod = Object::from_value(
+            Kind::Pod,
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web-5d8f9c-x", "namespace": "shop",
+                    "labels": {"app": "web", "pod-template-hash": "5d8f9c"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                        "name": "web-5d8f9c", "uid": "u"}]},
+                "status": {"podIPs": [{"ip": "10.200.2.5"}, {"ip": "fd00:200:2::5"}]}
+            }),
+        )
+        .unwrap();
+        let pending = Object::from_value(
+            Kind::Pod,
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "pending", "namespace": "shop"}
+            }),
+        )
+        .unwrap();
+        let objects = vec![pod, pending];
+        let entries = remote_pods(&objects, &pods(&objects));
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        let (meta, addresses) = &entries[0];
+        assert_eq!((meta.id, meta.namespace.as_str()), (0, "shop"));
+        assert_eq!(meta.labels["app"], "web");
+        assert_eq!(meta.workloads[0].name, "web");
+        assert_eq!(addresses.len(), 2);
+    }
+}
