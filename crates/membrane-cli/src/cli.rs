@@ -1,7 +1,7 @@
 //! The command line: global options and one subcommand per module.
 
 use crate::error::CliError;
-use crate::{apply, completion, delete, get, observe, status};
+use crate::{apply, bpf, completion, delete, get, observe, status};
 use clap::{Parser, Subcommand};
 use membrane_api::Client;
 use std::path::PathBuf;
@@ -38,6 +38,8 @@ enum Command {
     Completion(completion::Args),
     /// Show flows seen by a node's datapath (like hubble observe).
     Observe(Box<observe::Args>),
+    /// Dump the node's eBPF maps (services, backends, conntrack, nat, ipcache, policy, endpoints).
+    Bpf(bpf::Args),
 }
 
 impl Cli {
@@ -50,6 +52,7 @@ impl Cli {
             Command::Get(args) => get::run(&client, args).await,
             Command::Status(args) => status::run(&client, args).await,
             Command::Completion(args) => completion::run(args),
+            Command::Bpf(args) => bpf::run(&client, args).await,
             Command::Observe(args) => {
                 // Filters are order-sensitive (--not applies to the next one), which
                 // only the raw matches record.

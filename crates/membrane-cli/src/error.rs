@@ -77,6 +77,25 @@ pub enum CliError {
         #[from]
         source: crate::observe::ObserveError,
     },
+    /// No pin directory was given and none could be found.
+    #[error("cannot tell which node's maps to read: the agent is not running at {} and {} holds {}; pass --bpffs-dir", .socket.display(), .root.display(), pin_dirs(.candidates))]
+    NoPinDir {
+        /// The socket tried.
+        socket: PathBuf,
+        /// The directory searched.
+        root: PathBuf,
+        /// The pin directories found there.
+        candidates: Vec<String>,
+    },
+    /// A pinned map could not be read.
+    #[error("cannot read the datapath's maps in {}: {}; reading pinned maps needs root", .dir.display(), error_chain(.source))]
+    Pinned {
+        /// The pin directory.
+        dir: PathBuf,
+        /// The datapath error.
+        #[source]
+        source: membrane_datapath::DatapathError,
+    },
     /// Writing the output failed (a closed pipe, say).
     #[error("cannot write the output: {source}")]
     Write {
@@ -105,6 +124,25 @@ fn agent_message(err: &ClientError) -> String {
         }
         ClientError::Api { .. } => err.to_string(),
     }
+}
+
+fn pin_dirs(found: &[String]) -> String {
+    match found.len() {
+        0 => "no pin directory of a node".to_string(),
+        _ => format!("several ({})", found.join(", ")),
+    }
+}
+
+/// An error and its sources, joined by `: `.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn render_manifest_errors(errors: &[ManifestError]) -> String {

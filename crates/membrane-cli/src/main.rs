@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod apply;
+mod bpf;
 mod cli;
 mod completion;
 mod delete;
@@ -11,6 +12,7 @@ mod get;
 mod manifests;
 mod observe;
 mod output;
+mod pin_dir;
 mod status;
 
 use clap::Parser;

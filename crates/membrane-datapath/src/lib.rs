@@ -12,6 +12,7 @@ mod events;
 mod loader;
 mod maglev;
 mod maps;
+mod pinned;
 mod policy;
 mod pressure;
 mod services;
@@ -26,6 +27,9 @@ pub use loader::{Datapath, DatapathOptions, EndpointSpec, PolicyEnforcement, Rou
 pub use maglev::{is_prime, table as maglev_table};
 pub use maps::ReasonCounter;
 pub use policy::{Direction, PolicyRule, port_prefixes};
+pub use pinned::{
+    BackendEntry, EndpointRow, IpcacheRow, NatMapping, PinnedMaps, PolicyRow, ServiceSlot, Tuple,
+};
 pub use pressure::MapPressure;
 pub use services::{BackendSpec, Frontend, ServiceSpec};
 pub use sizes::{MapMemory, MapSizes, pinned_memory};
