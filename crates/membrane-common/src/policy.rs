@@ -65,3 +65,28 @@ pub mod match_kind {
     /// Any identity, any port.
     pub const ALL: u8 = 4;
 }
+
+/// The aligned power-of-two port blocks covering `first..=last`, as (first port of the
+/// block, prefix bits): the LPM keys of a port range. Yields nothing when
+/// `first > last`. Shared by the datapath (writing entries) and the policy compiler
+/// (emulating lookups), so both split ranges identically.
+pub fn port_prefixes(first: u16, last: u16) -> impl Iterator<Item = (u16, u32)> {
+    let (mut lo, hi) = (u32::from(first), u32::from(last));
+    core::iter::from_fn(move || {
+        if lo > hi {
+            return None;
+        }
+        // The largest block that starts at `lo` (aligned) and ends at or before `hi`.
+        let mut size = if lo == 0 {
+            1 << 16
+        } else {
+            1u32 << lo.trailing_zeros().min(16)
+        };
+        while lo + size - 1 > hi {
+            size >>= 1;
+        }
+        let block = (lo as u16, 16 - size.trailing_zeros());
+        lo += size;
+        Some(block)
+    })
+}

@@ -38,22 +38,7 @@ pub struct PolicyRule {
 
 /// The aligned power-of-two blocks covering `range`, as (first port, prefix bits).
 pub fn port_prefixes(range: &RangeInclusive<u16>) -> Vec<(u16, u32)> {
-    let (mut lo, hi) = (u32::from(*range.start()), u32::from(*range.end()));
-    let mut out = Vec::new();
-    while lo <= hi {
-        // The largest block that starts at `lo` (aligned) and ends at or before `hi`.
-        let mut size = if lo == 0 {
-            1 << 16
-        } else {
-            1u32 << lo.trailing_zeros().min(16)
-        };
-        while lo + size - 1 > hi {
-            size >>= 1;
-        }
-        out.push((lo as u16, 16 - size.trailing_zeros()));
-        lo += size;
-    }
-    out
+    membrane_common::policy::port_prefixes(*range.start(), *range.end()).collect()
 }
 
 impl PolicyRule {
