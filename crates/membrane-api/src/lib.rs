@@ -37,6 +37,8 @@ pub mod paths {
     /// `GET` → `Vec<`[`crate::NodeInfo`]`>`: every node registered in the kvstore, this
     /// one included, sorted by name.
     pub const NODES: &str = "/v1/nodes";
+    /// `GET` → [`crate::KvstoreStatus`]: the cluster state backend and whether it answers.
+    pub const KVSTORE: &str = "/v1/kvstore";
     /// `POST` [`crate::ApplyRequest`] → [`crate::ApplyReport`]; all objects or none
     /// (an invalid one refuses the request with `invalid_request`).
     pub const OBJECTS_APPLY: &str = "/v1/objects/apply";

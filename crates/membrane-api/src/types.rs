@@ -121,6 +121,18 @@ pub struct AgentStatus {
     pub ipv6_pool: Option<PoolStatus>,
 }
 
+/// The cluster state backend of an agent, probed with one read when asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvstoreStatus {
+    /// What it is: `etcd at http://...` or `embedded store <path>`.
+    pub backend: String,
+    /// True when the probe read succeeded.
+    pub reachable: bool,
+    /// Why the probe failed, when it did.
+    pub error: Option<String>,
+}
+
 /// A node of the cluster, as it registers itself in the kvstore.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use membrane_api::{
     AgentStatus, AllocateRequest, Allocation, ApplyReport, ApplyRequest, AttachmentRef,
     DeleteReport, DeleteRequest, Endpoint, EndpointRegistration, ErrorKind, GcReport, GcRequest,
-    ListRequest, NodeInfo, paths,
+    KvstoreStatus, ListRequest, NodeInfo, paths,
 };
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -28,6 +28,7 @@ pub fn router<D: NodeDatapath, N: NodeNetwork>(
 ) -> Router {
     let cluster_routes = Router::new()
         .route(paths::NODES, get(nodes))
+        .route(paths::KVSTORE, get(kvstore))
         .route(paths::OBJECTS_APPLY, post(apply))
         .route(paths::OBJECTS_DELETE, post(delete_objects))
         .route(paths::OBJECTS_LIST, post(list_objects))
@@ -61,6 +62,17 @@ pub fn router<D: NodeDatapath, N: NodeNetwork>(
 
 async fn nodes(State(cluster): State<Arc<Cluster>>) -> Json<Vec<NodeInfo>> {
     Json(cluster.nodes())
+}
+
+/// Probes the kvstore with one read of this API's own node list prefix.
+async fn kvstore(State(cluster): State<Arc<Cluster>>) -> Json<KvstoreStatus> {
+    let store = cluster.store();
+    let probe = store.get(membrane_state::keys::NODES).await;
+    Json(KvstoreStatus {
+        backend: store.describe(),
+        reachable: probe.is_ok(),
+        error: probe.err().map(|e| e.to_string()),
+    })
 }
 
 async fn apply(
