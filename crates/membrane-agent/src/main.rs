@@ -19,7 +19,7 @@ use membrane_agent::services::{
 use membrane_agent::store::Store;
 use membrane_agent::{api, cni_conf, maintenance, metrics, telemetry};
 use membrane_api::NodeInfo;
-use membrane_datapath::{Datapath, DatapathOptions, MapSizes, Routing};
+use membrane_datapath::{Datapath, DatapathOptions, Routing};
 use membrane_state::keys;
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -132,7 +132,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             non_masquerade_v4: config.cluster_cidr_v4(pod_cidrs.ipv4),
             non_masquerade_v6: config.cluster_cidr_v6(pod_cidrs.ipv6),
             nat_ports,
-            map_sizes: MapSizes::default(),
+            map_sizes: config.datapath.map_sizes.resolve(),
             routing: routing_datapath,
             maglev_table_size: config.services.maglev_table_size.get(),
         })

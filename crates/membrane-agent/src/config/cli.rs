@@ -137,12 +137,17 @@ pub struct Cli {
     /// Name of the VXLAN device in tunnel mode [default: membrane_vxlan].
     #[arg(long, env = "MEMBRANE_TUNNEL_DEVICE", value_name = "IFNAME")]
     pub tunnel_device: Option<String>,
+    /// Capacities of the eBPF maps.
+    #[command(flatten)]
+    pub map_sizes: super::MapSizeFlags,
 }
 
 impl Cli {
     /// Lays the flags (and their environment variables) over `config`, recording every
     /// value that does not parse in `problems`.
     pub(super) fn apply(&self, config: &mut AgentConfig, problems: &mut Vec<ConfigProblem>) {
+        self.map_sizes
+            .apply(&mut config.datapath.map_sizes, problems);
         let mut parse = Parse { problems };
         if let Some(name) = &self.node_name {
             config.node.name = name.clone();

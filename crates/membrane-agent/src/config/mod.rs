@@ -4,9 +4,11 @@
 //! agent starts anything.
 
 mod cli;
+mod map_sizes;
 mod port_range;
 
 pub use cli::Cli;
+pub use map_sizes::{MapSizeFlags, MapSizesConfig};
 pub use port_range::PortRange;
 
 use crate::ipam::Pool;
@@ -131,6 +133,8 @@ impl Default for MasqueradeConfig {
 pub struct DatapathConfig {
     /// Pin directory; `/sys/fs/bpf/membrane/<node name>` when unset.
     pub bpffs_dir: Option<PathBuf>,
+    /// Map capacities.
+    pub map_sizes: MapSizesConfig,
 }
 
 /// Persistent state.
@@ -409,6 +413,16 @@ pub enum ConfigProblem {
         /// The family imposing it.
         family: &'static str,
     },
+    /// The Maglev map cannot hold even one Service's lookup table.
+    #[error(
+        "datapath.map-sizes.maglev (--bpf-lb-maglev-map-max) {entries} is smaller than one Maglev table of --maglev-table-size {table_size}"
+    )]
+    MaglevMapTooSmall {
+        /// The Maglev map's entries.
+        entries: u32,
+        /// Positions of one table.
+        table_size: u32,
+    },
     /// An interval is zero.
     #[error("{flag} must be at least 1")]
     Zero {
@@ -595,6 +609,9 @@ impl AgentConfig {
                 });
             }
         }
+        self.datapath
+            .map_sizes
+            .validate(self.services.maglev_table_size.get(), problems);
         if self.maintenance.interval_secs == 0 {
             problems.push(ConfigProblem::Zero {
                 flag: "--maintenance-interval-secs",
