@@ -52,6 +52,26 @@ pub struct CountReport {
     pub first_error: Option<String>,
 }
 
+/// Outcome of `connects`: short connections one after another over a block of
+/// addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectsReport {
+    /// The first address of the block, with the port.
+    pub first: String,
+    /// How many consecutive addresses the connections were spread over.
+    pub spread: u64,
+    /// Connections that exchanged their line.
+    pub ok: u64,
+    /// Connections that failed.
+    pub failed: u64,
+    /// Latency of each successful connection: connect, one line out and back, close.
+    pub latency: Option<Latency>,
+    /// Wall time of the whole run, in microseconds.
+    pub elapsed_us: u64,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+}
+
 /// Outcome of `whoami`: the source address the server saw.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WhoamiReport {

@@ -3,7 +3,9 @@
 
 use crate::binaries::{self, MissingBinary};
 use crate::process::{self, Place, Process, ProcessError};
-use crate::report::{CountReport, ServeReady, ServersReport, ThroughputReport, WhoamiReport};
+use crate::report::{
+    ConnectsReport, CountReport, ServeReady, ServersReport, ThroughputReport, WhoamiReport,
+};
 use serde::de::DeserializeOwned;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, SocketAddr};
@@ -278,6 +280,19 @@ pub fn ping(
         &count_args("ping", target.to_string(), count),
         count_timeout(count),
     )
+}
+
+/// `count` short TCP connections one after another to `first`'s port on `spread`
+/// consecutive addresses from `first`'s, for new-connection latency and rate.
+pub fn connects(
+    place: &(impl Place + ?Sized),
+    first: SocketAddr,
+    spread: u64,
+    count: u32,
+) -> Result<Outcome<ConnectsReport>, WorkloadError> {
+    let mut args = count_args("connects", first.to_string(), count);
+    args.extend(["--spread".into(), spread.to_string()]);
+    client(place, &args, count_timeout(count))
 }
 
 /// `count` request/response exchanges on one TCP connection, for latency.

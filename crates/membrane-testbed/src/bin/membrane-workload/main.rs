@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod clients;
+mod connects;
 mod http;
 mod ping;
 mod serve;
@@ -141,6 +142,20 @@ enum Mode {
         #[command(flatten)]
         timeout: Timeout,
     },
+    /// Measures new-connection cost: COUNT short TCP connections one after another, to
+    /// FIRST's port on SPREAD consecutive addresses from FIRST's, each echoing one line.
+    Connects {
+        /// First address (and the port of every connection).
+        first: SocketAddr,
+        /// Number of consecutive addresses.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
+        spread: u64,
+        /// Number of connections.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
+        count: u64,
+        #[command(flatten)]
+        timeout: Timeout,
+    },
     /// Measures request/response latency: COUNT exchanges on one TCP connection.
     Rr {
         /// Server address.
@@ -223,6 +238,16 @@ fn main() -> ExitCode {
             count,
             timeout,
         } => finish_count(runtime.block_on(clients::rr(target, count, timeout.duration()))),
+        Mode::Connects {
+            first,
+            spread,
+            count,
+            timeout,
+        } => {
+            let report = runtime.block_on(connects::run(first, spread, count, timeout.duration()));
+            let success = report.failed == 0;
+            (serde_json::to_value(report), success)
+        }
         Mode::Whoami {
             protocol,
             target,
