@@ -97,6 +97,10 @@ pub struct Cli {
     /// Serve Prometheus metrics on this TCP address (e.g. 127.0.0.1:9962) [default: off].
     #[arg(long, env = "MEMBRANE_METRICS", value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
+    /// Serve the Observer (Hubble) API on this TCP address too, or `off`
+    /// [default: [::]:4244]. TLS is set in the config file's observe section.
+    #[arg(long, env = "MEMBRANE_OBSERVE_LISTEN", value_name = "ADDR:PORT|off")]
+    pub observe_listen: Option<String>,
     /// Log line format: plain or json [default: plain]. The filter is MEMBRANE_LOG.
     #[arg(long, env = "MEMBRANE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -258,6 +262,12 @@ impl Cli {
         parse.set::<SocketAddr>(&self.metrics, "--metrics", "MEMBRANE_METRICS", |v| {
             config.metrics.listen = Some(v)
         });
+        parse.set::<crate::observe::Listen>(
+            &self.observe_listen,
+            "--observe-listen",
+            "MEMBRANE_OBSERVE_LISTEN",
+            |v| config.observe.listen = v,
+        );
         parse.set::<LogFormat>(
             &self.log_format,
             "--log-format",

@@ -259,3 +259,27 @@ fn pools_alone_are_enough_and_become_the_cluster_cidrs() {
         Some("10.200.0.0/16".parse().unwrap())
     );
 }
+
+#[test]
+fn the_observer_listens_on_4244_unless_a_flag_or_the_file_says_otherwise() {
+    let config = AgentConfig::load(&cli(MINIMAL)).unwrap();
+    assert_eq!(
+        config.observe.listen.address(),
+        Some("[::]:4244".parse().unwrap())
+    );
+    let (_dir, path) = file("agent.yaml", "observe:\n  listen: 127.0.0.1:4245\n");
+    let mut args = MINIMAL.to_vec();
+    args.extend(["--config", &path]);
+    let from_file = AgentConfig::load(&cli(&args)).unwrap();
+    assert_eq!(
+        from_file.observe.listen.address(),
+        Some("127.0.0.1:4245".parse().unwrap())
+    );
+    args.extend(["--observe-listen", "off"]);
+    let off = AgentConfig::load(&cli(&args)).unwrap();
+    assert_eq!(off.observe.listen, crate::observe::Listen::Off);
+    let mut bad = MINIMAL.to_vec();
+    bad.extend(["--observe-listen", "4244"]);
+    let error = AgentConfig::load(&cli(&bad)).unwrap_err().to_string();
+    assert!(error.contains("--observe-listen"), "{error}");
+}
