@@ -141,6 +141,28 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
         self.manager.lock().await.get(attachment)
     }
 
+    /// Every programmed endpoint with the identity it carries.
+    pub async fn identified_endpoints(&self) -> Result<Vec<(Endpoint, u32)>, EndpointError> {
+        self.manager.lock().await.identified()
+    }
+
+    /// A receiver marked changed whenever an endpoint is programmed or deleted.
+    pub async fn endpoint_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.manager.lock().await.subscribe()
+    }
+
+    /// Moves endpoints whose labels changed to their new identity (logging failures: the
+    /// next change or resync tries again).
+    pub async fn refresh_identities(&self) {
+        match self.manager.lock().await.refresh_identities().await {
+            Ok(0) => {}
+            Ok(moved) => tracing::info!(moved, "endpoints moved to new identities"),
+            Err(error) => {
+                tracing::warn!(error = %chain(&error), "cannot resolve every endpoint's identity; retrying at the next change")
+            }
+        }
+    }
+
     /// Every endpoint.
     pub async fn endpoints(&self) -> Result<Vec<Endpoint>, EndpointError> {
         self.manager.lock().await.list()

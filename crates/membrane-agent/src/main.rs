@@ -24,6 +24,7 @@ use membrane_state::keys;
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -157,7 +158,12 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     }
     let lb = Reconciler::new(datapath.clone(), Allocator::load(store)?);
     let cluster = Arc::new(Cluster::new(kvstore.clone()));
-    let identities = Arc::new(Identities::new(cluster.clone()));
+    let identities = Arc::new(Identities::new(
+        cluster.clone(),
+        config.node.name.clone(),
+        &config.identity,
+        config.node_lease_ttl(),
+    )?);
     let manager = EndpointManager::new(ipam, datapath.clone(), net, config.orphan_grace())?
         .with_identities(identities.clone());
     let agent = Arc::new(Agent::new(config.node.name.clone(), mtu, manager));
@@ -211,7 +217,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             let (published, store, me) = (agent.clone(), kvstore.clone(), config.node.name.clone());
             let (ttl, stop) = (config.node_lease_ttl(), token.clone());
             tasks.spawn(async move {
-                routing::ipcache::publish(published, identities, store, me, host, ttl, stop).await;
+                routing::ipcache::publish(published, store, me, host, ttl, stop).await;
                 Ok(())
             });
         }
@@ -219,6 +225,16 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             tracing::warn!(uplink = %uplink.name, "no address on the uplink: this node's pods are not published to the other nodes")
         }
     }
+    let (used, stop) = (agent.clone(), token.clone());
+    let grace = config.identity.gc_grace();
+    // Often enough to keep the use lease alive and to collect within a quarter of the grace.
+    let interval = (grace / 4)
+        .min(config.node_lease_ttl() / 3)
+        .max(Duration::from_millis(200));
+    tasks.spawn(async move {
+        routing::identity::uses::run(used, identities, grace, interval, stop).await;
+        Ok(())
+    });
     if config.routing.mode == RoutingMode::Native {
         let routes = NativeRoutes::adopt(links).await?;
         let (listed, changes) = (cluster.clone(), cluster.node_changes());

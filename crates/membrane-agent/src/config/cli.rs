@@ -144,6 +144,9 @@ pub struct Cli {
     /// Capacities of the eBPF maps.
     #[command(flatten)]
     pub map_sizes: super::MapSizeFlags,
+    /// Security identities.
+    #[command(flatten)]
+    pub identity: crate::routing::identity::config::IdentityFlags,
 }
 
 impl Cli {
@@ -152,6 +155,7 @@ impl Cli {
     pub(super) fn apply(&self, config: &mut AgentConfig, problems: &mut Vec<ConfigProblem>) {
         self.map_sizes
             .apply(&mut config.datapath.map_sizes, problems);
+        self.identity.apply(&mut config.identity, problems);
         let mut parse = Parse { problems };
         if let Some(name) = &self.node_name {
             config.node.name = name.clone();

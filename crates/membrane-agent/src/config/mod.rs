@@ -52,6 +52,8 @@ pub struct AgentConfig {
     pub services: crate::services::ServicesConfig,
     /// How pods reach pods on other nodes.
     pub routing: crate::routing::RoutingConfig,
+    /// Security identities.
+    pub identity: crate::routing::identity::IdentityConfig,
 }
 
 /// The node and its uplink.
@@ -612,6 +614,7 @@ impl AgentConfig {
         self.datapath
             .map_sizes
             .validate(self.services.maglev_table_size.get(), problems);
+        self.identity.validate(problems);
         if self.maintenance.interval_secs == 0 {
             problems.push(ConfigProblem::Zero {
                 flag: "--maintenance-interval-secs",

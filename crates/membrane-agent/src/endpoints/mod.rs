@@ -21,7 +21,7 @@ use crate::node::{NetError, NodeNetwork};
 use crate::routing::identity::Identities;
 use crate::store::{Store, StoreError};
 use membrane_api::{AllocateRequest, AttachmentRef, Endpoint, EndpointRegistration};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Errors of the endpoint manager.
@@ -146,6 +146,10 @@ pub struct EndpointManager<D, N> {
     network: N,
     orphan_grace: Duration,
     identities: Option<std::sync::Arc<Identities>>,
+    /// The identity each endpoint was last programmed with, by endpoint id.
+    programmed: BTreeMap<u16, u32>,
+    /// Counts the changes of the endpoints and their identities.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
@@ -166,6 +170,8 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
             network,
             orphan_grace,
             identities: None,
+            programmed: BTreeMap::new(),
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -174,6 +180,53 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
     pub fn with_identities(mut self, identities: std::sync::Arc<Identities>) -> Self {
         self.identities = Some(identities);
         self
+    }
+
+    /// A receiver marked changed whenever an endpoint is programmed (created, restored,
+    /// moved to another identity) or deleted.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Every endpoint that has been programmed, with the identity it carries.
+    pub fn identified(&self) -> Result<Vec<(Endpoint, u32)>, EndpointError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter_map(|endpoint| {
+                let identity = *self.programmed.get(&endpoint.id)?;
+                Some((endpoint, identity))
+            })
+            .collect())
+    }
+
+    /// Resolves every endpoint's identity again and reprograms those whose identity
+    /// changed (their Pod or Namespace labels did). Returns how many moved; an endpoint
+    /// that cannot be resolved keeps its identity and the first such error is returned
+    /// after the others were handled.
+    pub async fn refresh_identities(&mut self) -> Result<usize, EndpointError> {
+        let Some(identities) = self.identities.clone() else {
+            return Ok(0);
+        };
+        let (mut moved, mut first_error) = (0, None);
+        for endpoint in self.list()? {
+            let outcome = match identities.of(&endpoint.registration).await {
+                Ok(identity) if self.programmed.get(&endpoint.id) == Some(&identity) => Ok(false),
+                Ok(_) => self.program(&endpoint).await.map(|()| true),
+                Err(source) => Err(EndpointError::Identity {
+                    id: endpoint.id,
+                    source,
+                }),
+            };
+            match outcome {
+                Ok(true) => moved += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(moved), Err)
     }
 
     /// The node's IPAM.
@@ -246,6 +299,9 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
             records::remove(txn, attachment)?;
             self.ipam.release_in(txn, attachment)
         })?;
+        self.programmed.remove(&endpoint.id);
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
         tracing::info!(id = endpoint.id, container = %attachment.container_id, "endpoint deleted");
         Ok(true)
     }
@@ -317,7 +373,17 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
                 operation: "attaching",
                 id: endpoint.id,
                 source: Box::new(e),
-            })
+            })?;
+        if self.programmed.insert(endpoint.id, spec.identity) != Some(spec.identity) {
+            tracing::info!(
+                id = endpoint.id,
+                identity = spec.identity,
+                "endpoint programmed with its identity"
+            );
+        }
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
+        Ok(())
     }
 
     /// Detaches the datapath and deletes the endpoint's routes and neighbour entries.

@@ -2,9 +2,12 @@
 //! under `/membrane/v1/ipcache/<ip>` with its identity and this node's underlay address,
 //! attached to a lease of this node so that they vanish with it; every node programs the
 //! entries of the other nodes into its datapath, writing only what changed.
+//!
+//! Publishing follows the endpoint manager: it runs at every change of the endpoints or
+//! their identities, and otherwise every [`RESYNC_INTERVAL`] (or sooner, to keep the
+//! lease alive).
 
 use super::RoutingError;
-use super::identity::Identities;
 use crate::agent::Agent;
 use crate::cluster::reflector::{DecodeError, Reflector};
 use crate::endpoints::NodeDatapath;
@@ -19,8 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// How often the local endpoints are compared with what is published.
-const PUBLISH_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the local endpoints are compared with what is published when nothing
+/// changed: a safety net, since every change of the endpoints publishes at once.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 
 /// What the kvstore holds for one pod address.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,12 +158,12 @@ pub async fn sync(
 }
 
 /// Publishes the addresses of `agent`'s endpoints as this node's (`me`, at `host`),
-/// attached to a lease of `ttl` kept alive here, until `token` is cancelled. Only changes
-/// are written; a lost lease (expired during an outage) is granted again and everything
+/// attached to a lease of `ttl` kept alive here, until `token` is cancelled: at every
+/// change of the endpoints, and at least every [`RESYNC_INTERVAL`]. Only changes are
+/// written; a lost lease (expired during an outage) is granted again and everything
 /// republished; an unreachable store is retried with backoff.
 pub async fn publish<D: NodeDatapath, N: NodeNetwork>(
     agent: Arc<Agent<D, N>>,
-    identities: Arc<Identities>,
     store: Arc<dyn Store>,
     me: String,
     host: IpAddr,
@@ -170,10 +174,10 @@ pub async fn publish<D: NodeDatapath, N: NodeNetwork>(
     let mut published: BTreeMap<IpAddr, IpcacheRecord> = BTreeMap::new();
     let mut backoff = Backoff::new();
     let mut failing = false;
+    let mut endpoints_changed = agent.endpoint_changes().await;
     loop {
         let step = publish_once(
             &agent,
-            &identities,
             store.as_ref(),
             &me,
             host,
@@ -189,7 +193,7 @@ pub async fn publish<D: NodeDatapath, N: NodeNetwork>(
                     failing = false;
                 }
                 backoff.reset();
-                PUBLISH_INTERVAL
+                RESYNC_INTERVAL.min(ttl / 3)
             }
             Err(error) => {
                 if !failing {
@@ -201,15 +205,14 @@ pub async fn publish<D: NodeDatapath, N: NodeNetwork>(
         };
         tokio::select! {
             () = token.cancelled() => return,
+            _ = endpoints_changed.changed(), if !failing => {}
             () = tokio::time::sleep(wait) => {}
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn publish_once<D: NodeDatapath, N: NodeNetwork>(
     agent: &Agent<D, N>,
-    identities: &Identities,
     store: &dyn Store,
     me: &str,
     host: IpAddr,
@@ -238,14 +241,13 @@ async fn publish_once<D: NodeDatapath, N: NodeNetwork>(
         }
     };
     let endpoints = agent
-        .endpoints()
+        .identified_endpoints()
         .await
         .map_err(|e| RoutingError::Endpoints {
             source: Box::new(e),
         })?;
     let mut want = BTreeMap::new();
-    for endpoint in endpoints {
-        let identity = identities.of(&endpoint.registration).await?;
+    for (endpoint, identity) in endpoints {
         let registration = &endpoint.registration;
         let addresses = registration
             .ipv4

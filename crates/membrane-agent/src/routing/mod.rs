@@ -81,11 +81,16 @@ pub enum RoutingError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// A stored identity record does not decode.
-    #[error("the identity record at {key} is corrupt")]
-    CorruptIdentity {
-        /// Its key.
-        key: String,
+    /// A new label set found no reachable kvstore to allocate its identity in.
+    #[error("no identity for labels {labels:?}: the kvstore stayed unreachable for {waited:?}")]
+    IdentityUnavailable {
+        /// The labels.
+        labels: Vec<String>,
+        /// How long it was waited for.
+        waited: std::time::Duration,
+        /// The store's last error.
+        #[source]
+        source: membrane_state::StoreError,
     },
     /// The datapath refused an ipcache write.
     #[error("datapath: {operation} ipcache entry {prefix} failed")]

@@ -1,0 +1,75 @@
+//! Keeping identities current: endpoints move to a new identity when their Pod or
+//! Namespace labels change, this node's use records follow its endpoints, and identities
+//! nobody has used for the grace period are collected.
+
+use super::Identities;
+use crate::agent::Agent;
+use crate::endpoints::NodeDatapath;
+use crate::node::NodeNetwork;
+use membrane_state::IdentityCollector;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Runs until `token` is cancelled: after every change of the object cache, `agent`'s
+/// endpoints are resolved again (those whose labels changed are reprogrammed with their
+/// new identity); after every change of the endpoints, and every `interval`, the use
+/// records are made to match and the lease is kept alive; every `interval` a collection
+/// pass deletes identities unused for `grace`.
+pub async fn run<D: NodeDatapath, N: NodeNetwork>(
+    agent: Arc<Agent<D, N>>,
+    identities: Arc<Identities>,
+    grace: Duration,
+    interval: Duration,
+    token: CancellationToken,
+) {
+    let mut collector = IdentityCollector::new(grace);
+    let mut objects = identities.cluster.objects().subscribe();
+    let mut endpoints = agent.endpoint_changes().await;
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let (relabel, collect) = tokio::select! {
+            () = token.cancelled() => return,
+            _ = objects.changed() => (true, false),
+            _ = endpoints.changed() => (false, false),
+            _ = ticks.tick() => (false, true),
+        };
+        if relabel {
+            agent.refresh_identities().await;
+        }
+        let stale = match sync_uses(&agent, &identities).await {
+            Ok(stale) => stale,
+            Err(error) => {
+                tracing::warn!(error = %crate::agent::chain(&error), "cannot record this node's identity uses; retrying");
+                false
+            }
+        };
+        if stale {
+            agent.refresh_identities().await;
+        }
+        if collect && let Err(error) = collector.collect(identities.cluster.store().as_ref()).await
+        {
+            tracing::warn!(error = %crate::agent::chain(&error), "identity collection failed; retrying");
+        }
+    }
+}
+
+/// Keeps the use lease alive and records exactly the identities `agent`'s endpoints carry.
+async fn sync_uses<D: NodeDatapath, N: NodeNetwork>(
+    agent: &Agent<D, N>,
+    identities: &Identities,
+) -> Result<bool, crate::routing::RoutingError> {
+    identities.keep_alive().await?;
+    let in_use: BTreeSet<u32> = agent
+        .identified_endpoints()
+        .await
+        .map_err(|e| crate::routing::RoutingError::Endpoints {
+            source: Box::new(e),
+        })?
+        .into_iter()
+        .map(|(_, identity)| identity)
+        .collect();
+    identities.record_uses(&in_use).await
+}
