@@ -50,7 +50,10 @@ mod tests {
 
     #[test]
     fn numbers_start_at_two_to_the_24_and_survive_recompiles() {
-        let first = allocate(&[net("10.0.0.0/8"), net("10.1.0.0/16")].into(), &BTreeMap::new());
+        let first = allocate(
+            &[net("10.0.0.0/8"), net("10.1.0.0/16")].into(),
+            &BTreeMap::new(),
+        );
         assert_eq!(first[&net("10.0.0.0/8")], FIRST_CIDR_IDENTITY);
         assert_eq!(first[&net("10.1.0.0/16")], FIRST_CIDR_IDENTITY + 1);
         let second = allocate(&[net("10.1.0.0/16"), net("192.168.0.0/16")].into(), &first);

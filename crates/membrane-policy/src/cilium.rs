@@ -119,12 +119,16 @@ impl Source<'_> {
             warnings.push(Warning {
                 rule: self.rule_name(path),
                 field: "nodeSelector".to_string(),
-                problem: "host policies are not enforced; the rule selects no endpoint"
-                    .to_string(),
+                problem: "host policies are not enforced; the rule selects no endpoint".to_string(),
             });
             return None;
         };
-        let labels = selector(Some(endpoints), || self.rule_name(path), "endpointSelector", warnings)?;
+        let labels = selector(
+            Some(endpoints),
+            || self.rule_name(path),
+            "endpointSelector",
+            warnings,
+        )?;
         let present = |a: Option<usize>, b: Option<usize>| a.unwrap_or(0) + b.unwrap_or(0) > 0;
         let defaults = rule.enable_default_deny.unwrap_or_default();
         let ingress_default_deny = defaults.ingress.unwrap_or(present(
@@ -137,10 +141,38 @@ impl Source<'_> {
         ));
         let mut clauses = Vec::new();
         let lists: [(&str, Direction, bool, Vec<PeerRule<'_>>); 4] = [
-            ("ingress", Direction::Ingress, false, rule.ingress.iter().flatten().map(PeerRule::from).collect()),
-            ("ingressDeny", Direction::Ingress, true, rule.ingress_deny.iter().flatten().map(PeerRule::from).collect()),
-            ("egress", Direction::Egress, false, rule.egress.iter().flatten().map(PeerRule::from).collect()),
-            ("egressDeny", Direction::Egress, true, rule.egress_deny.iter().flatten().map(PeerRule::from).collect()),
+            (
+                "ingress",
+                Direction::Ingress,
+                false,
+                rule.ingress.iter().flatten().map(PeerRule::from).collect(),
+            ),
+            (
+                "ingressDeny",
+                Direction::Ingress,
+                true,
+                rule.ingress_deny
+                    .iter()
+                    .flatten()
+                    .map(PeerRule::from)
+                    .collect(),
+            ),
+            (
+                "egress",
+                Direction::Egress,
+                false,
+                rule.egress.iter().flatten().map(PeerRule::from).collect(),
+            ),
+            (
+                "egressDeny",
+                Direction::Egress,
+                true,
+                rule.egress_deny
+                    .iter()
+                    .flatten()
+                    .map(PeerRule::from)
+                    .collect(),
+            ),
         ];
         for (list, direction, deny, entries) in lists {
             for (i, entry) in entries.iter().enumerate() {
@@ -163,14 +195,19 @@ impl Source<'_> {
     /// A peer selector: scoped to the policy's namespace unless it names a namespace
     /// itself (or the policy is clusterwide).
     fn scoped(&self, labels: LabelSelector) -> Selection {
-        let names_namespace = labels.match_labels().keys().any(|k| match_key(k) == NAMESPACE_KEY)
+        let names_namespace = labels
+            .match_labels()
+            .keys()
+            .any(|k| match_key(k) == NAMESPACE_KEY)
             || labels
                 .match_expressions()
                 .iter()
                 .any(|r| match_key(r.key()) == NAMESPACE_KEY);
         Selection {
             labels,
-            namespace: (!names_namespace).then(|| self.namespace.map(str::to_string)).flatten(),
+            namespace: (!names_namespace)
+                .then(|| self.namespace.map(str::to_string))
+                .flatten(),
             namespace_labels: None,
         }
     }
@@ -204,7 +241,14 @@ impl Source<'_> {
         for (j, text) in entry.cidrs.into_iter().flatten().enumerate() {
             let field = format!("{prefix}CIDR[{j}]");
             let peer = match cidr(text, rule_name, &field, warnings) {
-                Some(net) => (Peers::Cidr { cidr: net, except: Vec::new(), pods: false }, format!("{field} {net}")),
+                Some(net) => (
+                    Peers::Cidr {
+                        cidr: net,
+                        except: Vec::new(),
+                        pods: false,
+                    },
+                    format!("{field} {net}"),
+                ),
                 None => (Peers::Nothing, field),
             };
             peers.push(peer);
@@ -218,9 +262,18 @@ impl Source<'_> {
                         .iter()
                         .flatten()
                         .enumerate()
-                        .filter_map(|(e, text)| cidr(text, rule_name, &format!("{field}.except[{e}]"), warnings))
+                        .filter_map(|(e, text)| {
+                            cidr(text, rule_name, &format!("{field}.except[{e}]"), warnings)
+                        })
                         .collect();
-                    (Peers::Cidr { cidr: net, except, pods: false }, format!("{field} {net}"))
+                    (
+                        Peers::Cidr {
+                            cidr: net,
+                            except,
+                            pods: false,
+                        },
+                        format!("{field} {net}"),
+                    )
                 }
                 None => (Peers::Nothing, field),
             };
@@ -242,7 +295,14 @@ impl Source<'_> {
             .into_iter()
             .flatten()
             .enumerate()
-            .filter_map(|(j, s)| selector(Some(s), rule_name, &format!("{prefix}Requires[{j}]"), warnings))
+            .filter_map(|(j, s)| {
+                selector(
+                    Some(s),
+                    rule_name,
+                    &format!("{prefix}Requires[{j}]"),
+                    warnings,
+                )
+            })
             .map(|labels| self.scoped(labels))
             .collect();
         let ports = if has_ports {
@@ -304,7 +364,9 @@ impl Source<'_> {
                 let number = match port.port.parse::<u16>() {
                     Ok(0) => PortNumber::Range(0, u16::MAX),
                     Ok(first) => {
-                        let last = port.end_port.map_or(first, |e| e.clamp(0, i32::from(u16::MAX)) as u16);
+                        let last = port
+                            .end_port
+                            .map_or(first, |e| e.clamp(0, i32::from(u16::MAX)) as u16);
                         PortNumber::Range(first, last.max(first))
                     }
                     Err(_) => PortNumber::Named(port.port.clone()),
@@ -319,7 +381,10 @@ impl Source<'_> {
                 let selection = if number == PortNumber::Range(0, u16::MAX) && protos.len() > 1 {
                     Ports::Any
                 } else {
-                    Ports::L4 { protos, port: number }
+                    Ports::L4 {
+                        protos,
+                        port: number,
+                    }
                 };
                 out.push((selection, text));
             }
@@ -331,7 +396,10 @@ impl Source<'_> {
                     warnings.push(Warning {
                         rule: rule_name(),
                         field: path,
-                        problem: format!("no ICMP type of that name for {}", field.family().as_str()),
+                        problem: format!(
+                            "no ICMP type of that name for {}",
+                            field.family().as_str()
+                        ),
                     });
                     continue;
                 };
@@ -341,7 +409,10 @@ impl Source<'_> {
                 };
                 let port = icmp_port(icmp_type);
                 out.push((
-                    Ports::L4 { protos: vec![protocol], port: PortNumber::Range(port, port) },
+                    Ports::L4 {
+                        protos: vec![protocol],
+                        port: PortNumber::Range(port, port),
+                    },
                     format!("{path} {icmp_type}/{}", proto::name(protocol)),
                 ));
             }
@@ -354,9 +425,18 @@ impl Source<'_> {
 fn entity_peers(entity: Entity) -> Peers {
     match entity {
         Entity::All => Peers::Any,
-        Entity::World => Peers::World { ipv4: true, ipv6: true },
-        Entity::WorldIpv4 => Peers::World { ipv4: true, ipv6: false },
-        Entity::WorldIpv6 => Peers::World { ipv4: false, ipv6: true },
+        Entity::World => Peers::World {
+            ipv4: true,
+            ipv6: true,
+        },
+        Entity::WorldIpv4 => Peers::World {
+            ipv4: true,
+            ipv6: false,
+        },
+        Entity::WorldIpv6 => Peers::World {
+            ipv4: false,
+            ipv6: true,
+        },
         Entity::Cluster => Peers::Cluster,
         Entity::Host => Peers::Reserved(identity::HOST),
         Entity::RemoteNode => Peers::Reserved(identity::REMOTE_NODE),

@@ -7,9 +7,7 @@ use crate::clause::{Peers, PortNumber, Ports, Section};
 use crate::entries::{self, Item};
 use crate::input::{EnforcementMode, LocalEndpoint, NamedPort, PolicyInput};
 use crate::network_policy;
-use crate::output::{
-    Compiled, Direction, EndpointPolicy, PolicyKind, RuleRef, Warning,
-};
+use crate::output::{Compiled, Direction, EndpointPolicy, PolicyKind, RuleRef, Warning};
 use crate::resolve::{Resolved, Resolver};
 use crate::rule_ids::RuleIds;
 use crate::universe::{IdentityLabels, Universe};
@@ -77,7 +75,12 @@ fn sections(policies: &[Object], warnings: &mut Vec<Warning>) -> Vec<Section> {
                     namespace: Some(namespace),
                     name,
                 };
-                out.extend(cilium::sections(&source, policy.spec.as_ref(), policy.specs.as_deref(), warnings));
+                out.extend(cilium::sections(
+                    &source,
+                    policy.spec.as_ref(),
+                    policy.specs.as_deref(),
+                    warnings,
+                ));
             }
             Object::CiliumClusterwideNetworkPolicy(policy) => {
                 let source = Source {
@@ -85,7 +88,12 @@ fn sections(policies: &[Object], warnings: &mut Vec<Warning>) -> Vec<Section> {
                     namespace: None,
                     name,
                 };
-                out.extend(cilium::sections(&source, policy.spec.as_ref(), policy.specs.as_deref(), warnings));
+                out.extend(cilium::sections(
+                    &source,
+                    policy.spec.as_ref(),
+                    policy.specs.as_deref(),
+                    warnings,
+                ));
             }
             _ => {}
         }
@@ -163,7 +171,10 @@ impl EndpointContext<'_> {
             audit: self.input.audit,
             ..EndpointPolicy::default()
         };
-        for (direction, default_deny) in [(Direction::Ingress, ingress_deny), (Direction::Egress, egress_deny)] {
+        for (direction, default_deny) in [
+            (Direction::Ingress, ingress_deny),
+            (Direction::Egress, egress_deny),
+        ] {
             let enforced = default_deny || items.iter().any(|i| i.direction == direction && i.deny);
             if !enforced {
                 items.retain(|i| i.direction != direction);
@@ -213,13 +224,22 @@ impl EndpointContext<'_> {
     /// The (protocol, first, last) triples of a port selection for `endpoint`: named
     /// ports resolve through the endpoint's own ports on ingress and through every
     /// pod's on egress.
-    fn ports(&self, ports: &Ports, direction: Direction, endpoint: &LocalEndpoint) -> Vec<(u8, u16, u16)> {
+    fn ports(
+        &self,
+        ports: &Ports,
+        direction: Direction,
+        endpoint: &LocalEndpoint,
+    ) -> Vec<(u8, u16, u16)> {
         match ports {
             Ports::Any => vec![(0, 0, u16::MAX)],
-            Ports::L4 { protos, port: PortNumber::Range(first, last) } => {
-                protos.iter().map(|p| (*p, *first, *last)).collect()
-            }
-            Ports::L4 { protos, port: PortNumber::Named(name) } => {
+            Ports::L4 {
+                protos,
+                port: PortNumber::Range(first, last),
+            } => protos.iter().map(|p| (*p, *first, *last)).collect(),
+            Ports::L4 {
+                protos,
+                port: PortNumber::Named(name),
+            } => {
                 let named: Box<dyn Iterator<Item = &NamedPort>> = match direction {
                     Direction::Ingress => Box::new(endpoint.named_ports.iter()),
                     Direction::Egress => Box::new(self.cluster_named_ports.iter()),

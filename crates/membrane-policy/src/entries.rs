@@ -30,7 +30,17 @@ pub struct Item {
 /// The entries of `items`: denies as given, allows minus the denies of the same fixed
 /// part. Where two items of the same kind produce the same key, the lower rule id is kept.
 pub fn build(mut items: Vec<Item>) -> BTreeMap<EntryKey, Entry> {
-    items.sort_by_key(|i| (i.rule_id, i.direction, i.proto, i.identity, i.first, i.last, i.deny));
+    items.sort_by_key(|i| {
+        (
+            i.rule_id,
+            i.direction,
+            i.proto,
+            i.identity,
+            i.first,
+            i.last,
+            i.deny,
+        )
+    });
     let mut denied: BTreeMap<(Direction, u8, u32), Vec<(u16, u16)>> = BTreeMap::new();
     for item in items.iter().filter(|i| i.deny) {
         denied
@@ -92,7 +102,10 @@ pub fn subtract(range: (u16, u16), holes: &[(u16, u16)]) -> Vec<(u16, u16)> {
             })
             .collect();
     }
-    pieces.into_iter().map(|(a, b)| (a as u16, b as u16)).collect()
+    pieces
+        .into_iter()
+        .map(|(a, b)| (a as u16, b as u16))
+        .collect()
 }
 
 #[cfg(test)]
@@ -101,24 +114,48 @@ mod tests {
     use proptest::prelude::*;
 
     fn item(identity: u32, first: u16, last: u16, deny: bool, rule_id: u32) -> Item {
-        Item { direction: Direction::Ingress, proto: 6, identity, first, last, deny, rule_id }
+        Item {
+            direction: Direction::Ingress,
+            proto: 6,
+            identity,
+            first,
+            last,
+            deny,
+            rule_id,
+        }
     }
 
     #[test]
     fn a_deny_inside_an_allow_range_is_cut_out_of_it() {
-        let entries = build(vec![item(300, 0, 65535, false, 1), item(300, 80, 80, true, 2)]);
+        let entries = build(vec![
+            item(300, 0, 65535, false, 1),
+            item(300, 80, 80, true, 2),
+        ]);
         let deny_80 = entries
             .iter()
             .find(|(k, _)| k.port == 80 && k.prefix_bits == 16)
             .unwrap();
         assert!(deny_80.1.deny);
-        assert!(entries.iter().filter(|(_, e)| !e.deny).all(|(k, _)| !k.ports().contains(&80)));
-        assert!(entries.iter().filter(|(_, e)| !e.deny).any(|(k, _)| k.ports().contains(&81)));
+        assert!(
+            entries
+                .iter()
+                .filter(|(_, e)| !e.deny)
+                .all(|(k, _)| !k.ports().contains(&80))
+        );
+        assert!(
+            entries
+                .iter()
+                .filter(|(_, e)| !e.deny)
+                .any(|(k, _)| k.ports().contains(&81))
+        );
     }
 
     #[test]
     fn the_same_key_from_two_rules_keeps_the_lower_rule_id() {
-        let entries = build(vec![item(300, 80, 80, false, 9), item(300, 80, 80, false, 4)]);
+        let entries = build(vec![
+            item(300, 80, 80, false, 9),
+            item(300, 80, 80, false, 4),
+        ]);
         assert_eq!(entries.len(), 1);
         assert_eq!(entries.values().next().unwrap().rule_id, 4);
     }

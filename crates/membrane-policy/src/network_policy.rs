@@ -27,8 +27,12 @@ pub fn sections(policy: &NetworkPolicy, warnings: &mut Vec<Warning>) -> Vec<Sect
         namespace: &namespace,
         name: &name,
     };
-    let Some(subject) = selector(spec.pod_selector.as_ref(), || context.rule_name("spec"), "podSelector", warnings)
-    else {
+    let Some(subject) = selector(
+        spec.pod_selector.as_ref(),
+        || context.rule_name("spec"),
+        "podSelector",
+        warnings,
+    ) else {
         return Vec::new();
     };
     let has_egress = spec.egress.as_ref().is_some_and(|rules| !rules.is_empty());
@@ -43,13 +47,27 @@ pub fn sections(policy: &NetworkPolicy, warnings: &mut Vec<Warning>) -> Vec<Sect
     if ingress {
         for (i, rule) in spec.ingress.iter().flatten().enumerate() {
             let path = format!("spec.ingress[{i}]");
-            clauses.extend(context.clauses(Direction::Ingress, &path, "from", rule.from.as_deref(), rule.ports.as_deref(), warnings));
+            clauses.extend(context.clauses(
+                Direction::Ingress,
+                &path,
+                "from",
+                rule.from.as_deref(),
+                rule.ports.as_deref(),
+                warnings,
+            ));
         }
     }
     if egress {
         for (i, rule) in spec.egress.iter().flatten().enumerate() {
             let path = format!("spec.egress[{i}]");
-            clauses.extend(context.clauses(Direction::Egress, &path, "to", rule.to.as_deref(), rule.ports.as_deref(), warnings));
+            clauses.extend(context.clauses(
+                Direction::Egress,
+                &path,
+                "to",
+                rule.to.as_deref(),
+                rule.ports.as_deref(),
+                warnings,
+            ));
         }
     }
     vec![Section {
@@ -152,14 +170,27 @@ impl Context<'_> {
                 .filter_map(|(e, text)| cidr(text, rule, &format!("{field}.except[{e}]"), warnings))
                 .collect();
             let text = format!("{field} {net}");
-            return (Peers::Cidr { cidr: net, except, pods: true }, text);
+            return (
+                Peers::Cidr {
+                    cidr: net,
+                    except,
+                    pods: true,
+                },
+                text,
+            );
         }
         let pods = match &peer.pod_selector {
             Some(s) => selector(Some(s), rule, &format!("{field}.podSelector"), warnings),
             None => Some(LabelSelector::default()),
         };
         let namespaces = match &peer.namespace_selector {
-            Some(s) => selector(Some(s), rule, &format!("{field}.namespaceSelector"), warnings).map(Some),
+            Some(s) => selector(
+                Some(s),
+                rule,
+                &format!("{field}.namespaceSelector"),
+                warnings,
+            )
+            .map(Some),
             None => Some(None),
         };
         let (Some(pods), Some(namespace_labels)) = (pods, namespaces) else {
@@ -201,7 +232,11 @@ fn port_selection(k: usize, port: &NetworkPolicyPort) -> (Ports, String) {
         }
         Some(IntOrString::String(name)) => PortNumber::Named(name.clone()),
     };
-    let text = format!("ports[{k}] {}/{}", show_port(&number), proto::name(protocol));
+    let text = format!(
+        "ports[{k}] {}/{}",
+        show_port(&number),
+        proto::name(protocol)
+    );
     (
         Ports::L4 {
             protos: vec![protocol],

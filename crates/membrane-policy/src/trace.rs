@@ -99,8 +99,14 @@ pub fn decide(
         };
     }
     let found = [
-        (MatchKind::L3L4, lookup(policy, direction, protocol, peer, port)),
-        (MatchKind::L4Only, lookup(policy, direction, protocol, 0, port)),
+        (
+            MatchKind::L3L4,
+            lookup(policy, direction, protocol, peer, port),
+        ),
+        (
+            MatchKind::L4Only,
+            lookup(policy, direction, protocol, 0, port),
+        ),
         (MatchKind::L3Only, lookup(policy, direction, 0, peer, 0)),
         (MatchKind::All, lookup(policy, direction, 0, 0, 0)),
     ];
@@ -121,7 +127,12 @@ pub fn decide(
         };
     }
     // The datapath's order of preference among allows.
-    let order = [MatchKind::L3L4, MatchKind::L3Only, MatchKind::L4Only, MatchKind::All];
+    let order = [
+        MatchKind::L3L4,
+        MatchKind::L3Only,
+        MatchKind::L4Only,
+        MatchKind::All,
+    ];
     for kind in order {
         if let Some((_, Some((_, entry)))) = found.iter().find(|(k, _)| *k == kind) {
             return Decision {

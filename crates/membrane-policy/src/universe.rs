@@ -108,10 +108,9 @@ impl Selection {
         self.namespace
             .as_ref()
             .is_none_or(|ns| identity.namespace.as_ref() == Some(ns))
-            && self
-                .namespace_labels
-                .as_ref()
-                .is_none_or(|sel| identity.namespace.is_some() && sel.matches(&identity.namespace_labels))
+            && self.namespace_labels.as_ref().is_none_or(|sel| {
+                identity.namespace.is_some() && sel.matches(&identity.namespace_labels)
+            })
             && self.labels.matches(&identity.labels)
     }
 }
