@@ -11,6 +11,8 @@ pub const AGENT: &str = "membrane-agent";
 pub const CNI_PLUGIN: &str = "membrane-cni";
 /// The traffic generator and server.
 pub const WORKLOAD: &str = "membrane-workload";
+/// The `membrane` command line.
+pub const CLI: &str = "membrane";
 
 /// A binary the test bed needs is not built.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,411 @@
+//! The shared test bed of the suite: two nodes on one etcd (tunnel routing), the
+//! outside (the world), namespaces and pods with labels and named container ports,
+//! and servers in every pod, on both nodes and in the world. Started once; scenarios
+//! only apply and delete policies.
+
+use crate::scenario::Family;
+use membrane_testbed::addressing::{WORLD_V4, WORLD_V6};
+use membrane_testbed::binaries;
+use membrane_testbed::workload::{self, DEFAULT_PORTS, Ports, Server};
+use membrane_testbed::{Etcd, Node, Outside, Place, Pod};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The second server of every pod: TCP and UDP on the same number (for protocol ANY)
+/// and ports above the first server's (for port ranges).
+pub const ALT_PORTS: Ports = Ports {
+    tcp: 7100,
+    udp: 7100,
+    http: 7180,
+};
+
+/// Namespaces and their labels.
+const NAMESPACES: &[(&str, &[(&str, &str)])] = &[
+    ("shop", &[("team", "shop"), ("env", "prod")]),
+    ("lab", &[("team", "lab"), ("env", "test")]),
+    ("ops", &[("purpose", "ops")]),
+];
+
+/// A pod of the bed: node number, namespace, name, labels.
+struct PodSpec {
+    node: u8,
+    namespace: &'static str,
+    name: &'static str,
+    labels: &'static [(&'static str, &'static str)],
+}
+
+/// The pods: five on node 1, two on node 2.
+const PODS: &[PodSpec] = &[
+    PodSpec {
+        node: 1,
+        namespace: "shop",
+        name: "web",
+        labels: &[("app", "web"), ("tier", "front")],
+    },
+    PodSpec {
+        node: 1,
+        namespace: "shop",
+        name: "db",
+        labels: &[("app", "db"), ("tier", "back")],
+    },
+    PodSpec {
+        node: 1,
+        namespace: "shop",
+        name: "client",
+        labels: &[("app", "client")],
+    },
+    PodSpec {
+        node: 1,
+        namespace: "lab",
+        name: "client",
+        labels: &[("app", "client"), ("stage", "canary")],
+    },
+    PodSpec {
+        node: 1,
+        namespace: "ops",
+        name: "tool",
+        labels: &[("app", "tool"), ("role", "admin")],
+    },
+    PodSpec {
+        node: 2,
+        namespace: "shop",
+        name: "api",
+        labels: &[("app", "api"), ("tier", "front")],
+    },
+    PodSpec {
+        node: 2,
+        namespace: "lab",
+        name: "remote",
+        labels: &[("app", "client"), ("stage", "stable")],
+    },
+];
+
+/// The named container ports every pod declares (name, port, protocol).
+const NAMED_PORTS: &[(&str, u16, &str)] = &[
+    ("echo", DEFAULT_PORTS.tcp, "TCP"),
+    ("echo-udp", DEFAULT_PORTS.udp, "UDP"),
+    ("http", DEFAULT_PORTS.http, "TCP"),
+    ("alt", ALT_PORTS.tcp, "TCP"),
+    ("alt-udp", ALT_PORTS.udp, "UDP"),
+    ("alt-http", ALT_PORTS.http, "TCP"),
+];
+
+/// How long a node's records outlive its agent.
+const LEASE_TTL_SECS: &str = "3";
+/// How long the nodes get to learn each other's pods.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// The CLI gets this long per command.
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The outside, etcd and the two nodes.
+pub struct Cluster {
+    /// The nodes, node 1 first.
+    pub nodes: Vec<Node>,
+    _etcd: Etcd,
+    /// The world.
+    pub outside: Outside,
+}
+
+impl Cluster {
+    /// Starts etcd in the outside and two agents on it in tunnel mode, and routes the
+    /// pod CIDRs from the outside to their nodes so the world can reach pods.
+    pub fn start(extra_flags: &[&str]) -> Cluster {
+        let outside = Outside::create().unwrap();
+        let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
+        let endpoint = etcd.endpoint();
+        let mut flags = vec![
+            "--kvstore",
+            "etcd",
+            "--kvstore-endpoints",
+            &endpoint,
+            "--kvstore-lease-ttl-secs",
+            LEASE_TTL_SECS,
+            "--cluster-cidr-v4",
+            "10.200.0.0/16",
+            "--cluster-cidr-v6",
+            "fd00:200::/48",
+        ];
+        flags.extend_from_slice(extra_flags);
+        let nodes: Vec<Node> = (1..=2)
+            .map(|index| Node::start_with(&outside, index, &flags).unwrap())
+            .collect();
+        for node in &nodes {
+            membrane_testbed::wiring::route_pod_cidrs(outside.netns(), node.addressing()).unwrap();
+        }
+        Cluster {
+            nodes,
+            _etcd: etcd,
+            outside,
+        }
+    }
+
+    /// Node number `index` (1 or 2).
+    pub fn node(&self, index: u8) -> &Node {
+        &self.nodes[usize::from(index) - 1]
+    }
+}
+
+/// Where a probe runs and where it connects to.
+pub struct Peer<'b> {
+    /// Where client processes run.
+    pub place: &'b dyn Place,
+    v4: IpAddr,
+    v6: IpAddr,
+}
+
+impl Peer<'_> {
+    /// The peer's address of `family`.
+    pub fn address(&self, family: Family) -> IpAddr {
+        match family {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6,
+        }
+    }
+}
+
+/// The pods and servers, on a started [`Cluster`].
+pub struct Bed<'c> {
+    cluster: &'c Cluster,
+    pods: Vec<(&'static PodSpec, Pod<'c>)>,
+    _servers: Vec<Server>,
+    manifests: tempfile::TempDir,
+}
+
+impl<'c> Bed<'c> {
+    /// Applies the namespaces and Pod objects with `membrane apply`, creates the pods
+    /// through CNI ADD (the agents resolve their identities from those objects), starts
+    /// the servers, and waits until every pod reaches every other one.
+    pub fn populate(cluster: &'c Cluster) -> Bed<'c> {
+        let manifests = tempfile::Builder::new()
+            .prefix("membrane-policy-conformance-")
+            .tempdir()
+            .unwrap();
+        let mut bed = Bed {
+            cluster,
+            pods: Vec::new(),
+            _servers: Vec::new(),
+            manifests,
+        };
+        let objects = bed.write_manifest("bed", &bed_objects(cluster));
+        bed.membrane(&["apply", "-f"], &objects)
+            .unwrap_or_else(|e| panic!("applying the bed's objects: {e}"));
+        for spec in PODS {
+            let pod = Pod::create(cluster.node(spec.node), spec.namespace, spec.name).unwrap();
+            bed._servers
+                .push(workload::serve(&pod, DEFAULT_PORTS).unwrap());
+            bed._servers.push(workload::serve(&pod, ALT_PORTS).unwrap());
+            bed.pods.push((spec, pod));
+        }
+        bed._servers
+            .push(workload::serve(&cluster.outside, DEFAULT_PORTS).unwrap());
+        for node in &cluster.nodes {
+            bed._servers
+                .push(workload::serve(node, DEFAULT_PORTS).unwrap());
+        }
+        bed.wait_all_reach_each_other();
+        bed
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Option<&Pod<'c>> {
+        self.pods
+            .iter()
+            .find(|(spec, _)| spec.namespace == namespace && spec.name == name)
+            .map(|(_, pod)| pod)
+    }
+
+    /// The peer called `name`: `namespace/pod`, `world`, `node1` or `node2`.
+    pub fn peer(&self, name: &str) -> Result<Peer<'_>, String> {
+        if let Some((namespace, pod)) = name.split_once('/') {
+            let pod = self
+                .pod(namespace, pod)
+                .ok_or_else(|| format!("no pod `{name}` in the bed"))?;
+            return Ok(Peer {
+                place: pod,
+                v4: IpAddr::V4(pod.ipv4().unwrap()),
+                v6: IpAddr::V6(pod.ipv6().unwrap()),
+            });
+        }
+        match name {
+            "world" => Ok(Peer {
+                place: &self.cluster.outside,
+                v4: IpAddr::V4(WORLD_V4),
+                v6: IpAddr::V6(WORLD_V6),
+            }),
+            "node1" | "node2" => {
+                let node = self.cluster.node(if name == "node1" { 1 } else { 2 });
+                Ok(Peer {
+                    place: node,
+                    v4: IpAddr::V4(node.ipv4()),
+                    v6: IpAddr::V6(node.ipv6()),
+                })
+            }
+            other => Err(format!(
+                "unknown peer `{other}`: expected namespace/pod, world, node1 or node2"
+            )),
+        }
+    }
+
+    /// The address a placeholder stands for: `pod:NS/NAME:v4`, `node:N:v6` (a node's
+    /// uplink address), `gateway:N:v4` (the world's end facing node N: the source of
+    /// world probes to that node's pods), `world:v4`.
+    fn placeholder(&self, key: &str) -> Result<String, String> {
+        let parts: Vec<&str> = key.split(':').collect();
+        let family = match parts.last() {
+            Some(&"v4") => Family::V4,
+            Some(&"v6") => Family::V6,
+            _ => return Err(format!("placeholder `{key}` does not end in :v4 or :v6")),
+        };
+        let node_plan = |number: &str| {
+            number
+                .parse::<u8>()
+                .ok()
+                .filter(|n| (1..=2).contains(n))
+                .map(|n| self.cluster.node(n).addressing())
+                .ok_or_else(|| format!("placeholder `{key}`: no node `{number}`"))
+        };
+        let address = match parts.as_slice() {
+            ["pod", name, _] | ["node", name, _] => {
+                let peer_name = if parts[0] == "node" {
+                    format!("node{name}")
+                } else {
+                    name.to_string()
+                };
+                self.peer(&peer_name)?.address(family)
+            }
+            ["gateway", number, _] => {
+                let plan = node_plan(number)?;
+                match family {
+                    Family::V4 => IpAddr::V4(plan.gateway_v4().addr()),
+                    Family::V6 => IpAddr::V6(plan.gateway_v6().addr()),
+                }
+            }
+            ["world", _] => self.peer("world")?.address(family),
+            _ => return Err(format!("unknown placeholder `{key}`")),
+        };
+        Ok(address.to_string())
+    }
+
+    /// `text` with every `${...}` placeholder replaced by its address.
+    pub fn expand(&self, text: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed placeholder at `{}`", &rest[start..]))?;
+            out.push_str(&self.placeholder(&after[..end])?);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Writes `text` to `<name>.yaml` in the bed's manifest directory.
+    pub fn write_manifest(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.manifests.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs the real CLI against node 1's agent: `membrane <args> <file>`; its stdout,
+    /// or what it said when it failed.
+    pub fn membrane(&self, args: &[&str], file: &Path) -> Result<String, String> {
+        let cli = binaries::locate(binaries::CLI).map_err(|e| e.to_string())?;
+        let socket = &self.cluster.node(1).agent().config().socket;
+        let mut command = Command::new(&cli);
+        command.arg("--socket").arg(socket).args(args).arg(file);
+        run_bounded(command, self.cluster.node(1))
+    }
+
+    /// Waits (bounded) until every pod reaches every pod over TCP on both families: the
+    /// nodes have learnt each other's pods.
+    fn wait_all_reach_each_other(&self) {
+        let deadline = Instant::now() + CONVERGE;
+        for (_, from) in &self.pods {
+            for (_, to) in &self.pods {
+                for address in [
+                    IpAddr::V4(to.ipv4().unwrap()),
+                    IpAddr::V6(to.ipv6().unwrap()),
+                ] {
+                    let target = std::net::SocketAddr::new(address, DEFAULT_PORTS.tcp);
+                    for attempt in 0.. {
+                        let outcome = workload::tcp(from, target, 1).unwrap();
+                        if outcome.success {
+                            break;
+                        }
+                        assert!(
+                            Instant::now() < deadline && attempt < 100,
+                            "{} cannot reach {} at {target} within {CONVERGE:?}: {outcome:?}",
+                            from.full_name(),
+                            to.full_name()
+                        );
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs the CLI `command` on `node` (its namespace and cgroup, as an operator's shell
+/// there would) for at most [`CLI_TIMEOUT`]; its stdout, or its output when it fails.
+fn run_bounded(command: Command, node: &Node) -> Result<String, String> {
+    let finished = membrane_testbed::process::run(command, node, &[], CLI_TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    if finished.status.success() {
+        Ok(finished.stdout)
+    } else {
+        Err(format!(
+            "{}{}{}",
+            finished.status, finished.stdout, finished.stderr
+        ))
+    }
+}
+
+/// The Namespace and Pod objects of the bed, as a user would write them.
+fn bed_objects(cluster: &Cluster) -> String {
+    let mut text = String::new();
+    for (name, labels) in NAMESPACES {
+        writeln!(
+            text,
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:"
+        )
+        .unwrap();
+        for (key, value) in *labels {
+            writeln!(text, "    {key}: {value}").unwrap();
+        }
+        text.push_str("---\n");
+    }
+    for spec in PODS {
+        writeln!(
+            text,
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: {}\n  labels:",
+            spec.name, spec.namespace
+        )
+        .unwrap();
+        for (key, value) in spec.labels {
+            writeln!(text, "    {key}: {value}").unwrap();
+        }
+        writeln!(
+            text,
+            "spec:\n  nodeName: {}\n  containers:\n  - name: workload\n    image: membrane-workload\n    ports:",
+            cluster.node(spec.node).name()
+        )
+        .unwrap();
+        for (name, port, protocol) in NAMED_PORTS {
+            writeln!(
+                text,
+                "    - {{name: {name}, containerPort: {port}, protocol: {protocol}}}"
+            )
+            .unwrap();
+        }
+        text.push_str("---\n");
+    }
+    text
+}

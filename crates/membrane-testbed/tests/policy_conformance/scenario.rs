@@ -1,0 +1,227 @@
+//! The scenario table: YAML files of scenarios, each with the manifests to apply and a
+//! probe matrix written one probe per line (`FROM TO WHAT EXPECT [v4|v6]`).
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One scenario: policies applied with `membrane apply -f`, then every probe must end as
+/// expected; after `membrane delete -f` every probe must connect again.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Unique name, printed in the report.
+    pub name: String,
+    /// What the scenario proves, for the reader of the table.
+    #[serde(default)]
+    pub about: String,
+    /// Set when the scenario fails because of a known implementation gap: its mismatches
+    /// are printed loudly but do not fail the test.
+    #[serde(default)]
+    pub known_failure: Option<String>,
+    /// The manifests, with `${...}` placeholders for addresses (see `bed::Bed::expand`).
+    pub policies: String,
+    /// The probe matrix.
+    pub probes: Vec<ProbeLine>,
+}
+
+/// A probe line as written: `shop/client shop/web tcp/7000 refused v6`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ProbeLine {
+    /// The probes it stands for (one per family).
+    pub probes: Vec<Probe>,
+}
+
+/// The address family a probe uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+/// What a probe does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
+    /// A TCP connection exchanging one echoed line.
+    Tcp(u16),
+    /// A UDP datagram and its echo.
+    Udp(u16),
+    /// An HTTP GET.
+    Http(u16),
+    /// An ICMP (v6) echo request and its reply.
+    Icmp,
+}
+
+/// The expected (or seen) result of a probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Every exchange was answered.
+    Connected,
+    /// Nothing was answered.
+    Refused,
+}
+
+/// One probe of one family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// Peer name of the client: `namespace/pod`, `world`, `node1`, `node2`.
+    pub from: String,
+    /// Peer name of the server.
+    pub to: String,
+    /// Protocol and port.
+    pub what: What,
+    /// The family.
+    pub family: Family,
+    /// The expected result.
+    pub expect: Expect,
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "v4",
+            Family::V6 => "v6",
+        })
+    }
+}
+
+impl fmt::Display for What {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            What::Tcp(port) => write!(f, "tcp/{port}"),
+            What::Udp(port) => write!(f, "udp/{port}"),
+            What::Http(port) => write!(f, "http/{port}"),
+            What::Icmp => f.write_str("icmp"),
+        }
+    }
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Expect::Connected => "connected",
+            Expect::Refused => "refused",
+        })
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} -> {} {} {}",
+            self.from, self.to, self.what, self.family
+        )
+    }
+}
+
+fn parse_what(text: &str) -> Result<What, String> {
+    if text == "icmp" {
+        return Ok(What::Icmp);
+    }
+    let (proto, port) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}`: expected tcp/PORT, udp/PORT, http/PORT or icmp"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{text}`: `{port}` is not a port number"))?;
+    match proto {
+        "tcp" => Ok(What::Tcp(port)),
+        "udp" => Ok(What::Udp(port)),
+        "http" => Ok(What::Http(port)),
+        other => Err(format!("`{text}`: unknown protocol `{other}`")),
+    }
+}
+
+impl TryFrom<String> for ProbeLine {
+    type Error = String;
+
+    fn try_from(line: String) -> Result<ProbeLine, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (from, to, what, expect, families) = match words.as_slice() {
+            [from, to, what, expect] => (from, to, what, expect, vec![Family::V4, Family::V6]),
+            [from, to, what, expect, "v4"] => (from, to, what, expect, vec![Family::V4]),
+            [from, to, what, expect, "v6"] => (from, to, what, expect, vec![Family::V6]),
+            _ => {
+                return Err(format!(
+                    "probe `{line}`: expected `FROM TO tcp/PORT|udp/PORT|http/PORT|icmp connected|refused [v4|v6]`"
+                ));
+            }
+        };
+        let what = parse_what(what).map_err(|e| format!("probe `{line}`: {e}"))?;
+        let expect = match *expect {
+            "connected" => Expect::Connected,
+            "refused" => Expect::Refused,
+            other => {
+                return Err(format!(
+                    "probe `{line}`: `{other}` is neither connected nor refused"
+                ));
+            }
+        };
+        let probes = families
+            .into_iter()
+            .map(|family| Probe {
+                from: from.to_string(),
+                to: to.to_string(),
+                what,
+                family,
+                expect,
+            })
+            .collect();
+        Ok(ProbeLine { probes })
+    }
+}
+
+impl Scenario {
+    /// Every probe of the matrix, lines expanded per family.
+    pub fn probes(&self) -> Vec<Probe> {
+        self.probes
+            .iter()
+            .flat_map(|line| line.probes.iter().cloned())
+            .collect()
+    }
+}
+
+/// Loads every `*.yaml` file of `dir` (sorted by name), each a list of scenarios, and
+/// checks that names are unique.
+pub fn load_dir(dir: &Path) -> Vec<Scenario> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read the scenario directory {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    let mut scenarios = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let found: Vec<Scenario> = serde_yaml_ng::from_str(&text)
+            .unwrap_or_else(|e| panic!("scenario file {}: {e}", file.display()));
+        scenarios.extend(found);
+    }
+    let mut names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+        panic!("scenario name {} is used twice", pair[0]);
+    }
+    scenarios
+}
+
+#[test]
+fn a_probe_line_without_family_stands_for_both_families() {
+    let line = ProbeLine::try_from("shop/a lab/b udp/7001 refused".to_string()).unwrap();
+    assert_eq!(line.probes.len(), 2);
+    assert_eq!(line.probes[1].family, Family::V6);
+    assert_eq!(line.probes[0].what, What::Udp(7001));
+    assert_eq!(line.probes[0].expect, Expect::Refused);
+}
+
+#[test]
+fn a_bad_probe_line_is_named_in_the_error() {
+    let error = ProbeLine::try_from("shop/a lab/b sctp/1 refused".to_string()).unwrap_err();
+    assert!(error.contains("sctp/1"), "{error}");
+    let error = ProbeLine::try_from("shop/a lab/b icmp maybe".to_string()).unwrap_err();
+    assert!(error.contains("maybe"), "{error}");
+}
