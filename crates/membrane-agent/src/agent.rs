@@ -146,6 +146,12 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
         self.manager.lock().await.identified()
     }
 
+    /// Writes endpoint `id`'s current policy enforcement flags into the datapath (if it
+    /// is programmed).
+    pub async fn apply_policy(&self, id: u16) -> Result<bool, EndpointError> {
+        self.manager.lock().await.apply_policy(id)
+    }
+
     /// A receiver marked changed whenever an endpoint is programmed or deleted.
     pub async fn endpoint_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.manager.lock().await.subscribe()

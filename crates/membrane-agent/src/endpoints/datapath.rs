@@ -11,6 +11,10 @@ pub trait NodeDatapath: Send + 'static {
     /// Attaches the endpoint's program and writes its map entries. Idempotent.
     fn attach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), Self::Error>;
 
+    /// Rewrites the endpoint's map entries (identity, policy flags) without touching its
+    /// program.
+    fn write_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), Self::Error>;
+
     /// Removes the endpoint's map entries and program. Idempotent.
     fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), Self::Error>;
 
@@ -23,6 +27,10 @@ impl NodeDatapath for Datapath {
 
     fn attach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
         Datapath::attach_endpoint(self, endpoint)
+    }
+
+    fn write_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
+        Datapath::write_endpoint(self, endpoint)
     }
 
     fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
@@ -41,6 +49,10 @@ impl<T: NodeDatapath> NodeDatapath for std::sync::Arc<std::sync::Mutex<T>> {
 
     fn attach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), T::Error> {
         lock(self).attach_endpoint(endpoint)
+    }
+
+    fn write_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), T::Error> {
+        lock(self).write_endpoint(endpoint)
     }
 
     fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), T::Error> {
@@ -98,6 +110,14 @@ pub mod memory {
                 return Err(InjectedFailure);
             }
             state.attached.insert(endpoint.id, endpoint.clone());
+            Ok(())
+        }
+
+        fn write_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), InjectedFailure> {
+            let mut state = self.0.lock().unwrap();
+            if let Some(attached) = state.attached.get_mut(&endpoint.id) {
+                *attached = endpoint.clone();
+            }
             Ok(())
         }
 

@@ -7,11 +7,13 @@
 //! exists) or releases (it does not): nothing is programmed that no record knows about.
 
 mod datapath;
+mod policy_hook;
 mod records;
 mod recovery;
 mod spec;
 
 pub use datapath::NodeDatapath;
+pub use policy_hook::PolicyHook;
 #[cfg(test)]
 pub use datapath::memory;
 pub use recovery::{Reconcile, ReconcileReport};
@@ -150,6 +152,8 @@ pub struct EndpointManager<D, N> {
     programmed: BTreeMap<u16, u32>,
     /// Counts the changes of the endpoints and their identities.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Gives endpoints their policy; without, none enforces policy.
+    policy: Option<std::sync::Arc<dyn PolicyHook>>,
 }
 
 impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
@@ -172,6 +176,7 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
             identities: None,
             programmed: BTreeMap::new(),
             changes: tokio::sync::watch::Sender::new(0),
+            policy: None,
         })
     }
 
@@ -180,6 +185,35 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
     pub fn with_identities(mut self, identities: std::sync::Arc<Identities>) -> Self {
         self.identities = Some(identities);
         self
+    }
+
+    /// Gives endpoints the policy `hook` compiles for them (entries and enforcement
+    /// flags), from their creation on.
+    pub fn with_policy(mut self, hook: std::sync::Arc<dyn PolicyHook>) -> Self {
+        self.policy = Some(hook);
+        self
+    }
+
+    /// Writes endpoint `id`'s current enforcement flags (from the policy hook) into the
+    /// datapath, if the endpoint is programmed; true when it was.
+    pub fn apply_policy(&mut self, id: u16) -> Result<bool, EndpointError> {
+        let (Some(hook), Some(identity)) = (&self.policy, self.programmed.get(&id)) else {
+            return Ok(false);
+        };
+        let Some(endpoint) = self.list()?.into_iter().find(|e| e.id == id) else {
+            return Ok(false);
+        };
+        let mut spec = spec::spec_of(&endpoint)?;
+        spec.identity = *identity;
+        spec.policy = hook.enforcement(id);
+        self.datapath
+            .write_endpoint(&spec)
+            .map_err(|e| EndpointError::Datapath {
+                operation: "writing the policy flags of",
+                id,
+                source: Box::new(e),
+            })?;
+        Ok(true)
     }
 
     /// A receiver marked changed whenever an endpoint is programmed (created, restored,
@@ -300,6 +334,9 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
             self.ipam.release_in(txn, attachment)
         })?;
         self.programmed.remove(&endpoint.id);
+        if let Some(hook) = &self.policy {
+            hook.forget(endpoint.id);
+        }
         self.changes
             .send_modify(|count| *count = count.wrapping_add(1));
         tracing::info!(id = endpoint.id, container = %attachment.container_id, "endpoint deleted");
@@ -361,6 +398,10 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
                     id: endpoint.id,
                     source,
                 })?;
+        }
+        if let (Some(hook), Some(identities)) = (&self.policy, &self.identities) {
+            let labels = identities.labels_of(&endpoint.registration);
+            spec.policy = hook.prepare(endpoint, spec.identity, &labels);
         }
         for addr in spec::addresses(&endpoint.registration) {
             self.network

@@ -18,7 +18,7 @@ pub fn spec_of(endpoint: &Endpoint) -> Result<EndpointSpec, EndpointError> {
         ipv6: registration.ipv6,
         // The manager fills in the identity it resolves; 0 is the datapath's "unknown".
         identity: 0,
-        // No policy control plane yet: nothing selects an endpoint, so none enforces.
+        // The manager fills in what its policy hook compiles; without one, none enforces.
         policy: PolicyEnforcement::default(),
     })
 }
