@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod node;
 pub mod observe;
+pub mod policy;
 pub mod routing;
 pub mod services;
 pub mod store;

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod policy;
 pub mod services;
 pub mod types;
 

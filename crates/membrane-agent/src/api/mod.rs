@@ -4,6 +4,7 @@
 mod error;
 mod routes;
 
+pub use error::ApiFailure;
 pub use routes::router;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};

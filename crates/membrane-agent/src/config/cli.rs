@@ -147,6 +147,9 @@ pub struct Cli {
     /// Security identities.
     #[command(flatten)]
     pub identity: crate::routing::identity::config::IdentityFlags,
+    /// Network policy enforcement.
+    #[command(flatten)]
+    pub policy: crate::policy::PolicyFlags,
 }
 
 impl Cli {
@@ -156,6 +159,7 @@ impl Cli {
         self.map_sizes
             .apply(&mut config.datapath.map_sizes, problems);
         self.identity.apply(&mut config.identity, problems);
+        self.policy.apply(&mut config.policy, problems);
         let mut parse = Parse { problems };
         if let Some(name) = &self.node_name {
             config.node.name = name.clone();

@@ -54,6 +54,8 @@ pub struct AgentConfig {
     pub routing: crate::routing::RoutingConfig,
     /// Security identities.
     pub identity: crate::routing::identity::IdentityConfig,
+    /// Network policy enforcement.
+    pub policy: crate::policy::PolicyConfig,
 }
 
 /// The node and its uplink.

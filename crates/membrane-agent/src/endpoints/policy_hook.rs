@@ -10,8 +10,12 @@ pub trait PolicyHook: Send + Sync {
     /// Writes the policy entries of `endpoint` (identity `identity`, identity labels
     /// `labels`) and returns its enforcement flags. Called before the endpoint's
     /// datapath entry is written, with the endpoint manager's lock held.
-    fn prepare(&self, endpoint: &Endpoint, identity: u32, labels: &BTreeSet<String>)
-    -> PolicyEnforcement;
+    fn prepare(
+        &self,
+        endpoint: &Endpoint,
+        identity: u32,
+        labels: &BTreeSet<String>,
+    ) -> PolicyEnforcement;
 
     /// The current enforcement flags of endpoint `id`.
     fn enforcement(&self, id: u16) -> PolicyEnforcement;

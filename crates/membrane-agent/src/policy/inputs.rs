@@ -1,0 +1,156 @@
+//! Reading the policy inputs: the cluster's view from the object, identity and ipcache
+//! caches, and what the pinned maps held when the agent started.
+
+use super::state::{Adopted, ClusterView};
+use crate::cluster::reflector::{DecodeError, Reflector};
+use crate::routing::ipcache::IpcacheRecord;
+use membrane_common::endpoint::endpoint_flags;
+use membrane_common::metrics::direction;
+use membrane_datapath::{DatapathError, PinnedMaps, PolicyEnforcement};
+use membrane_model::Object;
+use membrane_policy::{Direction, Entry, EntryKey, FIRST_CIDR_IDENTITY, Labels, NamedPort, proto};
+use membrane_state::keys;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+/// Decodes a stored identity's labels (a JSON list), for a [`Reflector`].
+pub fn decode_labels(_key: &str, value: &[u8]) -> Result<Labels, DecodeError> {
+    Ok(serde_json::from_slice(value)?)
+}
+
+/// The cluster's view: policy objects, namespaces' labels and pods' named ports from
+/// `objects`, identities from `identities`, pod addresses from `ipcache`.
+pub fn cluster_view(
+    objects: &Reflector<Object>,
+    identities: &Reflector<Labels>,
+    ipcache: &Reflector<IpcacheRecord>,
+) -> ClusterView {
+    let mut view = ClusterView::default();
+    for object in objects.values() {
+        match &object {
+            Object::NetworkPolicy(_)
+            | Object::CiliumNetworkPolicy(_)
+            | Object::CiliumClusterwideNetworkPolicy(_) => view.policies.push(object),
+            Object::Namespace(namespace) => {
+                let name = namespace.metadata.name.clone().unwrap_or_default();
+                view.namespaces.insert(name, object.labels().clone());
+            }
+            Object::Pod(pod) => {
+                let ports = named_ports(pod);
+                if !ports.is_empty() {
+                    let meta = &pod.metadata;
+                    let key = (
+                        meta.namespace
+                            .clone()
+                            .unwrap_or_else(|| "default".to_string()),
+                        meta.name.clone().unwrap_or_default(),
+                    );
+                    view.pod_ports.insert(key, ports);
+                }
+            }
+            _ => {}
+        }
+    }
+    view.identities = identities
+        .under(keys::IDENTITY_IDS)
+        .into_iter()
+        .filter_map(|(key, labels)| {
+            Some((
+                keys::suffix(&key, keys::IDENTITY_IDS)?
+                    .parse::<u32>()
+                    .ok()?,
+                labels,
+            ))
+        })
+        .collect();
+    view.pod_addresses = ipcache
+        .under(keys::IPCACHE)
+        .into_iter()
+        .filter_map(|(key, record)| {
+            Some((
+                keys::suffix(&key, keys::IPCACHE)?.parse::<IpAddr>().ok()?,
+                record.identity,
+            ))
+        })
+        .collect();
+    view
+}
+
+/// The named container ports of a pod.
+fn named_ports(pod: &membrane_model::k8s::api::core::v1::Pod) -> Vec<NamedPort> {
+    let containers = pod.spec.iter().flat_map(|spec| &spec.containers);
+    containers
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|port| {
+            let protocol = match port.protocol.as_deref() {
+                Some("UDP") => proto::UDP,
+                Some("SCTP") => proto::SCTP,
+                _ => proto::TCP,
+            };
+            Some(NamedPort {
+                name: port.name.clone()?,
+                proto: protocol,
+                port: u16::try_from(port.container_port).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// What the pinned maps under `pin_dir` hold of policy: entries, CIDR identities and
+/// endpoint flags; nothing when the maps are not pinned yet.
+pub fn adopt(pin_dir: &Path) -> Result<Adopted, DatapathError> {
+    let mut adopted = Adopted::default();
+    let maps = match PinnedMaps::open(pin_dir) {
+        Ok(maps) => maps,
+        Err(error) => {
+            tracing::debug!(error = %crate::agent::chain(&error), "no pinned maps to adopt policy from");
+            return Ok(adopted);
+        }
+    };
+    for row in maps.policy()? {
+        let span = u32::from(*row.ports.end()) - u32::from(*row.ports.start()) + 1;
+        let key = EntryKey {
+            direction: if row.direction == direction::EGRESS {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            },
+            proto: row.proto,
+            identity: row.identity,
+            port: *row.ports.start(),
+            prefix_bits: 16 - span.trailing_zeros(),
+        };
+        let entry = Entry {
+            deny: row.entry.action == membrane_common::policy::policy_action::DENY,
+            rule_id: row.entry.rule_id,
+        };
+        adopted
+            .entries
+            .entry(row.endpoint_id)
+            .or_default()
+            .insert(key, entry);
+    }
+    adopted.cidrs = maps
+        .ipcache()?
+        .into_iter()
+        .filter(|row| row.node.is_none() && row.identity >= FIRST_CIDR_IDENTITY)
+        .map(|row| (row.prefix, row.identity))
+        .collect();
+    adopted.flags = maps
+        .endpoints()?
+        .into_iter()
+        .map(|row| {
+            let f = row.info.flags;
+            (
+                row.info.endpoint_id,
+                PolicyEnforcement {
+                    ingress: f & endpoint_flags::INGRESS_ENFORCED != 0,
+                    egress: f & endpoint_flags::EGRESS_ENFORCED != 0,
+                    audit: f & endpoint_flags::POLICY_AUDIT != 0,
+                },
+            )
+        })
+        .collect::<BTreeMap<_, _>>();
+    Ok(adopted)
+}
