@@ -1,7 +1,7 @@
 //! The command line: global options and one subcommand per module.
 
 use crate::error::CliError;
-use crate::{apply, bpf, completion, delete, get, observe, status};
+use crate::{apply, bpf, completion, connectivity, delete, get, observe, status};
 use clap::{Parser, Subcommand};
 use membrane_api::Client;
 use std::path::PathBuf;
@@ -40,6 +40,8 @@ enum Command {
     Observe(Box<observe::Args>),
     /// Dump the node's eBPF maps (services, backends, conntrack, nat, ipcache, policy, endpoints).
     Bpf(bpf::Args),
+    /// Check connectivity between the cluster's probe pods (connectivity test).
+    Connectivity(connectivity::Args),
 }
 
 impl Cli {
@@ -53,6 +55,7 @@ impl Cli {
             Command::Status(args) => status::run(&client, args).await,
             Command::Completion(args) => completion::run(args),
             Command::Bpf(args) => bpf::run(&client, args).await,
+            Command::Connectivity(args) => connectivity::run(&client, args).await,
             Command::Observe(args) => {
                 // Filters are order-sensitive (--not applies to the next one), which
                 // only the raw matches record.

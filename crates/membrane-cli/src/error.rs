@@ -64,11 +64,15 @@ pub enum CliError {
         /// The objects, as `resource/name`.
         objects: Vec<String>,
     },
-    /// The agent answered, and says it is not healthy.
-    #[error("the agent on node {node} reports it is not healthy; its log says why")]
+    /// A component of the node is not healthy.
+    #[error(
+        "node {node} is not healthy: {components} (see the lines above; the agent's log says more)"
+    )]
     Unhealthy {
         /// The agent's node.
         node: String,
+        /// The failing components, comma-separated.
+        components: String,
     },
     /// `membrane observe` failed.
     #[error(transparent)]
@@ -95,6 +99,22 @@ pub enum CliError {
         /// The datapath error.
         #[source]
         source: membrane_datapath::DatapathError,
+    },
+    /// `connectivity test` found no probe pods to run between.
+    #[error("connectivity test needs pods labelled membrane.io/connectivity=client on a node whose agent it reaches, and =server anywhere: found {clients} reachable client(s){}, {servers} server(s); create them (examples/connectivity/) or pass --node-socket for the clients' nodes", unreachable_note(.unreachable))]
+    NoProbePods {
+        /// Clients whose network namespace is known.
+        clients: usize,
+        /// Clients on nodes whose agent was not given.
+        unreachable: Vec<String>,
+        /// Servers.
+        servers: usize,
+    },
+    /// Some connectivity probes failed.
+    #[error("connectivity test failed: {}", .failed.join("; "))]
+    ConnectivityFailed {
+        /// Each failed probe: scenario (client -> target: reason).
+        failed: Vec<String>,
     },
     /// Writing the output failed (a closed pipe, say).
     #[error("cannot write the output: {source}")]
@@ -123,6 +143,18 @@ fn agent_message(err: &ClientError) -> String {
             format!("{err}: {source}; the agent and the CLI may be of different versions")
         }
         ClientError::Api { .. } => err.to_string(),
+    }
+}
+
+fn unreachable_note(clients: &[String]) -> String {
+    if clients.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} more on nodes whose agent was not given: {})",
+            clients.len(),
+            clients.join(", ")
+        )
     }
 }
 

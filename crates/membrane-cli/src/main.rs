@@ -6,6 +6,7 @@ mod apply;
 mod bpf;
 mod cli;
 mod completion;
+mod connectivity;
 mod delete;
 mod error;
 mod get;
