@@ -11,7 +11,9 @@ use membrane_agent::endpoints::EndpointManager;
 use membrane_agent::ipam::{Ipam, Pool};
 use membrane_agent::node::{Rtnetlink, sysctl};
 use membrane_agent::observe::{self, Observability};
-use membrane_agent::routing::{self, RoutingMode, identity::Identities, routes::NativeRoutes};
+use membrane_agent::policy::{self, PolicyState};
+use membrane_agent::routing::identity::labels::LabelFilter;
+use membrane_agent::routing::{self, RoutingMode, identity::Identities, routes};
 use membrane_agent::services::desired::{NodeContext, Policy};
 use membrane_agent::services::{
     self, Component, Services, allocator::Allocator, reconciler::Reconciler,
@@ -81,13 +83,18 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .or(config.node.mtu)
         .with_context(|| format!("uplink {} reports no MTU: set --mtu", uplink.name))?;
     let links = routing::connect()?;
-    let (routing_datapath, path_mtu) = match config.routing.mode {
-        RoutingMode::Native => (Routing::Native, uplink_mtu),
+    let (routing_datapath, path_mtu, via) = match config.routing.mode {
+        RoutingMode::Native => (Routing::Native, uplink_mtu, routes::Via::Underlay),
         RoutingMode::Tunnel => {
             let device = config.routing.tunnel_device.clone();
             let tunnel_mtu = routing::tunnel::tunnel_mtu(uplink_mtu)?;
-            routing::tunnel::ensure_device(&links, &device, tunnel_mtu).await?;
-            (Routing::Tunnel { device }, tunnel_mtu)
+            let ifindex = routing::tunnel::ensure_device(&links, &device, tunnel_mtu).await?;
+            let via = routes::Via::Tunnel {
+                ifindex,
+                source_v4: node_ipv4,
+                source_v6: node_ipv6,
+            };
+            (Routing::Tunnel { device }, tunnel_mtu, via)
         }
     };
     let mtu = config.node.mtu.unwrap_or(path_mtu);
@@ -164,8 +171,18 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         &config.identity,
         config.node_lease_ttl(),
     )?);
+    let policy_state = Arc::new(PolicyState::new(
+        policy::Settings {
+            mode: config.policy.enforcement.mode(),
+            audit: config.policy.audit,
+        },
+        datapath.clone(),
+        policy::inputs::adopt(&config.bpffs_dir())
+            .context("cannot read the pinned policy entries")?,
+    ));
     let manager = EndpointManager::new(ipam, datapath.clone(), net, config.orphan_grace())?
-        .with_identities(identities.clone());
+        .with_identities(identities.clone())
+        .with_policy(policy_state.clone());
     let agent = Arc::new(Agent::new(config.node.name.clone(), mtu, manager));
     let report = agent.restore().await?;
     tracing::info!(
@@ -208,6 +225,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         Ok(())
     });
     let (programmed, me, stop) = (datapath.clone(), config.node.name.clone(), token.clone());
+    let policy_ipcache = ipcache.clone();
     tasks.spawn(async move {
         routing::ipcache::sync(programmed, ipcache, me, stop).await;
         Ok(())
@@ -235,15 +253,13 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         routing::identity::uses::run(used, identities, grace, interval, stop).await;
         Ok(())
     });
-    if config.routing.mode == RoutingMode::Native {
-        let routes = NativeRoutes::adopt(links).await?;
-        let (listed, changes) = (cluster.clone(), cluster.node_changes());
-        let (me, stop) = (config.node.name.clone(), token.clone());
-        tasks.spawn(async move {
-            routing::routes::run(routes, me, move || listed.nodes(), changes, stop).await;
-            Ok(())
-        });
-    }
+    let pod_cidr_routes = routes::PodCidrRoutes::adopt(links, via).await?;
+    let (listed, changes) = (cluster.clone(), cluster.node_changes());
+    let (me, stop) = (config.node.name.clone(), token.clone());
+    tasks.spawn(async move {
+        routes::run(pod_cidr_routes, me, move || listed.nodes(), changes, stop).await;
+        Ok(())
+    });
     let published = Arc::new(Services::default());
     let observability = Arc::new(Observability::new(&config.observe, &config.node.name)?);
     let (observed, stop) = (observability.clone(), token.clone());
@@ -297,8 +313,39 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         component.run(stop).await;
         Ok(())
     });
-    let router =
-        api::router(agent.clone(), cluster).merge(services::api::router(published.clone()));
+    let identity_labels = Arc::new(Reflector::new(
+        keys::IDENTITY_IDS,
+        policy::inputs::decode_labels,
+    ));
+    let (reflected, store, stop) = (identity_labels.clone(), kvstore.clone(), token.clone());
+    tasks.spawn(async move {
+        reflected.run(store.as_ref(), stop).await;
+        Ok(())
+    });
+    let enforcer = policy::Component {
+        state: policy_state.clone(),
+        cluster: cluster.clone(),
+        identities: identity_labels,
+        ipcache: policy_ipcache,
+        agent: agent.clone(),
+        resync: config.maintenance_interval(),
+    };
+    let stop = token.clone();
+    tasks.spawn(async move {
+        enforcer.run(stop).await;
+        Ok(())
+    });
+    let policy_api = Arc::new(policy::api::PolicyApi {
+        state: policy_state,
+        agent: agent.clone(),
+        cluster: cluster.clone(),
+        node: config.node.name.clone(),
+        cluster_name: config.identity.cluster_name.clone(),
+        filter: LabelFilter::new(&config.identity.labels)?,
+    });
+    let router = api::router(agent.clone(), cluster)
+        .merge(services::api::router(published.clone()))
+        .merge(policy::api::router(policy_api));
     let stop = token.clone();
     tasks.spawn(async move { Ok(api::serve(listener, socket, router, stop).await?) });
     let (maintained, stop) = (agent.clone(), token.clone());
