@@ -13,6 +13,7 @@ pub mod agent;
 pub mod app;
 pub mod binaries;
 pub mod cgroup;
+pub mod cluster;
 pub mod cni;
 pub mod etcd;
 pub mod host;

@@ -4,15 +4,13 @@
 //!
 //! Needs root, bpffs and Debian's etcd-server (`cargo xtask test` provides them).
 
-use membrane_common::Family;
+use membrane_testbed::cluster::{conntrack_source_identity, wait_reachable, wait_until};
+use membrane_testbed::cluster::{etcd_flags as flags, ipcache_identity, pod_address as address};
 use membrane_testbed::report::CountReport;
 use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome};
-use membrane_testbed::{Etcd, Node, Outside, Place as _, Pod, pinned};
+use membrane_testbed::{Etcd, Node, Outside, Place as _, Pod};
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
-
-/// How long a node's records outlive its agent.
-const LEASE_TTL_SECS: &str = "3";
+use std::time::Duration;
 
 /// How long the nodes get to learn each other's pods.
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -24,92 +22,10 @@ fn assert_all_ok(what: &str, outcome: &Outcome<CountReport>) {
     );
 }
 
-fn address(pod: &Pod, v6: bool) -> IpAddr {
-    if v6 {
-        IpAddr::V6(pod.ipv6().unwrap())
-    } else {
-        IpAddr::V4(pod.ipv4().unwrap())
-    }
-}
-
-/// The flags of a node on `etcd` in `mode`.
-fn flags<'a>(etcd: &'a str, mode: &'a str) -> Vec<&'a str> {
-    vec![
-        "--kvstore",
-        "etcd",
-        "--kvstore-endpoints",
-        etcd,
-        "--kvstore-lease-ttl-secs",
-        LEASE_TTL_SECS,
-        "--routing-mode",
-        mode,
-        // Every node's pod CIDR (the test bed's 10.200.<n>.0/24) is the cluster's: never
-        // masqueraded between nodes.
-        "--cluster-cidr-v4",
-        "10.200.0.0/16",
-        "--cluster-cidr-v6",
-        "fd00:200::/48",
-    ]
-}
-
-/// Waits, at most [`CONVERGE`] in bounded polls, until `node`'s pinned ipcache holds
-/// `ip`, and returns its identity there.
+/// Waits until `node`'s pinned ipcache holds `ip`, and returns its identity there.
 fn wait_in_ipcache(node: &Node, ip: IpAddr) -> u32 {
-    let deadline = Instant::now() + CONVERGE;
-    for attempt in 0.. {
-        let entries = pinned::ipcache_identities(node.pin_dir().path()).unwrap();
-        if let Some((_, identity)) = entries.iter().find(|(found, _)| *found == ip) {
-            return *identity;
-        }
-        assert!(
-            Instant::now() < deadline && attempt < 400,
-            "{ip} not in {}'s ipcache after {CONVERGE:?}: {entries:?}",
-            node.name()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    unreachable!("the loop returns or panics")
-}
-
-/// Waits, a bounded number of single pings and at most [`CONVERGE`], until `to` answers
-/// `from`: the nodes learn each other's pods through etcd.
-fn wait_reachable(from: &Pod, to: IpAddr) {
-    let deadline = Instant::now() + CONVERGE;
-    for attempt in 0.. {
-        let outcome = workload::ping(from, to, 1).unwrap();
-        if outcome.success && outcome.report.failed == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline && attempt < 200,
-            "{to} unreachable after {CONVERGE:?}: {outcome:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The source identity the conntrack entry of a connection from `client` to `server`
-/// (on `server`'s node, read from the pinned map) carries.
-fn identity_seen(node: &Node, client: IpAddr, server: IpAddr, proto: u8) -> Option<u32> {
-    let bytes = |ip: IpAddr| match ip {
-        IpAddr::V4(a) => membrane_common::tuple::v4_bytes(a.octets()),
-        IpAddr::V6(a) => a.octets(),
-    };
-    let family = if client.is_ipv4() {
-        Family::V4
-    } else {
-        Family::V6
-    };
-    pinned::conntrack_entries(node.pin_dir().path())
-        .unwrap()
-        .into_iter()
-        .find(|(key, _)| {
-            key.family == family
-                && key.proto == proto
-                && ((key.saddr == bytes(client) && key.daddr == bytes(server))
-                    || (key.saddr == bytes(server) && key.daddr == bytes(client)))
-        })
-        .map(|(_, entry)| entry.src_identity)
+    let what = format!("{ip} in {}'s ipcache", node.name());
+    wait_until(&what, CONVERGE, || ipcache_identity(node, ip)).0
 }
 
 fn pods_on_different_nodes_reach_each_other(mode: &str) {
@@ -132,7 +48,7 @@ fn pods_on_different_nodes_reach_each_other(mode: &str) {
         let to = address(&server, v6);
         // The receiving node learns the client's identity through etcd.
         let published = wait_in_ipcache(&b, address(&client, v6));
-        wait_reachable(&client, to);
+        wait_reachable(&client, to, CONVERGE);
         assert_all_ok(
             "tcp",
             &workload::tcp(&client, SocketAddr::new(to, DEFAULT_PORTS.tcp), 5).unwrap(),
@@ -149,7 +65,7 @@ fn pods_on_different_nodes_reach_each_other(mode: &str) {
             "not translated"
         );
         // The receiver knows who sent it: an allocated identity (>= 256), not 0.
-        let identity = identity_seen(&b, address(&client, v6), to, 6)
+        let identity = conntrack_source_identity(&b, address(&client, v6), to, 6)
             .expect("a conntrack entry of the TCP connection on the receiving node");
         assert!(
             identity >= membrane_common::identity::FIRST_ALLOCATED,
