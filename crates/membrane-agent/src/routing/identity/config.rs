@@ -34,7 +34,8 @@ pub struct IdentityConfig {
     pub labels: Vec<String>,
     /// Seconds an identity nobody uses is kept before it is deleted.
     pub gc_grace_secs: u64,
-    /// Seconds a new label set waits for an unreachable store before its endpoint fails.
+    /// Seconds a new label set waits for an unreachable store before its endpoint fails
+    /// (below the CNI plugin's 30 s call timeout, so the runtime sees this error).
     pub allocation_timeout_secs: u64,
 }
 
@@ -44,7 +45,7 @@ impl Default for IdentityConfig {
             cluster_name: "default".to_string(),
             labels: DEFAULT_LABEL_RULES.iter().map(|r| r.to_string()).collect(),
             gc_grace_secs: 15 * 60,
-            allocation_timeout_secs: 30,
+            allocation_timeout_secs: 20,
         }
     }
 }
@@ -95,7 +96,7 @@ pub struct IdentityFlags {
     #[arg(long, env = "MEMBRANE_IDENTITY_GC_GRACE_SECS", value_name = "SECS")]
     pub identity_gc_grace_secs: Option<String>,
     /// Seconds a new label set waits for an unreachable kvstore before its endpoint
-    /// fails [default: 30].
+    /// fails [default: 20].
     #[arg(
         long,
         env = "MEMBRANE_IDENTITY_ALLOCATION_TIMEOUT_SECS",
