@@ -2,6 +2,7 @@
 //! builds, tests, runs the demo and the benchmark.
 #![forbid(unsafe_code)]
 
+mod bench_services;
 mod cmd;
 mod setup;
 
@@ -47,6 +48,8 @@ enum Task {
         /// Seconds of throughput measurement per path.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        #[command(flatten)]
+        services: bench_services::Options,
     },
     /// Checks formatting and runs clippy on every crate.
     Lint,
@@ -56,6 +59,9 @@ enum Task {
 enum Scenario {
     /// Same-node pod-to-pod TCP latency and throughput, versus plain veths and routing.
     PodToPod,
+    /// Service load balancing at 100 to 100,000 Services: Membrane (socket and per-packet
+    /// LB) versus kube-proxy-shaped iptables and nftables rules and the direct path.
+    Services,
 }
 
 fn main() -> ExitCode {
@@ -103,8 +109,14 @@ fn run(task: Task) -> anyhow::Result<()> {
             cmd::run_binary("debug", "membrane-demo", &args)
         }
         Task::Bench {
+            scenario: Scenario::Services,
+            services,
+            ..
+        } => bench_services::run(&services, &build_args(true)),
+        Task::Bench {
             scenario: Scenario::PodToPod,
             seconds,
+            ..
         } => {
             let mut phases = Phases::new(4);
             phases.start("setup");
