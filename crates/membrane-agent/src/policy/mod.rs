@@ -20,3 +20,6 @@ pub use component::Component;
 pub use config::{Enforcement, PolicyConfig, PolicyFlags};
 pub use maps::PolicyMaps;
 pub use state::{PolicyState, Settings};
+
+#[cfg(test)]
+mod tests;
