@@ -2,6 +2,7 @@
 //! builds, tests, runs the demo and the benchmark.
 #![forbid(unsafe_code)]
 
+mod bench_cross_node;
 mod bench_services;
 mod cmd;
 mod setup;
@@ -59,6 +60,9 @@ enum Task {
 enum Scenario {
     /// Same-node pod-to-pod TCP latency and throughput, versus plain veths and routing.
     PodToPod,
+    /// Cross-node pod-to-pod TCP latency and throughput through the tunnel and native
+    /// routing, versus the same nodes routed by the kernel with no eBPF and no tunnel.
+    CrossNode,
     /// Service load balancing at 100 to 100,000 Services: Membrane (socket and per-packet
     /// LB) versus kube-proxy-shaped iptables and nftables rules and the direct path.
     Services,
@@ -113,6 +117,11 @@ fn run(task: Task) -> anyhow::Result<()> {
             services,
             ..
         } => bench_services::run(&services, &build_args(true)),
+        Task::Bench {
+            scenario: Scenario::CrossNode,
+            seconds,
+            ..
+        } => bench_cross_node::run(seconds, &build_args(true)),
         Task::Bench {
             scenario: Scenario::PodToPod,
             seconds,

@@ -11,6 +11,7 @@
 pub mod addressing;
 pub mod agent;
 pub mod app;
+pub mod bench;
 pub mod binaries;
 pub mod cgroup;
 pub mod cluster;
