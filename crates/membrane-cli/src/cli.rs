@@ -1,7 +1,7 @@
 //! The command line: global options and one subcommand per module.
 
 use crate::error::CliError;
-use crate::{apply, bpf, completion, connectivity, delete, get, observe, status};
+use crate::{apply, bpf, completion, connectivity, delete, get, observe, policy, status};
 use clap::{Parser, Subcommand};
 use membrane_api::Client;
 use std::path::PathBuf;
@@ -42,6 +42,9 @@ enum Command {
     Bpf(bpf::Args),
     /// Check connectivity between the cluster's probe pods (connectivity test).
     Connectivity(connectivity::Args),
+    /// Explain network policy: `policy trace` shows the verdict for a packet and the
+    /// rules that decided it.
+    Policy(policy::Args),
 }
 
 impl Cli {
@@ -56,6 +59,7 @@ impl Cli {
             Command::Completion(args) => completion::run(args),
             Command::Bpf(args) => bpf::run(&client, args).await,
             Command::Connectivity(args) => connectivity::run(&client, args).await,
+            Command::Policy(args) => policy::run(&client, args).await,
             Command::Observe(args) => {
                 // Filters are order-sensitive (--not applies to the next one), which
                 // only the raw matches record.

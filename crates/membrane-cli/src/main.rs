@@ -14,6 +14,7 @@ mod manifests;
 mod observe;
 mod output;
 mod pin_dir;
+mod policy;
 mod status;
 
 use clap::Parser;
