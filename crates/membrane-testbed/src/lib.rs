@@ -14,6 +14,7 @@ pub mod app;
 pub mod bench;
 pub mod binaries;
 pub mod cgroup;
+pub mod cli;
 pub mod cluster;
 pub mod cni;
 pub mod etcd;

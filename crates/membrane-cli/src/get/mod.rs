@@ -5,7 +5,9 @@ mod rows;
 use crate::error::CliError;
 use crate::output::{self, Format, Table};
 use clap::ValueEnum;
-use membrane_api::{Client, ClientError, Endpoint, Identity, ListRequest, ServiceFrontend, paths};
+use membrane_api::{
+    Client, ClientError, Endpoint, Identity, ListRequest, NodeInfo, ServiceFrontend, paths,
+};
 use membrane_model::{Kind, Object};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -38,7 +40,7 @@ pub struct Args {
 /// The things `get` lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Resource {
-    /// Nodes.
+    /// The nodes registered in the cluster state (each agent registers its own).
     #[value(alias = "node", alias = "no")]
     Nodes,
     /// Pods.
@@ -65,11 +67,10 @@ enum Resource {
 }
 
 impl Resource {
-    /// The stored kinds listed for this resource (none for endpoints, frontends and
-    /// identities, which are not stored objects).
+    /// The stored kinds listed for this resource (none for nodes, endpoints, frontends
+    /// and identities, which are not stored objects).
     fn kinds(self) -> &'static [Kind] {
         match self {
-            Resource::Nodes => &[Kind::Node],
             Resource::Pods => &[Kind::Pod],
             Resource::Services => &[Kind::Service],
             Resource::Namespaces => &[Kind::Namespace],
@@ -78,7 +79,9 @@ impl Resource {
                 Kind::CiliumNetworkPolicy,
                 Kind::CiliumClusterwideNetworkPolicy,
             ],
-            Resource::Endpoints | Resource::Identities | Resource::Frontends => &[],
+            Resource::Nodes | Resource::Endpoints | Resource::Identities | Resource::Frontends => {
+                &[]
+            }
         }
     }
 
@@ -100,6 +103,7 @@ impl Resource {
 pub async fn run(client: &Client, args: Args) -> Result<(), CliError> {
     let namespace = args.namespace.as_deref();
     let table = match args.resource {
+        Resource::Nodes => nodes(client, args.output).await?,
         Resource::Endpoints => endpoints(client, namespace, args.output).await?,
         Resource::Identities => identities(client, args.output).await?,
         Resource::Frontends => frontends(client, namespace, args.output).await?,
@@ -183,6 +187,11 @@ async fn endpoints(
     }
     endpoints.sort_by_key(|e| e.id);
     present(format, &endpoints, || rows::endpoints(&endpoints))
+}
+
+async fn nodes(client: &Client, format: Format) -> Result<Option<Table>, CliError> {
+    let nodes: Vec<NodeInfo> = client.get(paths::NODES).await?;
+    present(format, &nodes, || rows::nodes(&nodes))
 }
 
 async fn identities(client: &Client, format: Format) -> Result<Option<Table>, CliError> {

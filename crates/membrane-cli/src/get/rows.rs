@@ -2,9 +2,9 @@
 
 use super::Resource;
 use crate::output::Table;
-use membrane_api::{Endpoint, Identity, ServiceBackend, ServiceFrontend};
+use membrane_api::{Endpoint, Identity, NodeInfo, ServiceBackend, ServiceFrontend};
 use membrane_model::cilium::Rule;
-use membrane_model::k8s::api::core::v1::{Node, Pod, Service};
+use membrane_model::k8s::api::core::v1::{Pod, Service};
 use membrane_model::k8s::api::networking::v1::NetworkPolicy;
 use membrane_model::{LabelSelector, Object};
 use std::collections::BTreeMap;
@@ -14,7 +14,6 @@ const NONE: &str = "<none>";
 /// The table of stored objects of `resource`.
 pub fn objects(resource: Resource, objects: &[Object]) -> Table {
     let mut table = match resource {
-        Resource::Nodes => Table::new(&["NAME", "ADDRESSES", "POD-CIDRS", "LABELS"]),
         Resource::Namespaces => Table::new(&["NAME", "LABELS"]),
         Resource::Pods => Table::new(&["NAMESPACE", "NAME", "NODE", "IPS", "LABELS"]),
         Resource::Services => Table::new(&[
@@ -26,8 +25,8 @@ pub fn objects(resource: Resource, objects: &[Object]) -> Table {
             "SELECTOR",
         ]),
         Resource::Policies => Table::new(&["KIND", "NAMESPACE", "NAME", "SELECTS", "RULES"]),
-        Resource::Endpoints | Resource::Identities | Resource::Frontends => {
-            unreachable!("endpoints, frontends and identities are not stored objects")
+        Resource::Nodes | Resource::Endpoints | Resource::Identities | Resource::Frontends => {
+            unreachable!("nodes, endpoints, frontends and identities are not stored objects")
         }
     };
     for object in objects {
@@ -35,12 +34,6 @@ pub fn objects(resource: Resource, objects: &[Object]) -> Table {
         let name = meta.name.clone().unwrap_or_default();
         let namespace = meta.namespace.clone().unwrap_or_else(|| NONE.to_string());
         let row = match object {
-            Object::Node(node) => vec![
-                name,
-                node_addresses(node),
-                node_cidrs(node),
-                labels(object.labels()),
-            ],
             Object::Namespace(_) => vec![name, labels(object.labels())],
             Object::Pod(pod) => vec![
                 namespace,
@@ -62,7 +55,7 @@ pub fn objects(resource: Resource, objects: &[Object]) -> Table {
                 let (selects, rules) = cilium_rules(policy.rules());
                 vec![object.kind().to_string(), namespace, name, selects, rules]
             }
-            Object::EndpointSlice(_) => continue,
+            Object::Node(_) | Object::EndpointSlice(_) => continue,
         };
         table.push(row);
     }
@@ -81,6 +74,21 @@ pub fn endpoints(endpoints: &[Endpoint]) -> Table {
             or_none(r.ipv4.map(|ip| ip.to_string())),
             or_none(r.ipv6.map(|ip| ip.to_string())),
             r.host_ifname.clone(),
+        ]);
+    }
+    table
+}
+
+/// The nodes registered in the cluster state.
+pub fn nodes(nodes: &[NodeInfo]) -> Table {
+    let mut table = Table::new(&["NAME", "ADDRESSES", "IPV4-POD-CIDR", "IPV6-POD-CIDR"]);
+    for n in nodes {
+        let addresses: Vec<String> = n.addresses.iter().map(ToString::to_string).collect();
+        table.push(vec![
+            n.name.clone(),
+            joined(&addresses),
+            or_none(n.ipv4_pod_cidr.map(|c| c.to_string())),
+            or_none(n.ipv6_pod_cidr.map(|c| c.to_string())),
         ]);
     }
     table
@@ -155,30 +163,6 @@ fn labels(labels: &BTreeMap<String, String>) -> String {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>(),
     )
-}
-
-fn node_addresses(node: &Node) -> String {
-    let addresses = node
-        .status
-        .as_ref()
-        .and_then(|s| s.addresses.as_deref())
-        .unwrap_or_default();
-    joined(
-        &addresses
-            .iter()
-            .filter(|a| matches!(a.type_.as_str(), "InternalIP" | "ExternalIP"))
-            .map(|a| a.address.clone())
-            .collect::<Vec<_>>(),
-    )
-}
-
-fn node_cidrs(node: &Node) -> String {
-    let spec = node.spec.as_ref();
-    let cidrs = spec
-        .and_then(|s| s.pod_cidrs.clone())
-        .filter(|c| !c.is_empty());
-    let single = spec.and_then(|s| s.pod_cidr.clone());
-    joined(&cidrs.unwrap_or_else(|| single.into_iter().collect()))
 }
 
 fn pod_node(pod: &Pod) -> String {
