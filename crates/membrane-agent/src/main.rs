@@ -226,6 +226,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     });
     let (programmed, me, stop) = (datapath.clone(), config.node.name.clone(), token.clone());
     let policy_ipcache = ipcache.clone();
+    let observed_ipcache = ipcache.clone();
     tasks.spawn(async move {
         routing::ipcache::sync(programmed, ipcache, me, stop).await;
         Ok(())
@@ -264,14 +265,18 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let observability = Arc::new(Observability::new(&config.observe, &config.node.name)?);
     let (observed, stop) = (observability.clone(), token.clone());
     tasks.spawn(async move { Ok(observed.read_events(events, stop).await?) });
-    let (directory, named, objects) = (
+    let (directory, sources) = (
         observability.directory().clone(),
-        agent.clone(),
-        cluster.clone(),
+        observe::enrich::Sources {
+            agent: agent.clone(),
+            cluster: cluster.clone(),
+            services: published.clone(),
+            ipcache: observed_ipcache,
+        },
     );
-    let (balanced, stop) = (published.clone(), token.clone());
+    let stop = token.clone();
     tasks.spawn(async move {
-        observe::enrich::follow(directory, named, objects, balanced, stop).await;
+        observe::enrich::follow(directory, sources, stop).await;
         Ok(())
     });
     let (sampled, fed, measured, stop) = (

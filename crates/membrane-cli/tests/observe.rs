@@ -86,6 +86,7 @@ async fn observer() -> Observer {
                 pod_name: pod.to_string(),
                 labels: [("app".to_string(), pod.to_string())].into(),
                 workloads: Vec::new(),
+                interface: 0,
             },
             &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, x))],
         );

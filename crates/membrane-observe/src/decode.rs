@@ -107,7 +107,7 @@ impl Decoder {
             source_ip,
             destination_ip,
             l4: l4(event),
-            source: self.endpoint(event.src_endpoint, source_ip, event.src_identity),
+            source: self.source(event, source_ip),
             destination: self.endpoint(event.dst_endpoint, destination_ip, event.dst_identity),
             destination_service: (event.rev_nat_index != 0)
                 .then(|| self.services.by_rev_nat(event.rev_nat_index))
@@ -128,6 +128,19 @@ impl Decoder {
             length: event.len,
             policy_match: event.policy_match,
         })
+    }
+
+    /// The source of the flow: as [`Decoder::endpoint`] finds it, except that a packet
+    /// leaving a pod without a source endpoint (its address is not the pod's: dropped as
+    /// spoofed) comes from the pod whose host-side interface it left through.
+    fn source(&self, event: &FlowEvent, ip: IpAddr) -> Endpoint {
+        if event.src_endpoint == 0
+            && event.direction == direction::EGRESS
+            && let Some(meta) = self.endpoints.by_interface(event.ifindex)
+        {
+            return endpoint_of(meta, event.src_identity);
+        }
+        self.endpoint(event.src_endpoint, ip, event.src_identity)
     }
 
     /// One side of the flow: the local endpoint by id, else whoever owns the address,

@@ -22,6 +22,8 @@ pub struct EndpointMeta {
     pub labels: BTreeMap<String, String>,
     /// Workloads owning the pod.
     pub workloads: Vec<Workload>,
+    /// Interface index of a local endpoint's host-side interface, 0 if none.
+    pub interface: u32,
 }
 
 /// Looks endpoints up by local endpoint id or by address.
@@ -30,6 +32,8 @@ pub trait EndpointDirectory: Send + Sync {
     fn by_id(&self, id: u16) -> Option<EndpointMeta>;
     /// The endpoint (local or remote) that owns this address.
     fn by_ip(&self, ip: IpAddr) -> Option<EndpointMeta>;
+    /// The local endpoint whose host-side interface has this index.
+    fn by_interface(&self, ifindex: u32) -> Option<EndpointMeta>;
 }
 
 /// Looks Services up by the reverse-NAT index the datapath reports.
@@ -49,7 +53,21 @@ pub struct StaticDirectory {
 struct Entries {
     by_id: HashMap<u16, EndpointMeta>,
     by_ip: HashMap<IpAddr, EndpointMeta>,
+    by_interface: HashMap<u32, EndpointMeta>,
     services: HashMap<u16, ServiceName>,
+}
+
+impl Entries {
+    /// Records a local endpoint (id not 0) under its id and host-side interface.
+    fn insert_local(&mut self, meta: EndpointMeta) {
+        if meta.id == 0 {
+            return;
+        }
+        if meta.interface != 0 {
+            self.by_interface.insert(meta.interface, meta.clone());
+        }
+        self.by_id.insert(meta.id, meta);
+    }
 }
 
 impl StaticDirectory {
@@ -64,9 +82,7 @@ impl StaticDirectory {
         for ip in addresses {
             inner.by_ip.insert(*ip, meta.clone());
         }
-        if meta.id != 0 {
-            inner.by_id.insert(meta.id, meta);
-        }
+        inner.insert_local(meta);
     }
 
     /// Forgets the endpoint with this id and every address recorded for it.
@@ -74,6 +90,7 @@ impl StaticDirectory {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         inner.by_id.remove(&id);
         inner.by_ip.retain(|_, meta| meta.id != id);
+        inner.by_interface.retain(|_, meta| meta.id != id);
     }
 
     /// Replaces every endpoint with `endpoints` (each with its addresses) and every
@@ -92,9 +109,7 @@ impl StaticDirectory {
             for ip in addresses {
                 fresh.by_ip.insert(ip, meta.clone());
             }
-            if meta.id != 0 {
-                fresh.by_id.insert(meta.id, meta);
-            }
+            fresh.insert_local(meta);
         }
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = fresh;
     }
@@ -122,6 +137,11 @@ impl EndpointDirectory for StaticDirectory {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         inner.by_ip.get(&ip).cloned()
     }
+
+    fn by_interface(&self, ifindex: u32) -> Option<EndpointMeta> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner.by_interface.get(&ifindex).cloned()
+    }
 }
 
 impl ServiceDirectory for StaticDirectory {
@@ -139,6 +159,7 @@ mod tests {
         EndpointMeta {
             id,
             pod_name: pod.to_string(),
+            interface: u32::from(id) + 100,
             ..EndpointMeta::default()
         }
     }
@@ -154,6 +175,8 @@ mod tests {
             HashMap::new(),
         );
         assert_eq!(dir.by_id(1), None);
+        assert_eq!(dir.by_interface(101), None);
+        assert_eq!(dir.by_interface(102).unwrap().pod_name, "local");
         assert_eq!(dir.by_ip(a).unwrap().pod_name, "local");
         assert_eq!(dir.by_ip(b).unwrap().pod_name, "remote");
         assert_eq!(dir.by_id(0), None, "remote endpoints have no local id");

@@ -199,3 +199,25 @@ fn events_of_unknown_kind_or_family_are_refused() {
     event.tuple.family = 0;
     assert!(decoder().decode(&event).is_err());
 }
+
+#[test]
+fn a_spoofed_packet_comes_from_the_pod_whose_interface_it_left_not_from_the_address_owner() {
+    // From client-abc's interface (111) with web-1's address: no source endpoint.
+    let event = membrane_common::FlowEvent {
+        ifindex: 111,
+        ..drop(10, 2, 3, reason::DROP_INVALID_SOURCE)
+    };
+    let flow = decoder().decode(&event).unwrap();
+    assert_eq!(flow.source.pod_name, "client-abc");
+    assert_eq!(flow.source_ip.to_string(), "10.0.0.2");
+    assert_eq!(flow.destination.pod_name, "db-0");
+    // Arriving at a pod (ingress), the interface names the destination, not the source.
+    let arriving = membrane_common::FlowEvent {
+        direction: direction::INGRESS,
+        ..event
+    };
+    assert_eq!(
+        decoder().decode(&arriving).unwrap().source.pod_name,
+        "web-1"
+    );
+}

@@ -1,17 +1,21 @@
 //! Keeps the observer's directory in step with what the agent knows: its own endpoints
 //! (by endpoint id and address), every Pod object with addresses (pods on other nodes
-//! included, by address), and the Services the node load-balances (by reverse-NAT
+//! included, by address) with the identity the ipcache gives their addresses, and the
+//! Services the node load-balances (by reverse-NAT
 //! index), so that flows carry names, labels, workloads and Service names.
 
 use crate::agent::Agent;
 use crate::cluster::Cluster;
+use crate::cluster::reflector::Reflector;
 use crate::endpoints::NodeDatapath;
 use crate::node::NodeNetwork;
+use crate::routing::ipcache::IpcacheRecord;
 use crate::services::Services;
 use membrane_api::ServiceFrontend;
 use membrane_model::Object;
 use membrane_observe::directory::{EndpointMeta, StaticDirectory};
 use membrane_observe::flow::{ServiceName, Workload};
+use membrane_state::keys;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -24,20 +28,37 @@ const REFRESH: Duration = Duration::from_secs(1);
 /// A pod's labels and owning workloads.
 type PodFacts = (BTreeMap<String, String>, Vec<Workload>);
 
-/// Rebuilds `directory` every [`REFRESH`] until `token` is cancelled.
+/// What the directory is built from.
+pub struct Sources<D: NodeDatapath, N: NodeNetwork> {
+    /// The agent: this node's endpoints.
+    pub agent: Arc<Agent<D, N>>,
+    /// The cluster's objects: Pods with labels, owners and addresses.
+    pub cluster: Arc<Cluster>,
+    /// The Services this node load-balances, with their reverse-NAT indexes.
+    pub services: Arc<Services>,
+    /// The kvstore's ipcache: the security identity of every pod address.
+    pub ipcache: Arc<Reflector<IpcacheRecord>>,
+}
+
+/// Rebuilds `directory` from `sources` every [`REFRESH`] until `token` is cancelled.
 pub async fn follow<D: NodeDatapath, N: NodeNetwork>(
     directory: Arc<StaticDirectory>,
-    agent: Arc<Agent<D, N>>,
-    cluster: Arc<Cluster>,
-    services: Arc<Services>,
+    sources: Sources<D, N>,
     token: CancellationToken,
 ) {
+    let Sources {
+        agent,
+        cluster,
+        services,
+        ipcache,
+    } = sources;
     loop {
         let objects = cluster.objects().values();
         match agent.endpoints().await {
             Ok(endpoints) => {
                 let pods = pods(&objects);
                 let mut entries = remote_pods(&objects, &pods);
+                let identities = identities(&ipcache.under(keys::IPCACHE));
                 for endpoint in endpoints {
                     let r = &endpoint.registration;
                     let namespace = r.pod_namespace.clone().unwrap_or_default();
@@ -57,9 +78,16 @@ pub async fn follow<D: NodeDatapath, N: NodeNetwork>(
                         pod_name,
                         labels,
                         workloads,
+                        interface: r.host_ifindex,
                     };
                     // Last, so that a local endpoint wins an address over a stale Pod.
                     entries.push((meta, addresses));
+                }
+                for (meta, addresses) in &mut entries {
+                    meta.identity = addresses
+                        .iter()
+                        .find_map(|ip| identities.get(ip).copied())
+                        .unwrap_or(0);
                 }
                 directory.replace(entries, service_names(&services.frontends()));
             }
@@ -70,6 +98,17 @@ pub async fn follow<D: NodeDatapath, N: NodeNetwork>(
             () = tokio::time::sleep(REFRESH) => {}
         }
     }
+}
+
+/// The identity of every address in the ipcache (published by the nodes hosting them).
+fn identities(records: &[(String, IpcacheRecord)]) -> HashMap<IpAddr, u32> {
+    records
+        .iter()
+        .filter_map(|(key, record)| {
+            let ip = keys::suffix(key, keys::IPCACHE)?.parse().ok()?;
+            Some((ip, record.identity))
+        })
+        .collect()
 }
 
 /// The Service of each reverse-NAT index (hostPort frontends, owned by Pods, excluded).
@@ -128,6 +167,7 @@ fn remote_pods(
                 pod_name: key.1,
                 labels,
                 workloads,
+                interface: 0,
             };
             (!addresses.is_empty()).then_some((meta, addresses))
         })

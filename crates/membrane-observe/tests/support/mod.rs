@@ -82,7 +82,7 @@ pub fn drop(ms: u64, src: u8, dst: u8, code: u8) -> FlowEvent {
 }
 
 /// The directory of the synthetic cluster: 10.0.0.1 is shop/client-abc (endpoint 11,
-/// identity 1001, app=client, Deployment client), 10.0.0.2 is shop/web-1 (endpoint 12,
+/// identity 1001, app=client, Deployment client, host-side interface 111), 10.0.0.2 is shop/web-1 (endpoint 12,
 /// identity 1002, app=web), 10.0.0.3 is other/db-0 (endpoint 13, identity 1003);
 /// reverse-NAT index 5 is Service shop/web.
 pub fn directory() -> Arc<StaticDirectory> {
@@ -98,6 +98,7 @@ pub fn directory() -> Arc<StaticDirectory> {
                 name: workload.to_string(),
                 kind: "Deployment".to_string(),
             }],
+            interface: u32::from(id) + 100,
         };
     let ip = |x| IpAddr::V4(Ipv4Addr::new(10, 0, 0, x));
     dir.insert_endpoint(

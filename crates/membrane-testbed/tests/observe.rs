@@ -1,0 +1,882 @@
+//! Flow observability end to end: two real agents on a real etcd, pods on both, real
+//! traffic (allowed, and dropped for a spoofed source address), and the flows read back
+//! through the Observer gRPC API of each node (unix socket, plain TCP :4244, mutual TLS
+//! on :4244), through every output format of the built `membrane observe`, and through
+//! the Prometheus metrics; a flood bigger than the agent's event queue shows up as
+//! lost-event records and counters.
+//!
+//! Needs root, bpffs, cgroup v2 and Debian's etcd-server (`cargo xtask test` provides
+//! them).
+
+use membrane_api::{ApplyReport, ApplyRequest, Client, paths};
+use membrane_observe::api::flow as pb;
+use membrane_observe::api::observer::get_flows_response::ResponseTypes;
+use membrane_observe::api::observer::observer_client::ObserverClient;
+use membrane_observe::api::observer::{
+    GetFlowsRequest, GetFlowsResponse, GetNamespacesRequest, GetNodesRequest, ServerStatusRequest,
+};
+use membrane_observe::api::{system_time, timestamp};
+use membrane_observe::client::{ClientTls, ServerAddress, channel};
+use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome};
+use membrane_testbed::{Etcd, Node, Outside, Place as _, Pod, binaries};
+use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use serde_json::{Value, json};
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+use tokio_stream::StreamExt as _;
+use tonic::transport::Channel;
+
+/// How long the nodes get to learn each other's pods, and flows to show up named.
+const CONVERGE: Duration = Duration::from_secs(30);
+/// Where the agents serve Prometheus metrics, inside each node's namespace.
+const METRICS_PORT: u16 = 9962;
+/// Hubble's Observer port.
+const OBSERVER_PORT: u16 = 4244;
+/// A source address no pod has: packets from it are spoofed.
+const SPOOFED: Ipv4Addr = Ipv4Addr::new(10, 200, 1, 250);
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+fn assert_all_ok<R: std::fmt::Debug>(what: &str, outcome: &Outcome<R>) {
+    assert!(outcome.success, "{what}: {outcome:?}");
+}
+
+/// A CA, a server certificate for `observer.membrane` and a client certificate, in a
+/// temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "membrane observe test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
+        write("ca.pem", ca_cert.pem());
+        for (name, san) in [
+            ("server", "observer.membrane"),
+            ("client", "client.membrane"),
+        ] {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(vec![san.to_string()])
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            write(&format!("{name}.pem"), cert.pem());
+            write(&format!("{name}-key.pem"), key.serialize_pem());
+        }
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// An agent config file serving the Observer on TCP with mutual TLS.
+    fn agent_config(&self) -> PathBuf {
+        let path = self.path("agent.yaml");
+        let text = format!(
+            "observe:\n  tls-cert: {}\n  tls-key: {}\n  tls-client-ca: {}\n",
+            self.path("server.pem").display(),
+            self.path("server-key.pem").display(),
+            self.path("ca.pem").display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn client(&self, with_certificate: bool) -> ClientTls {
+        ClientTls {
+            ca: Some(self.path("ca.pem")),
+            identity: with_certificate
+                .then(|| (self.path("client.pem"), self.path("client-key.pem"))),
+            server_name: Some("observer.membrane".to_string()),
+        }
+    }
+}
+
+/// The flags of a node on `etcd`.
+fn flags(etcd: &str) -> Vec<String> {
+    [
+        "--kvstore",
+        "etcd",
+        "--kvstore-endpoints",
+        etcd,
+        "--kvstore-lease-ttl-secs",
+        "3",
+        "--cluster-cidr-v4",
+        "10.200.0.0/16",
+        "--cluster-cidr-v6",
+        "fd00:200::/48",
+        "--metrics",
+        &format!("0.0.0.0:{METRICS_PORT}"),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+fn start(outside: &Outside, index: u8, flags: &[String]) -> Node {
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Node::start_with(outside, index, &flags).unwrap()
+}
+
+/// The Observer's unix socket of `node`: `observer.sock` beside the agent's socket.
+fn observer_socket(node: &Node) -> PathBuf {
+    node.agent()
+        .config()
+        .socket
+        .parent()
+        .unwrap()
+        .join("observer.sock")
+}
+
+async fn unix_client(node: &Node) -> ObserverClient<Channel> {
+    ObserverClient::new(unix_channel(node).await)
+}
+
+async fn unix_channel(node: &Node) -> Channel {
+    channel(&ServerAddress::Unix(observer_socket(node)), None)
+        .await
+        .unwrap()
+}
+
+/// The Pod object of `pod` with `app=<app>` and the given owner.
+fn pod_object(pod: &Pod, app: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod.full_name().split('/').nth(1).unwrap(),
+            "namespace": "shop",
+            "labels": {"app": app, "pod-template-hash": "7d9c"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": format!("{app}-7d9c"), "uid": format!("uid-{app}")}]
+        },
+        "spec": {"nodeName": pod.node_name(), "containers": [{"name": "main", "image": "workload"}]},
+        "status": {
+            "podIP": pod.ipv4().unwrap().to_string(),
+            "podIPs": [{"ip": pod.ipv4().unwrap().to_string()}, {"ip": pod.ipv6().unwrap().to_string()}]
+        }
+    })
+}
+
+fn apply(node: &Node, objects: Vec<Value>) {
+    let client = Client::new(&node.agent().config().socket);
+    let report: ApplyReport =
+        block_on(client.post(paths::OBJECTS_APPLY, &ApplyRequest { objects })).unwrap();
+    assert!(
+        report.created.len() + report.configured.len() + report.unchanged.len() == 2,
+        "{report:?}"
+    );
+}
+
+/// Every flow a GetFlows `request` returns (it must not follow).
+async fn flows(client: &mut ObserverClient<Channel>, request: GetFlowsRequest) -> Vec<pb::Flow> {
+    responses(client, request)
+        .await
+        .into_iter()
+        .filter_map(|r| match r.response_types {
+            Some(ResponseTypes::Flow(flow)) => Some(flow),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn responses(
+    client: &mut ObserverClient<Channel>,
+    request: GetFlowsRequest,
+) -> Vec<GetFlowsResponse> {
+    let mut stream = client.get_flows(request).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    while let Some(item) = stream.next().await {
+        out.push(item.unwrap());
+    }
+    out
+}
+
+fn tcp_of(flow: &pb::Flow) -> Option<&pb::Tcp> {
+    match flow.l4.as_ref()?.protocol.as_ref()? {
+        pb::layer4::Protocol::Tcp(tcp) => Some(tcp),
+        _ => None,
+    }
+}
+
+fn syn(flow: &pb::Flow) -> bool {
+    tcp_of(flow).is_some_and(|t| t.flags.as_ref().is_some_and(|f| f.syn && !f.ack))
+}
+
+fn filter() -> pb::FlowFilter {
+    pb::FlowFilter::default()
+}
+
+/// Waits, in bounded polls, until `node` serves a forwarded TCP SYN from the client pod
+/// to the server pod with both ends named, and returns it.
+fn wait_named_syn(node: &Node, client_ip: Ipv4Addr, server_ip: Ipv4Addr, from: &Pod) -> pb::Flow {
+    let deadline = Instant::now() + CONVERGE;
+    let request = GetFlowsRequest {
+        whitelist: vec![pb::FlowFilter {
+            source_ip: vec![client_ip.to_string()],
+            destination_ip: vec![server_ip.to_string()],
+            verdict: vec![pb::Verdict::Forwarded as i32],
+            ..filter()
+        }],
+        ..Default::default()
+    };
+    for attempt in 0.. {
+        let outcome = workload::tcp(
+            from,
+            SocketAddr::new(server_ip.into(), DEFAULT_PORTS.tcp),
+            1,
+        )
+        .unwrap();
+        assert_all_ok("tcp", &outcome);
+        let found = block_on(async {
+            let mut client = unix_client(node).await;
+            flows(&mut client, request.clone()).await
+        });
+        let named = found.into_iter().rev().find(|f| {
+            syn(f)
+                && f.source.as_ref().is_some_and(|e| !e.pod_name.is_empty())
+                && f.destination
+                    .as_ref()
+                    .is_some_and(|e| !e.pod_name.is_empty())
+        });
+        if let Some(flow) = named {
+            return flow;
+        }
+        assert!(
+            Instant::now() < deadline && attempt < 100,
+            "no named SYN {client_ip} -> {server_ip} on {} after {CONVERGE:?}; its log:\n{}",
+            node.name(),
+            node.agent().log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    unreachable!("the loop returns or panics")
+}
+
+/// Sends one UDP datagram from `pod` with the source address [`SPOOFED`] (a transparent
+/// socket may bind an address the pod does not have).
+fn send_spoofed(pod: &Pod, to: SocketAddr) {
+    pod.netns()
+        .run(|| {
+            use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+            let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+            socket.set_ip_transparent_v4(true).unwrap();
+            socket
+                .bind(&SockAddr::from(SocketAddr::new(SPOOFED.into(), 40_123)))
+                .unwrap();
+            socket.send_to(b"spoofed", &SockAddr::from(to)).unwrap();
+        })
+        .unwrap();
+}
+
+/// `GET /metrics` of `node`'s agent from the outside namespace, parsed.
+fn scrape(outside: &Outside, node: &Node) -> prometheus_parse::Scrape {
+    let address = SocketAddr::new(node.ipv4().into(), METRICS_PORT);
+    let text = outside
+        .netns()
+        .run(|| {
+            let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream
+                .write_all(b"GET /metrics HTTP/1.0\r\nHost: agent\r\n\r\n")
+                .unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            response
+        })
+        .unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).unwrap()
+}
+
+/// Sum of the samples of `name` whose labels include every pair of `labels`.
+fn sum(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+/// Runs the built `membrane observe` against `node`'s unix socket.
+fn membrane_observe(node: &Node, args: &[&str]) -> String {
+    let out = std::process::Command::new(binaries::locate("membrane").unwrap())
+        .arg("observe")
+        .arg("--server")
+        .arg(observer_socket(node))
+        .args(args)
+        .env_remove("MEMBRANE_OBSERVER")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "membrane observe {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn endpoint(flow: &pb::Flow, source: bool) -> &pb::Endpoint {
+    if source {
+        flow.source.as_ref().unwrap()
+    } else {
+        flow.destination.as_ref().unwrap()
+    }
+}
+
+/// Asserts the enrichment of one end of a flow: the pod, its labels, its workload, an
+/// identity.
+fn assert_pod(end: &pb::Endpoint, pod: &Pod, app: &str) {
+    let name = pod.full_name();
+    assert_eq!(
+        format!("{}/{}", end.namespace, end.pod_name),
+        name,
+        "{end:?}"
+    );
+    assert!(end.labels.contains(&format!("k8s:app={app}")), "{end:?}");
+    assert!(
+        end.labels
+            .contains(&"k8s:io.kubernetes.pod.namespace=shop".to_string()),
+        "{end:?}"
+    );
+    assert_eq!(
+        end.workloads,
+        [pb::Workload {
+            name: app.to_string(),
+            kind: "Deployment".to_string()
+        }],
+        "{end:?}"
+    );
+    assert!(
+        end.identity >= 256,
+        "a pod's identity is allocated: {end:?}"
+    );
+}
+
+#[test]
+fn flows_of_both_nodes_are_served_enriched_through_the_observer_api_cli_and_metrics() {
+    let outside = Outside::create().unwrap();
+    let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
+    let pki = Pki::new();
+    // Node 1 serves the Observer on plain TCP :4244 (the default); node 2 with mutual TLS.
+    let a = start(&outside, 1, &flags(&etcd.endpoint()));
+    let mut with_tls = flags(&etcd.endpoint());
+    with_tls.extend([
+        "--config".to_string(),
+        pki.agent_config().display().to_string(),
+    ]);
+    let b = start(&outside, 2, &with_tls);
+    let client = Pod::create(&a, "shop", "client").unwrap();
+    let server = Pod::create(&b, "shop", "server").unwrap();
+    let _serving = workload::serve(&server, DEFAULT_PORTS).unwrap();
+    apply(
+        &a,
+        vec![pod_object(&client, "client"), pod_object(&server, "server")],
+    );
+    let (client_ip, server_ip) = (client.ipv4().unwrap(), server.ipv4().unwrap());
+    let started = SystemTime::now();
+
+    // Allowed traffic, seen on both nodes with both ends named.
+    let sent = wait_named_syn(&a, client_ip, server_ip, &client);
+    assert_eq!(sent.node_name, a.name());
+    assert_eq!(sent.verdict, pb::Verdict::Forwarded as i32);
+    assert_eq!(sent.traffic_direction, pb::TrafficDirection::Egress as i32);
+    assert_eq!(sent.is_reply.map(|r| r.value), Some(false));
+    assert_eq!(
+        tcp_of(&sent).unwrap().destination_port,
+        u32::from(DEFAULT_PORTS.tcp)
+    );
+    assert_eq!(
+        sent.ip.as_ref().unwrap().ip_version,
+        pb::IpVersion::IPv4 as i32
+    );
+    assert_pod(endpoint(&sent, true), &client, "client");
+    assert_pod(endpoint(&sent, false), &server, "server");
+    let received = wait_named_syn(&b, client_ip, server_ip, &client);
+    assert_eq!(received.node_name, b.name());
+    assert_eq!(
+        received.traffic_direction,
+        pb::TrafficDirection::Ingress as i32
+    );
+    assert_pod(endpoint(&received, true), &client, "client");
+    assert_pod(endpoint(&received, false), &server, "server");
+    assert_eq!(
+        endpoint(&received, true).identity,
+        endpoint(&sent, true).identity,
+        "both nodes see the client's one identity"
+    );
+    assert_all_ok(
+        "udp",
+        &workload::udp(
+            &client,
+            SocketAddr::new(server_ip.into(), DEFAULT_PORTS.udp),
+            3,
+        )
+        .unwrap(),
+    );
+    assert_all_ok(
+        "icmp",
+        &workload::ping(&client, server_ip.into(), 2).unwrap(),
+    );
+
+    // Dropped traffic: a spoofed source address, refused as it leaves the pod.
+    let before = scrape(&outside, &a);
+    send_spoofed(
+        &client,
+        SocketAddr::new(server_ip.into(), DEFAULT_PORTS.udp),
+    );
+    let dropped_request = GetFlowsRequest {
+        whitelist: vec![pb::FlowFilter {
+            verdict: vec![pb::Verdict::Dropped as i32],
+            ..filter()
+        }],
+        ..Default::default()
+    };
+    let dropped = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = block_on(async {
+                flows(&mut unix_client(&a).await, dropped_request.clone()).await
+            });
+            if let Some(flow) = found.into_iter().find(|f| {
+                f.ip.as_ref()
+                    .is_some_and(|ip| ip.source == SPOOFED.to_string())
+            }) {
+                break flow;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the spoofed datagram's drop was not reported"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    assert_eq!(
+        dropped.drop_reason_desc,
+        pb::DropReason::InvalidSourceIp as i32
+    );
+    assert_eq!(
+        dropped.traffic_direction,
+        pb::TrafficDirection::Egress as i32
+    );
+    assert_eq!(dropped.node_name, a.name());
+    assert_eq!(
+        endpoint(&dropped, true).pod_name,
+        "client",
+        "the sending endpoint is named even though the address is not its own"
+    );
+
+    block_on(async {
+        let mut observer = unix_client(&a).await;
+        // A fixed window (until = now), so that new flows do not move it.
+        let until = SystemTime::now();
+        let window = |number: u64, first: bool| GetFlowsRequest {
+            number,
+            first,
+            until: Some(timestamp(until)),
+            ..Default::default()
+        };
+        let all = flows(&mut observer, window(0, false)).await;
+        assert!(all.len() >= 6, "{} flows", all.len());
+        let times: Vec<SystemTime> = all
+            .iter()
+            .map(|f| system_time(f.time.as_ref().unwrap()).unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+        assert_eq!(
+            flows(&mut observer, window(3, false)).await,
+            all[all.len() - 3..]
+        );
+        assert_eq!(flows(&mut observer, window(3, true)).await, all[..3]);
+        let since = times[times.len() / 2];
+        let later = flows(
+            &mut observer,
+            GetFlowsRequest {
+                since: Some(timestamp(since)),
+                until: Some(timestamp(until)),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(!later.is_empty() && later.len() < all.len());
+        assert_eq!(
+            later,
+            all[all.len() - later.len()..],
+            "since cuts the older flows"
+        );
+        assert!(times.iter().all(|t| *t >= started));
+
+        // Allow-list and deny-list filters as Hubble's: OR between filters, AND inside.
+        let syns = flows(
+            &mut observer,
+            GetFlowsRequest {
+                whitelist: vec![pb::FlowFilter {
+                    source_pod: vec!["shop/client".to_string()],
+                    destination_label: vec!["app=server".to_string()],
+                    protocol: vec!["tcp".to_string()],
+                    tcp_flags: vec![pb::TcpFlags {
+                        syn: true,
+                        ..Default::default()
+                    }],
+                    ..filter()
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(!syns.is_empty());
+        assert!(
+            syns.iter()
+                .all(|f| tcp_of(f).unwrap().flags.as_ref().unwrap().syn)
+        );
+        let not_client = flows(
+            &mut observer,
+            GetFlowsRequest {
+                blacklist: vec![pb::FlowFilter {
+                    source_pod: vec!["shop/".to_string()],
+                    ..filter()
+                }],
+                until: Some(timestamp(until)),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(
+            not_client
+                .iter()
+                .all(|f| endpoint(f, true).namespace != "shop"),
+            "{not_client:?}"
+        );
+        let drops_or_udp = flows(
+            &mut observer,
+            GetFlowsRequest {
+                whitelist: vec![
+                    pb::FlowFilter {
+                        verdict: vec![pb::Verdict::Dropped as i32],
+                        ..filter()
+                    },
+                    pb::FlowFilter {
+                        destination_port: vec![DEFAULT_PORTS.udp.to_string()],
+                        source_ip: vec![client_ip.to_string()],
+                        ..filter()
+                    },
+                ],
+                until: Some(timestamp(until)),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(
+            drops_or_udp
+                .iter()
+                .any(|f| f.verdict == pb::Verdict::Dropped as i32)
+        );
+        assert!(
+            drops_or_udp
+                .iter()
+                .any(|f| f.verdict == pb::Verdict::Forwarded as i32)
+        );
+
+        // Follow: a new connection's SYN arrives on an open stream.
+        let mut follow = observer
+            .get_flows(GetFlowsRequest {
+                follow: true,
+                since: Some(timestamp(SystemTime::now())),
+                whitelist: vec![pb::FlowFilter {
+                    destination_port: vec![DEFAULT_PORTS.tcp.to_string()],
+                    tcp_flags: vec![pb::TcpFlags {
+                        syn: true,
+                        ..Default::default()
+                    }],
+                    ..filter()
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let outcome = workload::tcp(
+            &client,
+            SocketAddr::new(server_ip.into(), DEFAULT_PORTS.tcp),
+            1,
+        )
+        .unwrap();
+        assert_all_ok("tcp", &outcome);
+        let followed = tokio::time::timeout(Duration::from_secs(10), follow.next())
+            .await
+            .expect("a followed flow within 10 s")
+            .unwrap()
+            .unwrap();
+        match followed.response_types {
+            Some(ResponseTypes::Flow(flow)) => assert!(syn(&flow), "{flow:?}"),
+            other => panic!("expected a flow, got {other:?}"),
+        }
+
+        let status = observer
+            .server_status(ServerStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            status.num_flows > 0 && status.seen_flows >= status.num_flows,
+            "{status:?}"
+        );
+        assert_eq!(status.max_flows, 4096);
+        let nodes = observer
+            .get_nodes(GetNodesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .nodes;
+        assert_eq!(nodes.len(), 1, "{nodes:?}");
+        assert_eq!(nodes[0].name, a.name());
+        assert_eq!(
+            nodes[0].state,
+            membrane_observe::api::relay::NodeState::NodeConnected as i32
+        );
+        let namespaces = observer
+            .get_namespaces(GetNamespacesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .namespaces;
+        assert!(
+            namespaces.iter().any(|n| n.namespace == "shop"),
+            "{namespaces:?}"
+        );
+
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let mut health = HealthClient::new(unix_channel(&a).await);
+        let serving = health
+            .check(HealthCheckRequest {
+                service: "observer.Observer".to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(serving.status, ServingStatus::Serving as i32);
+    });
+
+    // TCP :4244 from outside the nodes: plain on node 1, mutual TLS on node 2.
+    outside
+        .netns()
+        .block_on(|| async {
+            let plain = ServerAddress::Tcp(format!("{}:{OBSERVER_PORT}", a.ipv4()));
+            let mut over_tcp = ObserverClient::new(channel(&plain, None).await.unwrap());
+            let status = over_tcp
+                .server_status(ServerStatusRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(status.num_flows > 0);
+            let secured = ServerAddress::Tcp(format!("{}:{OBSERVER_PORT}", b.ipv4()));
+            let refused = match channel(&secured, Some(&pki.client(false))).await {
+                Err(_) => true,
+                Ok(channel) => ObserverClient::new(channel)
+                    .server_status(ServerStatusRequest {})
+                    .await
+                    .is_err(),
+            };
+            assert!(refused, "mutual TLS lets in a client without a certificate");
+            let no_tls = match channel(&secured, None).await {
+                Err(_) => true,
+                Ok(channel) => ObserverClient::new(channel)
+                    .server_status(ServerStatusRequest {})
+                    .await
+                    .is_err(),
+            };
+            assert!(no_tls, "plaintext reached the TLS listener");
+            let mut mutual =
+                ObserverClient::new(channel(&secured, Some(&pki.client(true))).await.unwrap());
+            let seen = flows(
+                &mut mutual,
+                GetFlowsRequest {
+                    whitelist: vec![pb::FlowFilter {
+                        destination_pod: vec!["shop/server".to_string()],
+                        node_name: vec![b.name().to_string()],
+                        ..filter()
+                    }],
+                    ..Default::default()
+                },
+            )
+            .await;
+            assert!(!seen.is_empty(), "node 2 serves its flows over mutual TLS");
+        })
+        .unwrap();
+
+    // Every output format of the CLI, from the built binary.
+    let compact = membrane_observe(&a, &["--last", "5", "--from-pod", "shop/client"]);
+    assert_eq!(compact.lines().count(), 5, "{compact}");
+    assert!(
+        compact.lines().all(|l| l.contains("shop/client")),
+        "{compact}"
+    );
+    let table = membrane_observe(&a, &["-o", "table", "--last", "3"]);
+    assert!(table.starts_with("TIMESTAMP"), "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
+    let dict = membrane_observe(&a, &["-o", "dict", "--last", "1", "--verdict", "DROPPED"]);
+    assert!(dict.contains("VERDICT: DROPPED"), "{dict}");
+    let json = membrane_observe(&a, &["-o", "json", "--last", "1", "--verdict", "DROPPED"]);
+    let flow: Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(flow["drop_reason_desc"], "INVALID_SOURCE_IP", "{json}");
+    assert_eq!(flow["source"]["pod_name"], "client", "{json}");
+    let jsonpb = membrane_observe(
+        &a,
+        &["-o", "jsonpb", "--last", "2", "--to-pod", "shop/server"],
+    );
+    let lines: Vec<Value> = jsonpb
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{jsonpb}");
+    assert!(
+        lines
+            .iter()
+            .all(|r| r["flow"]["destination"]["pod_name"] == "server"),
+        "{jsonpb}"
+    );
+
+    // Metrics: Prometheus text, counters moving with traffic.
+    let after = scrape(&outside, &a);
+    let drops =
+        |s: &prometheus_parse::Scrape| sum(s, "membrane_drops_total", &[("direction", "egress")]);
+    assert!(
+        drops(&after) > drops(&before),
+        "the spoofed datagram is counted"
+    );
+    let forwarded = |s: &prometheus_parse::Scrape| {
+        sum(
+            s,
+            "membrane_flows_processed_total",
+            &[("verdict", "FORWARDED")],
+        )
+    };
+    assert!(
+        forwarded(&after) > forwarded(&before),
+        "the follow connection is counted"
+    );
+    assert_eq!(sum(&after, "membrane_agent_healthy", &[]), 1.0);
+    // Map pressure is read every few seconds: wait, bounded, for a reading with pods.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for attempt in 0.. {
+        let scraped = scrape(&outside, &a);
+        let pressure = |map: &str| {
+            (
+                sum(&scraped, "membrane_map_entries", &[("map", map)]),
+                sum(&scraped, "membrane_map_capacity", &[("map", map)]),
+            )
+        };
+        let maps = ["endpoints", "conntrack", "ipcache"].map(pressure);
+        if maps
+            .iter()
+            .all(|(entries, capacity)| *entries > 0.0 && capacity >= entries)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && attempt < 30,
+            "map pressure of endpoints, conntrack, ipcache: {maps:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_flood_beyond_the_event_queue_is_reported_as_lost_events_not_silently_dropped() {
+    let outside = Outside::create().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let path = config.path().join("agent.yaml");
+    // A queue of one event: every batch of more than one read from the ring overflows.
+    std::fs::write(&path, "observe:\n  events-queue: 1\n").unwrap();
+    let node = Node::start_with(
+        &outside,
+        1,
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--metrics",
+            &format!("0.0.0.0:{METRICS_PORT}"),
+        ],
+    )
+    .unwrap();
+    let client = Pod::create(&node, "shop", "client").unwrap();
+    let server = Pod::create(&node, "shop", "server").unwrap();
+    let _serving = workload::serve(&server, DEFAULT_PORTS).unwrap();
+    let to = SocketAddr::new(server.ipv4().unwrap().into(), DEFAULT_PORTS.tcp);
+    // The flood: bounded, 200 new connections, each several events.
+    assert_all_ok("tcp", &workload::tcp(&client, to, 200).unwrap());
+    let lost_request = GetFlowsRequest::default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (records, flows_seen) = loop {
+        let all = block_on(async {
+            responses(&mut unix_client(&node).await, lost_request.clone()).await
+        });
+        let records: Vec<pb::LostEvent> = all
+            .iter()
+            .filter_map(|r| match &r.response_types {
+                Some(ResponseTypes::LostEvents(lost)) => Some(lost.clone()),
+                _ => None,
+            })
+            .collect();
+        let flows_seen = all.len() - records.len();
+        if !records.is_empty() {
+            break (records, flows_seen);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no lost-event record after a flood through a one-event queue ({flows_seen} flows)"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        records.iter().all(
+            |r| r.source == pb::LostEventSource::ObserverEventsQueue as i32
+                && r.num_events_lost > 0
+        ),
+        "{records:?}"
+    );
+    let reported: u64 = records.iter().map(|r| r.num_events_lost).sum();
+    let scraped = scrape(&outside, &node);
+    let counted = sum(
+        &scraped,
+        "membrane_lost_events_total",
+        &[("source", "events_queue")],
+    );
+    assert!(
+        counted >= reported as f64,
+        "the metric ({counted}) counts at least what the kept records report ({reported})"
+    );
+    assert!(flows_seen > 0, "what fitted was decoded");
+}
