@@ -110,6 +110,19 @@ async fn up(handle: &Handle, index: u32) {
 /// with two pods' host veths, an uplink with a reachable "world" neighbour, and the
 /// datapath loaded and configured.
 pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
+    with_bed_sized(
+        MapSizes {
+            conntrack: 4096,
+            nat: 4096,
+            endpoints: 64,
+            ..MapSizes::default()
+        },
+        test,
+    )
+}
+
+/// [`with_bed`] with the datapath's maps sized `sizes`.
+pub fn with_bed_sized(sizes: MapSizes, test: impl FnOnce(&mut Bed) + Send + 'static) {
     let thread = std::thread::spawn(move || {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
             .expect("unshare a network namespace (are you root?)");
@@ -215,12 +228,7 @@ pub fn with_bed(test: impl FnOnce(&mut Bed) + Send + 'static) {
             non_masquerade_v4: Some("10.200.0.0/16".parse().unwrap()),
             non_masquerade_v6: Some("fd00:200::/48".parse().unwrap()),
             nat_ports: NAT_PORTS,
-            map_sizes: MapSizes {
-                conntrack: 4096,
-                nat: 4096,
-                endpoints: 64,
-                ..MapSizes::default()
-            },
+            map_sizes: sizes,
             routing: Routing::Native,
             maglev_table_size: 251,
         };
