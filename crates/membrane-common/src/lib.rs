@@ -78,6 +78,8 @@ pub mod program_names {
     pub const FROM_NETDEV: &str = "from_netdev";
     /// tc ingress on the tunnel device: decapsulated traffic from other nodes.
     pub const FROM_OVERLAY: &str = "from_overlay";
+    /// tc egress on the tunnel device: the node's own traffic to pods of other nodes.
+    pub const HOST_TO_OVERLAY: &str = "host_to_overlay";
 }
 
 #[cfg(test)]

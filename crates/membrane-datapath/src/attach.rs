@@ -18,6 +18,8 @@ pub enum Hook {
     Uplink,
     /// tc ingress of the tunnel device.
     Overlay,
+    /// tc egress of the tunnel device.
+    HostToOverlay,
 }
 
 impl Hook {
@@ -27,6 +29,15 @@ impl Hook {
             Hook::Endpoint => program_names::FROM_CONTAINER,
             Hook::Uplink => program_names::FROM_NETDEV,
             Hook::Overlay => program_names::FROM_OVERLAY,
+            Hook::HostToOverlay => program_names::HOST_TO_OVERLAY,
+        }
+    }
+
+    /// Which side of the interface the program sees.
+    fn attach_type(self) -> TcAttachType {
+        match self {
+            Hook::HostToOverlay => TcAttachType::Egress,
+            Hook::Endpoint | Hook::Uplink | Hook::Overlay => TcAttachType::Ingress,
         }
     }
 
@@ -35,6 +46,7 @@ impl Hook {
             Hook::Endpoint => format!("endpoint-{interface}"),
             Hook::Uplink => format!("uplink-{interface}"),
             Hook::Overlay => format!("overlay-{interface}"),
+            Hook::HostToOverlay => format!("overlay-egress-{interface}"),
         }
     }
 }
@@ -97,7 +109,7 @@ pub fn attach_pinned(
             program
                 .attach_with_options(
                     interface,
-                    TcAttachType::Ingress,
+                    hook.attach_type(),
                     TcAttachOptions::TcxOrder(LinkOrder::default()),
                 )
                 .map_err(attach_err)?

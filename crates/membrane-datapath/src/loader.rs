@@ -154,6 +154,7 @@ impl Datapath {
         datapath.attach(Hook::Uplink, &options.uplink)?;
         if let Routing::Tunnel { device } = &options.routing {
             datapath.attach(Hook::Overlay, device)?;
+            datapath.attach(Hook::HostToOverlay, device)?;
         }
         Ok(datapath)
     }
@@ -283,6 +284,7 @@ impl Datapath {
             program_names::FROM_CONTAINER,
             program_names::FROM_NETDEV,
             program_names::FROM_OVERLAY,
+            program_names::HOST_TO_OVERLAY,
         ] {
             attach::program(&mut ebpf, name)?
                 .load()

@@ -8,7 +8,7 @@ use bed::{L4, NAT_PORTS, NODE_V4, NODE_V6, WORLD_MAC, WORLD_V4, WORLD_V6, packet
 use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 use membrane_common::ct::ct_flags;
 use membrane_common::metrics::reason;
-use membrane_common::program_names::{FROM_CONTAINER, FROM_NETDEV};
+use membrane_common::program_names::{FROM_CONTAINER, FROM_NETDEV, HOST_TO_OVERLAY};
 use membrane_datapath::Datapath;
 use std::net::IpAddr;
 
@@ -607,6 +607,37 @@ fn tunnel_mode_sends_traffic_for_a_remote_pod_to_the_overlay() {
 }
 
 #[test]
+fn the_nodes_own_traffic_routed_to_the_tunnel_gets_the_remote_node_and_its_identity() {
+    both_families(|bed, v6| {
+        let remote_pod: IpAddr = if v6 {
+            "fd00:200:0:5::7".parse().unwrap()
+        } else {
+            "10.200.5.7".parse().unwrap()
+        };
+        let remote_node: IpAddr = "10.99.0.77".parse().unwrap();
+        bed.dp
+            .upsert_ipcache(ipnet::IpNet::from(remote_pod), 4242, Some(remote_node))
+            .unwrap();
+        let ifindex = bed.a.spec.host_ifindex;
+        let to = |dst: IpAddr| {
+            let input = packet(WORLD_MAC, WORLD_MAC, node(v6), dst, 33000, 8080, L4::TcpSyn);
+            bed.dp.test_run(HOST_TO_OVERLAY, &input, ifindex, 1).unwrap()
+        };
+        let out = to(remote_pod);
+        assert_eq!(out.action, TC_ACT_OK, "on to the tunnel device's transmit");
+        assert_eq!(counter(&bed.dp, reason::TO_OVERLAY), 1);
+        assert_eq!(decode(&out.packet).dst, remote_pod, "the packet is not rewritten");
+        let unknown = if v6 { "fd00:200:0:9::9" } else { "10.200.9.9" };
+        assert_eq!(to(unknown.parse().unwrap()).action, TC_ACT_SHOT);
+        assert_eq!(
+            counter(&bed.dp, reason::DROP_NO_ROUTE),
+            1,
+            "an address no node hosts cannot be tunnelled"
+        );
+    });
+}
+
+#[test]
 fn native_mode_routes_traffic_for_a_remote_pod_through_the_fib_unmasqueraded() {
     both_families(|bed, v6| {
         let a = bed.a.spec.clone();
@@ -714,8 +745,8 @@ fn every_program_verifies_with_headroom_below_the_kernel_limit() {
         let counts = bed.dp.verified_instructions();
         assert_eq!(
             counts.len(),
-            11,
-            "3 tc programs and 8 socket hooks: {counts:?}"
+            12,
+            "4 tc programs and 8 socket hooks: {counts:?}"
         );
         for (name, count) in counts {
             println!("{name}: {count} instructions verified");

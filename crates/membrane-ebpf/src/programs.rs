@@ -11,7 +11,7 @@ use crate::policy;
 use crate::reject;
 use crate::rewrite::dec_ttl;
 use crate::service;
-use crate::tunnel::{identity_from_vni, ipcache, to_overlay};
+use crate::tunnel::{identity_from_vni, ipcache, set_tunnel_key, to_overlay};
 use aya_ebpf::bindings::{TC_ACT_OK, TC_ACT_SHOT};
 use aya_ebpf::macros::classifier;
 use aya_ebpf::programs::TcContext;
@@ -326,6 +326,45 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
     Ok(Verdict {
         action: to_endpoint(ctx, &pkt, ep)?,
         reason: reason::FROM_NETWORK,
+    })
+}
+
+/// tc egress on the tunnel device. Pods' packets arrive here already carrying their
+/// tunnel metadata (set before the redirect) and pass untouched. The node's own packets
+/// to pods of other nodes (routed to the tunnel device by the agent) get it here: the
+/// node hosting the destination, and the remote-node identity, which is what the node
+/// is to the receiver.
+#[classifier]
+pub fn host_to_overlay(ctx: TcContext) -> i32 {
+    if identity_from_vni(&ctx).is_ok() {
+        return TC_ACT_OK as i32;
+    }
+    events::reset();
+    let res = try_host_to_overlay(&ctx);
+    finish(&ctx, direction::EGRESS, res)
+}
+
+#[inline(always)]
+fn try_host_to_overlay(ctx: &TcContext) -> Result<Verdict, u8> {
+    let pkt = match parse(ctx)? {
+        Parsed::Ip(pkt) => pkt,
+        Parsed::Other => return Ok(PASS),
+    };
+    // The device's own IPv6 link-local and multicast chatter: nowhere to tunnel it.
+    if !pkt.is_v4() && (pkt.key.saddr[0] == 0xfe || pkt.key.daddr[0] == 0xff) {
+        return Ok(PASS);
+    }
+    events::begin(&pkt, ctx.len(), ifindex(ctx));
+    events::source(0, identity::HOST);
+    let remote = match ipcache(&pkt.key.daddr, pkt.key.family) {
+        Some(remote) if remote.tunnel_family != 0 => remote,
+        _ => return Err(reason::DROP_NO_ROUTE),
+    };
+    events::destination(0, remote.identity);
+    set_tunnel_key(ctx, remote, identity::REMOTE_NODE)?;
+    Ok(Verdict {
+        action: TC_ACT_OK as i32,
+        reason: reason::TO_OVERLAY,
     })
 }
 

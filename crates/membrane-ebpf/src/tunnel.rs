@@ -38,6 +38,20 @@ pub fn to_overlay(
     identity: u32,
     tunnel_ifindex: u32,
 ) -> Result<i32, u8> {
+    set_tunnel_key(ctx, remote, identity)?;
+    // SAFETY: bpf_redirect only records the target.
+    let ret = unsafe { bpf_redirect(tunnel_ifindex, 0) };
+    if ret == TC_ACT_REDIRECT as i64 {
+        Ok(TC_ACT_REDIRECT as i32)
+    } else {
+        Err(reason::DROP_NO_ROUTE)
+    }
+}
+
+/// Sets the tunnel metadata of the packet: the remote node's underlay address, and the
+/// sender's identity as VNI.
+#[inline(never)]
+pub fn set_tunnel_key(ctx: &TcContext, remote: &IpcacheEntry, identity: u32) -> Result<(), u8> {
     // SAFETY: bpf_tunnel_key is plain old data.
     let mut key: bpf_tunnel_key = unsafe { core::mem::zeroed() };
     key.tunnel_id = identity & VNI_MASK;
@@ -62,13 +76,7 @@ pub fn to_overlay(
     if unsafe { bpf_skb_set_tunnel_key(ctx.skb.skb, &mut key, size, flags) } != 0 {
         return Err(reason::DROP_TUNNEL);
     }
-    // SAFETY: bpf_redirect only records the target.
-    let ret = unsafe { bpf_redirect(tunnel_ifindex, 0) };
-    if ret == TC_ACT_REDIRECT as i64 {
-        Ok(TC_ACT_REDIRECT as i32)
-    } else {
-        Err(reason::DROP_NO_ROUTE)
-    }
+    Ok(())
 }
 
 /// The source identity carried in the VNI of a decapsulated packet.

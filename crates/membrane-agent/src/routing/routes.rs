@@ -1,15 +1,23 @@
-//! Native routing: one route per other node's pod CIDR towards that node's underlay
-//! address, added and removed as nodes come and go. The next hop is what the kernel's
-//! FIB says for the node's address (the node itself when it is on a shared link, the
-//! router otherwise), so nodes on different subnets work when the underlay routes pod
-//! CIDRs. Routes carry their own protocol number, so a restarted agent finds the ones it
+//! One route per other node's pod CIDR, added and removed as nodes come and go.
+//!
+//! - Native routing: towards that node's underlay address. The next hop is what the
+//!   kernel's FIB says for the node's address (the node itself when it is on a shared
+//!   link, the router otherwise), so nodes on different subnets work when the underlay
+//!   routes pod CIDRs.
+//! - Tunnel: onto the tunnel device (no ARP), with this node's address as the source, so
+//!   that the node's own processes reach pods of other nodes; the tunnel device's egress
+//!   program adds the encapsulation metadata. Pods' traffic never takes these routes.
+//!
+//! Routes carry their own protocol number, so a restarted agent finds the ones it
 //! installed earlier and removes those no node wants any more.
 
 use super::RoutingError;
 use futures::TryStreamExt as _;
 use ipnet::IpNet;
 use membrane_api::NodeInfo;
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope,
+};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -53,30 +61,53 @@ pub fn desired(nodes: &[NodeInfo], me: &str) -> BTreeMap<IpNet, IpAddr> {
     routes
 }
 
-/// A route as installed: next hop and output interface.
+/// A route as installed: gateway (none for a device route), output interface and
+/// preferred source address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct NextHop {
-    gateway: IpAddr,
+    gateway: Option<IpAddr>,
     oif: u32,
+    source: Option<IpAddr>,
+}
+
+/// Where pod CIDR routes lead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The other node's underlay address (native routing).
+    Underlay,
+    /// The tunnel device of this interface index, from this node's addresses.
+    Tunnel {
+        /// The tunnel device.
+        ifindex: u32,
+        /// This node's IPv4 address, the source of its packets to pods of other nodes.
+        source_v4: Option<Ipv4Addr>,
+        /// This node's IPv6 address, likewise.
+        source_v6: Option<Ipv6Addr>,
+    },
 }
 
 /// Installs and removes pod CIDR routes.
-pub struct NativeRoutes {
+pub struct PodCidrRoutes {
     handle: Handle,
+    via: Via,
     installed: BTreeMap<IpNet, NextHop>,
 }
 
-impl NativeRoutes {
-    /// Routes on `handle`'s namespace; the ones an earlier agent installed are found by
-    /// their protocol number.
-    pub async fn adopt(handle: Handle) -> Result<NativeRoutes, RoutingError> {
+impl PodCidrRoutes {
+    /// Routes on `handle`'s namespace leading `via`; the ones an earlier agent installed
+    /// are found by their protocol number.
+    pub async fn adopt(handle: Handle, via: Via) -> Result<PodCidrRoutes, RoutingError> {
         let mut installed = BTreeMap::new();
         for message in dump(&handle).await? {
             if let Some((prefix, hop)) = ours(&message) {
                 installed.insert(prefix, hop);
             }
         }
-        Ok(NativeRoutes { handle, installed })
+        Ok(PodCidrRoutes {
+            handle,
+            via,
+            installed,
+        })
     }
 
     /// The pod CIDRs routed now.
@@ -117,6 +148,7 @@ impl NativeRoutes {
             let step = async {
                 let hop = self.next_hop(*node).await?;
                 if self.installed.get(prefix) != Some(&hop) {
+                    let via = hop.gateway.map_or_else(|| format!("dev {}", hop.oif), |g| g.to_string());
                     self.handle
                         .route()
                         .add(route(*prefix, hop))
@@ -125,10 +157,10 @@ impl NativeRoutes {
                         .await
                         .map_err(|source| RoutingError::Netlink {
                             operation: "installing route",
-                            target: format!("{prefix} via {}", hop.gateway),
+                            target: format!("{prefix} via {via}"),
                             source,
                         })?;
-                    tracing::info!(%prefix, %node, via = %hop.gateway, oif = hop.oif, "routed a node's pod CIDR");
+                    tracing::info!(%prefix, %node, %via, oif = hop.oif, "routed a node's pod CIDR");
                 }
                 Ok::<_, RoutingError>(hop)
             };
@@ -142,8 +174,25 @@ impl NativeRoutes {
         outcome
     }
 
-    /// The kernel's next hop towards `node`: its gateway, or `node` itself when on-link.
+    /// The next hop towards `node`'s pods: the tunnel device, or the kernel's next hop
+    /// towards `node` (its gateway, or `node` itself when on-link).
     async fn next_hop(&self, node: IpAddr) -> Result<NextHop, RoutingError> {
+        if let Via::Tunnel {
+            ifindex,
+            source_v4,
+            source_v6,
+        } = self.via
+        {
+            let source = match node {
+                IpAddr::V4(_) => source_v4.map(IpAddr::V4),
+                IpAddr::V6(_) => source_v6.map(IpAddr::V6),
+            };
+            return Ok(NextHop {
+                gateway: None,
+                oif: ifindex,
+                source,
+            });
+        }
         let query = match node {
             IpAddr::V4(a) => RouteMessageBuilder::<Ipv4Addr>::new()
                 .destination_prefix(a, 32)
@@ -166,14 +215,15 @@ impl NativeRoutes {
             .await
             .map_err(failed)?;
         let mut hop = NextHop {
-            gateway: node,
+            gateway: Some(node),
             oif: 0,
+            source: None,
         };
         for attribute in answer.iter().flat_map(|m| &m.attributes) {
             match attribute {
                 RouteAttribute::Gateway(gateway) => {
                     if let Some(gateway) = address(gateway) {
-                        hop.gateway = gateway;
+                        hop.gateway = Some(gateway);
                     }
                 }
                 RouteAttribute::Oif(oif) => hop.oif = *oif,
@@ -187,7 +237,7 @@ impl NativeRoutes {
 /// Keeps the routes in step with the node list until `token` is cancelled: at every
 /// change of `changes`, and every [`RESYNC`].
 pub async fn run(
-    mut routes: NativeRoutes,
+    mut routes: PodCidrRoutes,
     me: String,
     nodes: impl Fn() -> Vec<NodeInfo> + Send,
     mut changes: watch::Receiver<u64>,
@@ -208,20 +258,35 @@ pub async fn run(
 
 fn route(prefix: IpNet, hop: NextHop) -> RouteMessage {
     let protocol = RouteProtocol::from(ROUTE_PROTOCOL);
-    let mut message = match (prefix, hop.gateway) {
-        (IpNet::V4(net), IpAddr::V4(gateway)) => RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(net.network(), net.prefix_len())
-            .gateway(gateway)
-            .protocol(protocol)
-            .build(),
-        (IpNet::V6(net), IpAddr::V6(gateway)) => RouteMessageBuilder::<Ipv6Addr>::new()
-            .destination_prefix(net.network(), net.prefix_len())
-            .gateway(gateway)
-            .protocol(protocol)
-            .build(),
-        // desired() pairs every prefix with a node of its family, and the kernel's
-        // gateway towards an address is of the address's family.
-        (prefix, gateway) => unreachable!("{prefix} via {gateway} mixes families"),
+    // desired() pairs every prefix with a node of its family; the kernel's gateway
+    // towards an address and this node's source address are of that family too.
+    let mut message = match prefix {
+        IpNet::V4(net) => {
+            let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(net.network(), net.prefix_len())
+                .protocol(protocol);
+            match hop.gateway {
+                Some(IpAddr::V4(gateway)) => builder = builder.gateway(gateway),
+                _ => builder = builder.scope(RouteScope::Link),
+            }
+            if let Some(IpAddr::V4(source)) = hop.source {
+                builder = builder.pref_source(source);
+            }
+            builder.build()
+        }
+        IpNet::V6(net) => {
+            let mut builder = RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(net.network(), net.prefix_len())
+                .protocol(protocol);
+            match hop.gateway {
+                Some(IpAddr::V6(gateway)) => builder = builder.gateway(gateway),
+                _ => builder = builder.scope(RouteScope::Link),
+            }
+            if let Some(IpAddr::V6(source)) = hop.source {
+                builder = builder.pref_source(source);
+            }
+            builder.build()
+        }
     };
     if hop.oif != 0 {
         message.attributes.push(RouteAttribute::Oif(hop.oif));
@@ -258,15 +323,15 @@ fn ours(message: &RouteMessage) -> Option<(IpNet, NextHop)> {
     }
     let mut destination = None;
     let mut hop = NextHop {
-        gateway: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        gateway: None,
         oif: 0,
+        source: None,
     };
     for attribute in &message.attributes {
         match attribute {
             RouteAttribute::Destination(a) => destination = address(a),
-            RouteAttribute::Gateway(a) => {
-                hop.gateway = address(a)?;
-            }
+            RouteAttribute::Gateway(a) => hop.gateway = Some(address(a)?),
+            RouteAttribute::PrefSource(a) => hop.source = Some(address(a)?),
             RouteAttribute::Oif(oif) => hop.oif = *oif,
             _ => {}
         }

@@ -47,7 +47,13 @@ pub async fn ensure_device(handle: &Handle, name: &str, mtu: u32) -> Result<u32,
         let index = existing.header.index;
         handle
             .link()
-            .set(LinkUnspec::new_with_index(index).mtu(mtu).up().build())
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .mtu(mtu)
+                    .arp(false)
+                    .up()
+                    .build(),
+            )
             .execute()
             .await
             .map_err(failed("configuring"))?;
@@ -58,6 +64,9 @@ pub async fn ensure_device(handle: &Handle, name: &str, mtu: u32) -> Result<u32,
         .port(VXLAN_PORT)
         .collect_metadata(true)
         .mtu(mtu)
+        // The node's packets routed onto the device need no neighbour: the egress
+        // program sets where they go.
+        .arp(false)
         .up()
         .build();
     handle
