@@ -7,7 +7,7 @@ use crate::lb::{lookup_service, select_backend};
 use crate::maps::{CONFIG, SOCK_REV_NAT};
 use crate::metrics::count;
 use aya_ebpf::bindings::bpf_sock_addr;
-use aya_ebpf::helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie};
+use aya_ebpf::helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie, bpf_set_retval};
 use aya_ebpf::macros::cgroup_sock_addr;
 use aya_ebpf::programs::SockAddrContext;
 use membrane_common::metrics::{direction, reason};
@@ -17,6 +17,8 @@ use membrane_common::{CtKey, Family, RevNat, ServiceKey, SockRevKey};
 /// Verdicts of sock_addr programs.
 const ALLOW: i32 = 1;
 const REJECT: i32 = 0;
+/// `ECONNREFUSED` (Linux).
+const ECONNREFUSED: i32 = 111;
 
 /// The socket's destination as the application gave it.
 #[inline(always)]
@@ -154,6 +156,12 @@ fn forward(ctx: &SockAddrContext, family: u8) -> i32 {
         Ok(()) => ALLOW,
         Err(drop) => {
             count(drop, direction::EGRESS, 0);
+            if drop == reason::DROP_NO_BACKEND {
+                // The caller sees "connection refused", as from a closed port, instead
+                // of the hook's default EPERM.
+                // SAFETY: bpf_set_retval has no preconditions in cgroup programs.
+                unsafe { bpf_set_retval(-ECONNREFUSED) };
+            }
             REJECT
         }
     }

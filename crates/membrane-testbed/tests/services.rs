@@ -10,7 +10,7 @@ use membrane_api::{ApplyReport, ApplyRequest, Client, ServiceFrontend, paths};
 use membrane_testbed::pinned;
 use membrane_testbed::report::ServersReport;
 use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome, Server};
-use membrane_testbed::{Node, Outside, Pod};
+use membrane_testbed::{Etcd, Node, Outside, Place as _, Pod};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -340,31 +340,45 @@ fn a_service_without_ready_backends_refuses_at_once_and_counts_the_drop() {
             .map(|c| c.packets)
             .sum::<u64>()
     };
+    // From a pod the socket hooks refuse the ClusterIP at connect; from outside the
+    // uplink's program answers the NodePort's first packet with an ICMP port unreachable.
     for v6 in [false, true] {
         let vip: IpAddr = if v6 { "fd00:96::20" } else { "10.96.0.20" }
             .parse()
             .unwrap();
         wait_programmed(&node, vip, TCP_PORT, &[]);
-        let before = refused();
-        let started = Instant::now();
-        let tcp = workload::tcp(&client, SocketAddr::new(vip, TCP_PORT), 1).unwrap();
-        let took = started.elapsed();
-        assert!(!tcp.success && tcp.report.failed == 1, "{tcp:?}");
-        let error = tcp.report.first_error.clone().unwrap_or_default();
-        assert!(
-            !error.contains("no answer within"),
-            "refused, not timed out: {error}"
-        );
-        assert!(
-            took < workload::OP_TIMEOUT,
-            "the refusal took {took:?}: {error}"
-        );
-        let udp = workload::udp(&client, SocketAddr::new(vip, UDP_PORT), 1).unwrap();
-        assert!(!udp.success, "{udp:?}");
-        assert!(
-            refused() >= before + 2,
-            "each refusal is counted as service_without_backend"
-        );
+        let on_node = node_address(&node, v6);
+        let targets: [(&dyn membrane_testbed::Place, IpAddr, u16, u16); 2] = [
+            (&client, vip, TCP_PORT, UDP_PORT),
+            (&outside, on_node, TCP_NODE_PORT, UDP_NODE_PORT),
+        ];
+        for (place, address, tcp_port, udp_port) in targets {
+            let before = refused();
+            let started = Instant::now();
+            let tcp = workload::tcp(place, SocketAddr::new(address, tcp_port), 1).unwrap();
+            let took = started.elapsed();
+            assert!(!tcp.success && tcp.report.failed == 1, "{tcp:?}");
+            let error = tcp.report.first_error.clone().unwrap_or_default();
+            assert!(
+                error.contains("refused"),
+                "{address}:{tcp_port} refused, not timed out: {error}"
+            );
+            assert!(
+                took < workload::OP_TIMEOUT,
+                "the refusal took {took:?}: {error}"
+            );
+            let udp = workload::udp(place, SocketAddr::new(address, udp_port), 1).unwrap();
+            assert!(!udp.success, "{udp:?}");
+            let error = udp.report.first_error.clone().unwrap_or_default();
+            assert!(
+                error.contains("refused"),
+                "{address}:{udp_port} refused, not timed out: {error}"
+            );
+            assert!(
+                refused() >= before + 2,
+                "each refusal is counted as service_without_backend"
+            );
+        }
     }
 }
 
@@ -514,6 +528,90 @@ fn a_crashed_agent_restarts_with_every_number_and_node_port_connections_go_on() 
             SocketAddr::new(vip, TCP_PORT),
             SocketAddr::new(vip, UDP_PORT),
             &pods.addresses(v6),
+        );
+    }
+}
+
+/// Waits, a bounded number of single pings and at most [`PROGRAM_TIMEOUT`], until `to`
+/// answers `from`: the nodes learn each other's pods through etcd.
+fn wait_reachable(from: &Pod, to: IpAddr) {
+    let deadline = Instant::now() + PROGRAM_TIMEOUT;
+    for attempt in 0.. {
+        let outcome = workload::ping(from, to, 1).unwrap();
+        if outcome.success && outcome.report.failed == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline && attempt < 150,
+            "{to} unreachable after {PROGRAM_TIMEOUT:?}: {outcome:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_service_with_a_backend_on_each_of_two_nodes_is_reached_from_a_pod_the_node_and_outside() {
+    let outside = Outside::create().unwrap();
+    let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
+    let endpoint = etcd.endpoint();
+    let flags = [
+        "--kvstore",
+        "etcd",
+        "--kvstore-endpoints",
+        &endpoint,
+        "--routing-mode",
+        "tunnel",
+        "--cluster-cidr-v4",
+        "10.200.0.0/16",
+        "--cluster-cidr-v6",
+        "fd00:200::/48",
+    ];
+    let a = Node::start_with(&outside, 1, &flags).unwrap();
+    let b = Node::start_with(&outside, 2, &flags).unwrap();
+    let local = Pod::create(&a, "shop", "web-a").unwrap();
+    let remote = Pod::create(&b, "shop", "web-b").unwrap();
+    let client = Pod::create(&a, "shop", "client").unwrap();
+    let _servers = [
+        workload::serve(&local, DEFAULT_PORTS).unwrap(),
+        workload::serve(&remote, DEFAULT_PORTS).unwrap(),
+    ];
+    let mut objects = vec![service("web", [CLUSTER_V4, CLUSTER_V6], json!({}))];
+    // One slice per node and family, as the EndpointSlice controller may split them.
+    for (node, pod) in [(&a, &local), (&b, &remote)] {
+        for mut slice in slices("web", node, &[pod]) {
+            let name = format!("{}-{}", slice["metadata"]["name"].as_str().unwrap(), node.name());
+            slice["metadata"]["name"] = json!(name);
+            objects.push(slice);
+        }
+    }
+    // Applied on node b, programmed on node a: the objects travel through etcd.
+    apply(&b, objects);
+    for v6 in [false, true] {
+        let backends = [address(&local, v6), address(&remote, v6)];
+        wait_programmed(&a, cluster_ip(v6), TCP_PORT, &backends);
+        wait_reachable(&client, address(&remote, v6));
+        let vip = cluster_ip(v6);
+        // A pod (socket LB), a process on the node (socket LB in the node's cgroup), and
+        // the outside world through node a's NodePort (per packet; the remote backend's
+        // connections source-NATed to node a so their replies come back through it).
+        reaches_both_backends(
+            &client,
+            SocketAddr::new(vip, TCP_PORT),
+            SocketAddr::new(vip, UDP_PORT),
+            &backends,
+        );
+        reaches_both_backends(
+            &a,
+            SocketAddr::new(vip, TCP_PORT),
+            SocketAddr::new(vip, UDP_PORT),
+            &backends,
+        );
+        let at = node_address(&a, v6);
+        reaches_both_backends(
+            &outside,
+            SocketAddr::new(at, TCP_NODE_PORT),
+            SocketAddr::new(at, UDP_NODE_PORT),
+            &backends,
         );
     }
 }
