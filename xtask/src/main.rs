@@ -36,11 +36,16 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Setup, build, then brings up a node with pods and shows traffic through Membrane.
+    /// Setup, build, then brings up a local cluster (two nodes on a real etcd, or one on
+    /// the embedded store) running examples/, drives traffic (a refused path included),
+    /// shows membrane status, the Services and live flows, and removes it all at the end.
     Demo {
         /// Keeps the demo up this many seconds, instead of until Ctrl-C.
         #[arg(long)]
         duration: Option<u64>,
+        /// Nodes: 2 (sharing state through etcd) or 1 (the embedded store).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+        nodes: u8,
     },
     /// Setup, release build, then measures a scenario against its physical limit.
     Bench {
@@ -99,14 +104,14 @@ fn run(task: Task) -> anyhow::Result<()> {
             test.extend(args);
             cargo(&test)
         }
-        Task::Demo { duration } => {
+        Task::Demo { duration, nodes } => {
             let mut phases = Phases::new(3);
             phases.start("setup");
             setup::run()?;
             phases.start("build the workspace's binaries");
             cargo(&build_args(false))?;
             phases.start("run the demo");
-            let mut args = Vec::new();
+            let mut args = vec!["--nodes".to_string(), nodes.to_string()];
             if let Some(seconds) = duration {
                 args.extend(["--duration".to_string(), seconds.to_string()]);
             }

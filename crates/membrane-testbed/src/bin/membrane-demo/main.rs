@@ -1,265 +1,354 @@
-//! `membrane-demo`: brings up one node with its agent, an outside namespace and three
-//! pods through the CNI plugin, shows traffic through Membrane on both IP families,
-//! then stays up until Ctrl-C (or `--duration` seconds) and removes everything.
+//! `membrane-demo`: a local cluster in network namespaces of this machine: two nodes
+//! sharing state through a real etcd (or one node on the embedded store), the example
+//! application of `examples/shop` with its Services and policies, and the probe pods of
+//! `examples/connectivity`. It drives traffic (a refused path included), shows
+//! `membrane status`, the Services and a live stream of flows, stays up until Ctrl-C
+//! (or `--duration`) and removes everything it created.
 #![forbid(unsafe_code)]
 
-use anyhow::{Context, ensure};
-use clap::Parser;
-use membrane_testbed::report::CountReport;
-use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome};
-use membrane_testbed::{Node, Outside, Place, Pod, pinned};
-use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+mod inventory;
+mod steps;
+mod traffic;
 
-/// Membrane on one node, in network namespaces of this machine.
+use anyhow::{Context, bail};
+use clap::Parser;
+use inventory::Inventory;
+use membrane_api::{ServiceFrontend, paths};
+use membrane_testbed::app::{self, App};
+use membrane_testbed::process::{self, Process};
+use membrane_testbed::workload::{self, DEFAULT_PORTS};
+use membrane_testbed::{Etcd, Node, Outside, Place, cli, cluster};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use steps::{Steps, wait_for};
+use traffic::{Expect, Path};
+
+/// Membrane on a local cluster, in network namespaces of this machine.
 #[derive(Parser)]
 #[command(name = "membrane-demo", version)]
 struct Cli {
+    /// Nodes: 2 share state through a real etcd the demo starts; 1 uses the embedded store.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    nodes: u8,
+
     /// Stays up this many seconds after the checks, instead of until Ctrl-C.
     #[arg(long)]
     duration: Option<u64>,
+
+    /// The examples directory (holding shop/ and connectivity/).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"))]
+    examples: PathBuf,
+
+    /// Writes the names of everything the demo creates (namespaces, cgroups, pin
+    /// directories, state directories) as JSON to this file, for a check that all of it
+    /// is gone afterwards.
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
 }
 
-/// Numbered steps with their duration.
-struct Steps {
-    total: usize,
-    current: usize,
-}
+/// How long the agents get to program the Services.
+const PROGRAM_LIMIT: Duration = Duration::from_secs(60);
 
-impl Steps {
-    fn run<T>(
-        &mut self,
-        what: &str,
-        step: impl FnOnce() -> anyhow::Result<T>,
-    ) -> anyhow::Result<T> {
-        self.current += 1;
-        println!("[{}/{}] {what} ...", self.current, self.total);
-        let started = Instant::now();
-        let result = step()?;
-        println!("      done in {:.1}s", started.elapsed().as_secs_f64());
-        Ok(result)
-    }
-}
-
-fn address(pod: &Pod, v6: bool) -> anyhow::Result<IpAddr> {
-    Ok(if v6 {
-        IpAddr::V6(
-            pod.ipv6()
-                .with_context(|| format!("{} has no IPv6 address", pod.full_name()))?,
-        )
-    } else {
-        IpAddr::V4(
-            pod.ipv4()
-                .with_context(|| format!("{} has no IPv4 address", pod.full_name()))?,
-        )
-    })
-}
-
-fn family(v6: bool) -> &'static str {
-    if v6 { "IPv6" } else { "IPv4" }
-}
-
-/// Prints one line for a client run and fails unless every operation succeeded.
-fn show(what: &str, outcome: Outcome<CountReport>) -> anyhow::Result<()> {
-    let report = &outcome.report;
-    let latency = report
-        .latency
-        .map(|l| format!("p50 {}µs  p99 {}µs", l.p50_us, l.p99_us))
-        .unwrap_or_default();
-    println!(
-        "      {what:<44} {:>3}/{:<3} ok  {latency}",
-        report.ok,
-        report.ok + report.failed
-    );
-    ensure!(
-        outcome.success,
-        "{what} failed: {report:?} {}",
-        outcome.stderr
-    );
-    Ok(())
-}
+/// The pods that run on the second node when there are two.
+const ON_SECOND_NODE: [&str; 3] = ["shop/api-1", "shop/db-0", "membrane-connectivity/server-1"];
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let stopping = AtomicBool::new(false);
     println!(
-        "Membrane demo: one node, three pods and the outside world, all in network namespaces.\n"
+        "Membrane demo: {} node(s), the shop application and the outside world, in network namespaces of this machine.",
+        cli.nodes
     );
-    let mut steps = Steps {
-        total: 7,
-        current: 0,
+    let mut steps = Steps::new(8);
+    let mut inventory = Inventory::default();
+
+    let outside = steps.run("create the outside namespace (the world)", || {
+        Ok(Outside::create()?)
+    })?;
+    inventory.netns.push(outside.netns().path().to_path_buf());
+    let etcd = if cli.nodes == 2 {
+        let etcd = steps.run(
+            "start etcd (Debian's etcd-server) in the outside namespace",
+            || {
+                Ok(Etcd::start(
+                    outside.netns(),
+                    IpAddr::V4(outside.world_v4()),
+                )?)
+            },
+        )?;
+        println!("      etcd at {}", etcd.endpoint());
+        inventory
+            .state_dirs
+            .extend(etcd.log_path().parent().map(PathBuf::from));
+        Some(etcd)
+    } else {
+        steps.run(
+            "one node: the agent keeps cluster state in its embedded store",
+            || Ok(()),
+        )?;
+        None
     };
-
-    let outside = steps.run(
-        "create the outside namespace (stands for the world)",
-        || Ok(Outside::create()?),
-    )?;
-    println!(
-        "      {}: world addresses {} and {}, no route back to any pod",
-        outside.netns().name(),
-        outside.world_v4(),
-        outside.world_v6()
-    );
-
-    let node = steps.run(
-        "bring up node 1: namespace, cgroup, bpffs pins, membrane-agent",
-        || Ok(Node::start(&outside, 1)?),
-    )?;
-    let status = node.status()?;
-    println!(
-        "      node {} in {}: uplink {} / {}, pod CIDRs {} and {}, agent healthy: {}",
-        node.name(),
-        node.netns().name(),
-        node.ipv4(),
-        node.ipv6(),
-        node.addressing().pod_cidr_v4(),
-        node.addressing().pod_cidr_v6(),
-        status.healthy
-    );
-
-    let pods = steps.run(
-        "create three pods through the membrane-cni plugin (CNI ADD)",
+    let endpoint = etcd.as_ref().map(Etcd::endpoint);
+    let flags: Vec<&str> = match &endpoint {
+        Some(endpoint) => cluster::etcd_flags(endpoint, "tunnel"),
+        None => Vec::new(),
+    };
+    let nodes = steps.run(
+        &format!(
+            "bring up {} node(s): namespace, cgroup, bpffs pins, membrane-agent",
+            cli.nodes
+        ),
         || {
-            ["web", "client", "db"]
-                .into_iter()
-                .map(|name| {
-                    Pod::create(&node, "demo", name).with_context(|| format!("pod demo/{name}"))
-                })
-                .collect::<anyhow::Result<Vec<Pod>>>()
+            (1..=cli.nodes)
+                .map(|i| Node::start_with(&outside, i, &flags).with_context(|| format!("node {i}")))
+                .collect::<anyhow::Result<Vec<Node>>>()
         },
     )?;
-    for pod in &pods {
-        let v4 = pod.ipv4().map(|ip| ip.to_string()).unwrap_or_default();
-        let v6 = pod.ipv6().map(|ip| ip.to_string()).unwrap_or_default();
+    for node in &nodes {
+        inventory.netns.push(node.netns().path().to_path_buf());
+        inventory
+            .cgroups
+            .extend(node.cgroup().map(|c| c.path().to_path_buf()));
+        inventory.pin_dirs.push(node.pin_dir().path().to_path_buf());
+        inventory.state_dirs.push(node.state_dir().to_path_buf());
         println!(
-            "      {:<12} {v4:<14} {v6:<22} netns {}",
-            pod.full_name(),
-            pod.netns().name()
+            "      {}: uplink {} / {}, pod CIDRs {} and {}, agent socket {}",
+            node.name(),
+            node.ipv4(),
+            node.ipv6(),
+            node.addressing().pod_cidr_v4(),
+            node.addressing().pod_cidr_v6(),
+            node.agent().config().socket.display()
         );
     }
-    let (web, client, db) = (&pods[0], &pods[1], &pods[2]);
+    if let Some(path) = &cli.inventory {
+        inventory.write(path)?;
+    }
+    let first = &nodes[0];
+    let place = |pod: &str| -> &Node {
+        match nodes.get(1) {
+            Some(second) if ON_SECOND_NODE.contains(&pod) => second,
+            _ => first,
+        }
+    };
 
-    let servers = steps.run(
-        "start TCP/UDP/HTTP servers in demo/web, demo/db, the node and the outside",
+    let apps = steps.run(
+        "apply examples/shop and examples/connectivity: Pod objects, pods through the CNI plugin, servers, Services, EndpointSlices, policies",
         || {
-            Ok([
-                workload::serve(web, DEFAULT_PORTS)?,
-                workload::serve(db, DEFAULT_PORTS)?,
-                workload::serve(&node, DEFAULT_PORTS)?,
-                workload::serve(&outside, DEFAULT_PORTS)?,
-            ])
+            let mut apps = Vec::new();
+            for dir in ["shop", "connectivity"] {
+                let objects = app::load(&cli.examples.join(dir))?;
+                apps.push(App::deploy(first, objects, place)?);
+            }
+            Ok(apps)
         },
     )?;
-    let ports = servers[0].ready();
-    println!(
-        "      listening on TCP {}, UDP {}, HTTP {}",
-        ports.tcp.unwrap_or_default(),
-        ports.udp.unwrap_or_default(),
-        ports.http.unwrap_or_default()
+    for pod in apps.iter().flat_map(App::pods) {
+        inventory.netns.push(pod.netns().path().to_path_buf());
+        inventory
+            .cgroups
+            .extend(pod.cgroup().map(|c| c.path().to_path_buf()));
+    }
+    if let Some(path) = &cli.inventory {
+        inventory.write(path)?;
+    }
+    for app in &apps {
+        for pod in app.pods() {
+            println!(
+                "      {:<32} on {:<14} {:<14} {}",
+                pod.full_name(),
+                pod.node_name(),
+                pod.ipv4().map(|ip| ip.to_string()).unwrap_or_default(),
+                pod.ipv6().map(|ip| ip.to_string()).unwrap_or_default()
+            );
+        }
+    }
+    let shop = &apps[0];
+    let pod = |name: &str| {
+        shop.pod(name)
+            .with_context(|| format!("examples/shop has no pod {name}"))
+    };
+    let (visitor, frontend, api) = (
+        pod("visitors/client")?,
+        pod("shop/frontend-0")?,
+        pod("shop/api-0")?,
     );
 
     steps.run(
-        "pod to pod on the same node (eBPF redirect between veths)",
+        "wait until every node's agent programs the Services",
         || {
-            for v6 in [false, true] {
-                for (to, server) in [("web", web), ("db", db)] {
-                    let ip = address(server, v6)?;
-                    let name = format!("client -> {to} {}", family(v6));
-                    show(
-                        &format!("{name} TCP"),
-                        workload::tcp(client, SocketAddr::new(ip, DEFAULT_PORTS.tcp), 10)?,
-                    )?;
-                    show(
-                        &format!("{name} UDP"),
-                        workload::udp(client, SocketAddr::new(ip, DEFAULT_PORTS.udp), 10)?,
-                    )?;
-                    show(&format!("{name} ICMP"), workload::ping(client, ip, 5)?)?;
+            for node in &nodes {
+                println!("      {}", node.name());
+                let programmed = wait_for(PROGRAM_LIMIT, Duration::from_millis(500), || {
+                    node.agent()
+                        .get::<Vec<ServiceFrontend>>(paths::SERVICES)
+                        .is_ok_and(|all| {
+                            all.iter().filter(|f| f.namespace == "shop").count() >= 4
+                                && all.iter().all(|f| f.programmed)
+                        })
+                });
+                if !programmed {
+                    bail!(
+                        "{} did not program the Services within {PROGRAM_LIMIT:?}",
+                        node.name()
+                    );
                 }
-                let url = format!(
-                    "http://{}/",
-                    SocketAddr::new(address(web, v6)?, DEFAULT_PORTS.http)
-                );
-                show(
-                    &format!("client -> web {} HTTP", family(v6)),
-                    workload::http(client, &url, 5)?,
-                )?;
             }
             Ok(())
         },
     )?;
+
+    let _world = workload::serve(&outside, DEFAULT_PORTS)?;
+    let node_port = SocketAddr::new(IpAddr::V4(first.ipv4()), 30080);
+    let paths = vec![
+        Path {
+            name: "outside -> frontend NodePort (HTTP)".into(),
+            from: &outside,
+            target: format!("http://{node_port}/"),
+            expect: Expect::Connects,
+        },
+        Path {
+            name: "visitors/client -> frontend Service (HTTP)".into(),
+            from: visitor,
+            target: "http://10.96.100.10/".into(),
+            expect: Expect::Connects,
+        },
+        Path {
+            name: "frontend -> api Service (HTTP)".into(),
+            from: frontend,
+            target: "http://10.96.100.20/".into(),
+            expect: Expect::Connects,
+        },
+        Path {
+            name: "api -> db Service (TCP)".into(),
+            from: api,
+            target: "tcp://10.96.100.30:5432".into(),
+            expect: Expect::Connects,
+        },
+        Path {
+            name: "frontend -> db Service (refused by db-from-api)".into(),
+            from: frontend,
+            target: "tcp://10.96.100.30:5432".into(),
+            expect: Expect::Refused,
+        },
+        Path {
+            name: "visitors/client -> api Service (refused by api-from-frontend)".into(),
+            from: visitor,
+            target: "http://10.96.100.20/".into(),
+            expect: Expect::Refused,
+        },
+    ];
+    steps.run("drive traffic along the application's paths", || {
+        for path in &paths {
+            let driven = traffic::drive(path, 3)?;
+            let verdict = match (path.expect, driven.as_expected) {
+                (Expect::Connects, true) => "connects, as it should".to_string(),
+                (Expect::Refused, true) => "refused, as it should".to_string(),
+                (_, false) => format!(
+                    "UNEXPECTED ({})",
+                    driven
+                        .first_error
+                        .as_deref()
+                        .unwrap_or("every request answered")
+                ),
+            };
+            println!(
+                "      {:<62} {:>2} ok {:>2} failed  {verdict}",
+                path.name, driven.ok, driven.failed
+            );
+        }
+        Ok(())
+    })?;
 
     steps.run(
-        "pod to its node, and pod to the outside (masquerade)",
+        "membrane status, membrane get services, membrane connectivity test",
         || {
-            for v6 in [false, true] {
-                let (node_ip, world) = if v6 {
-                    (IpAddr::V6(node.ipv6()), IpAddr::V6(outside.world_v6()))
-                } else {
-                    (IpAddr::V4(node.ipv4()), IpAddr::V4(outside.world_v4()))
-                };
-                let name = format!("client -> node {}", family(v6));
-                show(
-                    &format!("{name} TCP"),
-                    workload::tcp(client, SocketAddr::new(node_ip, DEFAULT_PORTS.tcp), 5)?,
-                )?;
-                show(&format!("{name} ICMP"), workload::ping(client, node_ip, 3)?)?;
-                let name = format!("client -> world {}", family(v6));
-                show(
-                    &format!("{name} TCP"),
-                    workload::tcp(client, SocketAddr::new(world, DEFAULT_PORTS.tcp), 5)?,
-                )?;
-                show(
-                    &format!("{name} UDP"),
-                    workload::udp(client, SocketAddr::new(world, DEFAULT_PORTS.udp), 5)?,
-                )?;
-                show(&format!("{name} ICMP"), workload::ping(client, world, 3)?)?;
-                let seen = workload::whoami_tcp(client, SocketAddr::new(world, DEFAULT_PORTS.tcp))?;
-                let pod_ip = address(client, v6)?;
-                println!(
-                    "      the world saw the client (pod {pod_ip}) come from {}{}",
-                    seen.report.peer,
-                    if seen.report.peer.ip() == node_ip {
-                        ": the node's address, masqueraded"
-                    } else {
-                        ""
-                    }
-                );
-                ensure!(
-                    seen.report.peer.ip() == node_ip,
-                    "the client was not masqueraded as {node_ip}"
-                );
+            let world =
+                SocketAddr::new(IpAddr::V4(outside.world_v4()), DEFAULT_PORTS.tcp).to_string();
+            let mut connectivity =
+                vec!["connectivity", "test", "--external-target", world.as_str()];
+            let sockets: Vec<String> = nodes[1..]
+                .iter()
+                .map(|n| n.agent().config().socket.display().to_string())
+                .collect();
+            for socket in &sockets {
+                connectivity.extend(["--node-socket", socket.as_str()]);
+            }
+            for args in [vec!["status"], vec!["get", "services"], connectivity] {
+                println!("\n$ membrane {}", args.join(" "));
+                let ran = cli::run(first, &args, "")?;
+                print!("{}", ran.stdout);
+                for line in ran.stderr.lines() {
+                    println!("{line}");
+                }
             }
             Ok(())
         },
     )?;
 
-    steps.run(
-        "read the datapath's packet counters from the pinned metrics map",
+    let observer = first.state_dir().join("observer.sock");
+    let observe = steps.run(
+        "follow the flows of the first node live (membrane observe --follow)",
         || {
-            for counter in pinned::counters(node.pin_dir().path())? {
-                println!(
-                    "      {:<8} {:<26} {:>8} packets {:>10} bytes{}",
-                    counter.direction,
-                    counter.reason,
-                    counter.packets,
-                    counter.bytes,
-                    if counter.is_drop { "  (drop)" } else { "" }
-                );
-            }
-            Ok(())
+            let observer = observer.display().to_string();
+            let command = cli::command(first, &["observe", "--follow", "--server", &observer])?;
+            Ok(process::spawn(command, first)?)
         },
     )?;
-
-    println!("\nEverything is up. Look around, for example:");
-    println!("  ip netns exec {} ip route", node.netns().name());
-    println!("  ip netns exec {} ip addr", client.netns().name());
-    println!("  ls {}", node.pin_dir().path().display());
-    println!("  tail -f {}", node.log_path().display());
-    wait(cli.duration)?;
     println!(
-        "cleaning up: CNI DEL of every pod, stop the agent, remove namespaces, cgroups and pins"
+        "\nEverything is up. Traffic keeps flowing every 2s; flows stream below. Look around, for example:"
     );
-    drop(pods);
+    println!("  ip netns exec {} ip addr", visitor.netns().name());
+    println!(
+        "  membrane --socket {} get pods",
+        first.agent().config().socket.display()
+    );
+    println!(
+        "  membrane bpf services --bpffs-dir {}",
+        first.pin_dir().path().display()
+    );
+    println!("  tail -f {}", first.log_path().display());
+    std::thread::scope(|scope| {
+        scope.spawn(|| keep_driving(&paths, &stopping));
+        let waited = wait(cli.duration);
+        stopping.store(true, Ordering::Relaxed);
+        waited
+    })?;
+    stop(observe);
+    println!(
+        "\ncleaning up: objects deleted, CNI DEL of every pod, agents stopped, namespaces, cgroups, pins and etcd removed"
+    );
+    for app in apps.iter().rev() {
+        app.remove()?;
+    }
+    drop(apps);
+    drop(nodes);
+    drop(etcd);
+    drop(outside);
+    println!("done: nothing the demo created is left");
     Ok(())
+}
+
+/// Drives one request per path every two seconds until `stopping`.
+fn keep_driving(paths: &[Path<'_>], stopping: &AtomicBool) {
+    while !stopping.load(Ordering::Relaxed) {
+        for path in paths {
+            if stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            let _ = traffic::drive(path, 1);
+        }
+        let pause = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < pause && !stopping.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn stop(mut observe: Process) {
+    observe.terminate(Duration::from_secs(2));
 }
 
 /// Waits for Ctrl-C (or SIGTERM), or `seconds` if given.
