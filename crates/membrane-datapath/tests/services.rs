@@ -533,3 +533,64 @@ fn a_cluster_ip_is_not_reachable_from_outside_the_node() {
         assert_eq!(out.packet, input);
     });
 }
+
+#[test]
+fn a_client_port_reused_through_another_service_to_the_same_backend_gets_that_services_replies()
+{
+    both(|bed, v6| {
+        let b = pod_b(bed, v6);
+        let backend = BackendSpec {
+            addr: b,
+            port: 8080,
+            proto: TCP,
+            terminating: false,
+            local: true,
+        };
+        bed.dp.upsert_backend(1, &backend).unwrap();
+        let second: IpAddr = if v6 { "fd00:96::11" } else { "10.96.0.11" }.parse().unwrap();
+        for (index, addr) in [(7, vip(v6)), (8, second)] {
+            let spec = ServiceSpec {
+                frontend: Frontend {
+                    addr,
+                    port: 80,
+                    proto: TCP,
+                    internal: false,
+                },
+                rev_nat_index: index,
+                flags: 0,
+                affinity_timeout_s: 0,
+                active: vec![1],
+                terminating: vec![],
+            };
+            bed.dp
+                .upsert_service(&spec, &[format!("{b}:8080").into_bytes()])
+                .unwrap();
+        }
+        let a = bed.a.spec.clone();
+        let client: IpAddr = if v6 { bed.a.v6.into() } else { bed.a.v4.into() };
+        let bs = bed.b.spec.clone();
+        let reply_source = |bed: &Bed| {
+            let syn_ack = packet(bs.pod_mac, bs.host_mac, b, client, 8080, 33000, L4::TcpAck);
+            let out = bed
+                .dp
+                .test_run(FROM_CONTAINER, &syn_ack, bs.host_ifindex, 1)
+                .unwrap();
+            tuple(&out.packet).0
+        };
+        let open = |bed: &Bed, to: IpAddr| {
+            let syn = packet(a.pod_mac, a.host_mac, client, to, 33000, 80, L4::TcpSyn);
+            let out = bed.dp.test_run(FROM_CONTAINER, &syn, a.host_ifindex, 1).unwrap();
+            assert_eq!(tuple(&out.packet).1, b, "translated to the shared backend");
+        };
+        open(bed, vip(v6));
+        assert_eq!(reply_source(bed), vip(v6));
+        // The same client port, later, through the other Service: the backend-side tuple
+        // is the same as the first connection's.
+        open(bed, second);
+        assert_eq!(
+            reply_source(bed),
+            second,
+            "replies come from the Service this connection was opened through"
+        );
+    });
+}

@@ -56,38 +56,58 @@ impl Tracked {
     }
 }
 
+/// True for a TCP SYN without ACK: the first packet of a new connection, never part of
+/// an existing one (retransmissions of it included).
+#[inline(always)]
+fn opens_connection(pkt: &Packet) -> bool {
+    pkt.key.proto == proto::TCP
+        && pkt.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+}
+
+/// Creates (or replaces) the entry of a new connection opened by `pkt`.
+#[inline(always)]
+fn open(pkt: &Packet, len: u32, origin: &Origin, now: u64) -> Result<Tracked, u8> {
+    let entry = CtEntry {
+        created_ns: now,
+        last_seen_ns: now,
+        packets_fwd: 1,
+        bytes_fwd: len as u64,
+        packets_rev: 0,
+        bytes_rev: 0,
+        flags: tcp_state(0, pkt, Dir::Original),
+        src_ifindex: origin.ifindex,
+        src_identity: origin.identity,
+        rev_nat_index: origin.rev_nat_index,
+        _pad: 0,
+        backend_id: 0,
+        _pad2: 0,
+    };
+    CT.insert(&pkt.key, &entry, 0)
+        .map_err(|_| reason::DROP_MAP_FULL)?;
+    Ok(Tracked(Tracked::NEW | origin.rev_nat_index as u32))
+}
+
 /// Looks up `pkt`'s connection in either direction; when absent, creates it (original
-/// direction) if an `origin` is given. Updates counters and TCP state.
+/// direction) if an `origin` is given. A TCP SYN opening a connection on the tuple of an
+/// old one (a reused client port, perhaps through another Service to the same backend)
+/// replaces the old entry: nothing of the earlier connection (its Service, its identity)
+/// carries over. Updates counters and TCP state.
 #[inline(never)]
 pub fn track(pkt: &Packet, len: u32, origin: Option<&Origin>) -> Result<Tracked, u8> {
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let fwd = &pkt.key;
     let (dir, entry) = if let Some(e) = CT.get_ptr_mut(fwd) {
-        (Dir::Original, e)
+        match origin {
+            Some(origin) if opens_connection(pkt) => return open(pkt, len, origin, now),
+            _ => (Dir::Original, e),
+        }
     } else {
         let rev = fwd.reversed();
         if let Some(e) = CT.get_ptr_mut(&rev) {
             (Dir::Reply, e)
         } else if let Some(origin) = origin {
-            let entry = CtEntry {
-                created_ns: now,
-                last_seen_ns: now,
-                packets_fwd: 1,
-                bytes_fwd: len as u64,
-                packets_rev: 0,
-                bytes_rev: 0,
-                flags: tcp_state(0, pkt, Dir::Original),
-                src_ifindex: origin.ifindex,
-                src_identity: origin.identity,
-                rev_nat_index: origin.rev_nat_index,
-                _pad: 0,
-                backend_id: 0,
-                _pad2: 0,
-            };
-            CT.insert(fwd, &entry, 0)
-                .map_err(|_| reason::DROP_MAP_FULL)?;
-            return Ok(Tracked(Tracked::NEW | origin.rev_nat_index as u32));
+            return open(pkt, len, origin, now);
         } else {
             return Ok(Tracked(0));
         }

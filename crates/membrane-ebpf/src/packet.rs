@@ -28,6 +28,8 @@ pub mod tcp_flags {
     pub const SYN: u8 = 0x02;
     /// RST.
     pub const RST: u8 = 0x04;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
 }
 
 /// What the programs need to know about a packet.
