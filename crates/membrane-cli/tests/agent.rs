@@ -138,17 +138,23 @@ fn applied_objects_are_listed_survive_a_restart_and_are_deleted() {
 }
 
 #[test]
-fn status_against_a_real_agent_shows_its_node_and_pools() {
+fn status_against_a_real_agent_shows_its_node_components_and_pools() {
     let outside = Outside::create().unwrap();
     let node = Node::start(&outside, 1).unwrap();
     let run = membrane(&node.agent().config().socket, &["status"], "");
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert!(
-        run.stdout
-            .contains(&format!("Node:       {}\n", node.name())),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("Agent:      Ok\n"), "{}", run.stdout);
-    assert!(run.stdout.contains("IPAM IPv4:  10."), "{}", run.stdout);
+    let line = |label: &str, text: &str| format!("{:<23}{text}", format!("{label}:"));
+    for expected in [
+        line("Node", &format!("{}\n", node.name())),
+        line("Agent", "Ok (socket "),
+        line("KVStore", "Ok embedded store "),
+        line("IPAM IPv4", "10.200.1.0/24, 0 used, 254 free\n"),
+        "Map pressure:\n".to_string(),
+    ] {
+        assert!(
+            run.stdout.contains(&expected),
+            "no {expected:?} in {}",
+            run.stdout
+        );
+    }
 }

@@ -388,24 +388,23 @@ fn status_prints_a_line_per_component_and_fails_when_unhealthy() {
     let agent = FakeAgent::start(dir.path(), &[("/v1/status", 200, status)]);
     let run = membrane(&agent.socket, &["status"], "");
     assert_eq!(run.code, Some(1));
+    let line = |label: &str, text: &str| format!("{:<23}{text}", format!("{label}:"));
+    for expected in [
+        line("Node", "node-1\n"),
+        line("Agent", "Not healthy"),
+        line("IPAM IPv4", "10.200.0.0/24, 2 used, 251 free\n"),
+        // A component the stand-in does not serve is shown failed, with why.
+        line("KVStore", "Error: the agent refused /v1/kvstore"),
+    ] {
+        assert!(
+            run.stdout.contains(&expected),
+            "no {expected:?} in {}",
+            run.stdout
+        );
+    }
     assert!(
-        run.stdout.contains("Node:       node-1\n"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("Agent:      Not healthy"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("IPAM IPv4:  10.200.0.0/24, 2 used, 251 free\n"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stderr.contains("reports it is not healthy"),
+        run.stderr
+            .starts_with("error: node node-1 is not healthy: agent, kvstore, "),
         "{}",
         run.stderr
     );

@@ -101,7 +101,11 @@ pub fn summary(out: &mut impl Write, report: &Report) -> io::Result<()> {
                     kinds.join(", ")
                 },
                 s.programmed,
-                algorithms.join(", "),
+                if algorithms.is_empty() {
+                    "none".into()
+                } else {
+                    algorithms.join(", ")
+                },
                 if s.failed.is_empty() {
                     String::new()
                 } else {
