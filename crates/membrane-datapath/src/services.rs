@@ -129,6 +129,40 @@ impl Maps {
             .unwrap_or(u16::MAX)
             .min(u16::MAX - count);
         let previous = self.services.get(&spec.frontend.key(0), 0).ok();
+        let mut written = 0;
+        if let Err(e) = self.write_frontend(spec, count, terminating, &mut written) {
+            // Slots beyond the previous version's are not visible: give their room back
+            // (best effort; the write's own error is the one reported), so a full map
+            // keeps its room for the Services that fit.
+            let visible = previous.map_or(0, |old| old.count.saturating_add(old.terminating));
+            for leftover in (visible + 1)..=written {
+                let _ = self.services.remove(&spec.frontend.key(leftover));
+            }
+            return Err(e);
+        }
+        if let Some(old) = previous {
+            for slot in (count + terminating + 1)..=(old.count.saturating_add(old.terminating)) {
+                ignore_missing(self.services.remove(&spec.frontend.key(slot)))
+                    .map_err(|e| err("remove", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the backend slots (counting them in `written`), the reverse NAT and then
+    /// the service entry that makes the slots visible.
+    fn write_frontend(
+        &mut self,
+        spec: &ServiceSpec,
+        count: u16,
+        terminating: u16,
+        written: &mut u16,
+    ) -> Result<(), DatapathError> {
+        let err = |operation, source| DatapathError::Map {
+            map: map_names::SERVICES,
+            operation,
+            source,
+        };
         for (i, id) in spec
             .active
             .iter()
@@ -146,6 +180,7 @@ impl Maps {
             self.services
                 .insert(spec.frontend.key(i as u16 + 1), slot, 0)
                 .map_err(|e| err("insert", e))?;
+            *written = i as u16 + 1;
         }
         let (addr, family) = addr_bytes(spec.frontend.addr);
         let rev = RevNat {
@@ -173,14 +208,7 @@ impl Maps {
         };
         self.services
             .insert(spec.frontend.key(0), head, 0)
-            .map_err(|e| err("insert", e))?;
-        if let Some(old) = previous {
-            for slot in (count + terminating + 1)..=(old.count.saturating_add(old.terminating)) {
-                ignore_missing(self.services.remove(&spec.frontend.key(slot)))
-                    .map_err(|e| err("remove", e))?;
-            }
-        }
-        Ok(())
+            .map_err(|e| err("insert", e))
     }
 
     /// Removes a frontend, its slots, its reverse NAT (external scope) and its Maglev

@@ -246,3 +246,80 @@ fn sixty_five_thousand_services_of_ten_backends_resolve_and_one_changes_alone() 
         );
     });
 }
+
+#[test]
+fn a_full_services_map_refuses_the_next_service_by_name_and_the_others_keep_resolving() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: loading eBPF programs needs root");
+        return;
+    }
+    const FIT: u32 = 1000;
+    // Room for FIT Services of ten backends and five slots more.
+    let sizes = MapSizes {
+        services: FIT * (BACKENDS + 1) + 5,
+        ..MapSizes::default()
+    };
+    with_bed_sized(sizes, |bed| {
+        for i in 0..FIT {
+            write_service(bed, i, &ids(i));
+        }
+        let before = snapshot(bed);
+        for &id in &ids(FIT) {
+            bed.dp
+                .upsert_backend(
+                    id,
+                    &BackendSpec {
+                        addr: backend_addr(id),
+                        port: BACKEND_PORT,
+                        proto: TCP,
+                        terminating: false,
+                        local: false,
+                    },
+                )
+                .unwrap();
+        }
+        let refused = bed.dp.upsert_service(
+            &ServiceSpec {
+                frontend: frontend(FIT),
+                rev_nat_index: u16::try_from(FIT + 1).unwrap(),
+                flags: 0,
+                affinity_timeout_s: 0,
+                active: ids(FIT),
+                terminating: Vec::new(),
+            },
+            &[],
+        );
+        let error = match refused {
+            Ok(()) => panic!("an eleventh-slot Service fitted in five free entries"),
+            Err(e) => {
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    text.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                text
+            }
+        };
+        assert!(error.contains(map_names::SERVICES), "{error}");
+        let after = snapshot(bed);
+        assert_eq!(
+            before.services, after.services,
+            "the refused Service left no entry behind"
+        );
+        for k in 0..10 {
+            let i = (k * 97) % FIT;
+            for id in ids(i) {
+                bed.route_via_world(backend_addr(id));
+            }
+            let (dst, _) = resolve(bed, i, 41_000 + k as u16);
+            assert!(ids(i).iter().any(|&id| backend_addr(id) == dst));
+        }
+        // The five free entries still take a Service of four backends.
+        write_service(bed, FIT + 1, &ids(FIT + 1)[..4]);
+        assert_eq!(
+            bed.dp.service_entries(),
+            (FIT * (BACKENDS + 1) + 5) as usize
+        );
+    });
+}
