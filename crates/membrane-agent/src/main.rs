@@ -170,6 +170,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         config.node.name.clone(),
         &config.identity,
         config.node_lease_ttl(),
+        config.state.dir.join("identities.json"),
     )?);
     let policy_state = Arc::new(PolicyState::new(
         policy::Settings {

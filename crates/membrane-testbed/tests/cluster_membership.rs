@@ -2,8 +2,8 @@
 //! joins and every node's routing learns its pods within seconds, then it leaves and
 //! every node forgets them, while a stream between the other two never breaks; etcd
 //! stops and comes back, and pods already known keep talking, a pod of a known label set
-//! still starts, a pod of a new one fails clearly after a bounded wait, and everything is
-//! published again once etcd is back.
+//! still starts, a pod of a new one fails clearly after a bounded wait, an agent restarts
+//! without waiting for etcd, and everything is published again once etcd is back.
 //!
 //! Needs root, bpffs and Debian's etcd-server (`cargo xtask test` provides them).
 
@@ -205,6 +205,17 @@ fn with_etcd_stopped_known_pods_keep_talking_and_new_label_sets_fail_clearly_unt
     assert!(
         waited >= Duration::from_secs(2) && waited < Duration::from_secs(25),
         "failed after {waited:?}"
+    );
+
+    // An agent restarting during the outage gives its endpoints their identities from
+    // its cache at once, and its pods go on talking.
+    let restarting = Instant::now();
+    a.restart_agent().unwrap();
+    let took = restarting.elapsed();
+    assert!(took < Duration::from_secs(15), "the restart took {took:?}");
+    assert_all_ok(
+        "tcp after the restart",
+        &workload::tcp(&client, to_server, 5).unwrap(),
     );
 
     etcd.start_again(outside.netns()).unwrap();

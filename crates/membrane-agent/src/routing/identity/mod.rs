@@ -3,15 +3,17 @@
 //!
 //! An endpoint's labels come from [`labels::identity_labels`]: its namespace, the cluster's
 //! name, and the labels of its Pod and Namespace objects that the configured filter keeps.
-//! Numbers resolved once are cached, so an endpoint whose label set this node already
-//! knows gets its identity while the kvstore is unreachable; a new label set waits for the
-//! store with backoff, up to the allocation timeout, and then fails naming the labels.
+//! Numbers resolved once are cached (and kept in the state directory, so across restarts
+//! too), so an endpoint whose label set this node already knows gets its identity while
+//! the kvstore is unreachable; a new label set waits for the store with backoff, up to the
+//! allocation timeout, and then fails naming the labels.
 //!
 //! This node records its use of every identity its endpoints carry under
 //! `identities/users/<n>/<node>`, on a lease of its own; [`uses`] keeps that record in
 //! step with the endpoints, moves endpoints whose labels changed to their new identity,
 //! and collects identities nobody has used for the grace period.
 
+mod cache;
 pub mod config;
 pub mod labels;
 pub mod uses;
@@ -20,13 +22,15 @@ pub use config::IdentityConfig;
 
 use super::RoutingError;
 use crate::cluster::Cluster;
+use cache::Cache;
 use labels::{BadLabelRule, LabelFilter, LabelSources};
 use membrane_api::EndpointRegistration;
 use membrane_state::{
     Backoff, IdentityUser, LeaseId, StoreError, allocate_identity, keys, record_identity_use,
     release_identity_use,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,9 +38,8 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// What this node has resolved and which of those numbers it has recorded as used.
-#[derive(Default)]
 struct Resolved {
-    known: HashMap<BTreeSet<String>, u32>,
+    known: Cache,
     held: BTreeSet<u32>,
 }
 
@@ -54,12 +57,14 @@ pub struct Identities {
 
 impl Identities {
     /// Identities of `node`'s endpoints, stored in `cluster`'s kvstore with use records
-    /// on a lease of `lease_ttl`, labels read from its object cache.
+    /// on a lease of `lease_ttl`, labels read from its object cache, resolved ones kept
+    /// in the file `cache` too.
     pub fn new(
         cluster: Arc<Cluster>,
         node: String,
         config: &IdentityConfig,
         lease_ttl: Duration,
+        cache: PathBuf,
     ) -> Result<Identities, BadLabelRule> {
         Ok(Identities {
             cluster,
@@ -68,7 +73,10 @@ impl Identities {
             filter: LabelFilter::new(&config.labels)?,
             lease_ttl,
             allocation_timeout: config.allocation_timeout(),
-            resolved: Mutex::new(Resolved::default()),
+            resolved: Mutex::new(Resolved {
+                known: Cache::load(cache),
+                held: BTreeSet::new(),
+            }),
             lease: tokio::sync::Mutex::new(None),
         })
     }
@@ -104,7 +112,7 @@ impl Identities {
     /// kvstore, waiting for an unreachable store up to the allocation timeout.
     pub async fn number(&self, labels: BTreeSet<String>) -> Result<u32, RoutingError> {
         if let Some(id) = self.resolved().known.get(&labels) {
-            return Ok(*id);
+            return Ok(id);
         }
         let started = Instant::now();
         let mut backoff = Backoff::new();
@@ -180,12 +188,8 @@ impl Identities {
         let failed = |operation| move |source| RoutingError::Store { operation, source };
         let (record, release): (Vec<(u32, BTreeSet<String>)>, Vec<u32>) = {
             let resolved = self.resolved();
-            let record = resolved
-                .known
-                .iter()
-                .filter(|(_, id)| in_use.contains(id) && !resolved.held.contains(id))
-                .map(|(labels, id)| (*id, labels.clone()))
-                .collect();
+            let missing = in_use.difference(&resolved.held).copied().collect();
+            let record = resolved.known.with_ids(&missing);
             let release = resolved.held.difference(in_use).copied().collect();
             (record, release)
         };
@@ -217,7 +221,7 @@ impl Identities {
                 .map_err(failed("releasing an identity use"))?;
             let mut resolved = self.resolved();
             resolved.held.remove(&id);
-            resolved.known.retain(|_, known| *known != id);
+            resolved.known.forget_id(id);
             tracing::debug!(identity = id, "no endpoint uses the identity any more");
         }
         Ok(stale)

@@ -9,6 +9,7 @@ async fn identities(dir: &std::path::Path, node: &str) -> (Identities, Arc<dyn S
         node.to_string(),
         &IdentityConfig::default(),
         Duration::from_secs(30),
+        dir.join("identities.json"),
     )
     .unwrap();
     (identities, store)
@@ -96,4 +97,38 @@ async fn uses_lost_with_their_lease_are_recorded_again_and_collected_ones_report
             .await
             .contains(&keys::identity_user(again, "n1"))
     );
+}
+
+#[tokio::test]
+async fn label_sets_resolved_before_a_restart_resolve_without_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before, _) = identities(dir.path(), "n1").await;
+    before.number(labels("shop")).await.unwrap();
+    let db = before.number(labels("db")).await.unwrap();
+    drop(before);
+    // The same state directory, and a kvstore that has never seen these labels (where
+    // allocating would hand out the first number): the cache answers.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.path().join("identities.json"),
+        fresh.path().join("identities.json"),
+    )
+    .unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(&fresh.path().join("kv")).await.unwrap());
+    let after = Identities::new(
+        Arc::new(Cluster::new(store.clone())),
+        "n1".to_string(),
+        &IdentityConfig::default(),
+        Duration::from_secs(30),
+        fresh.path().join("identities.json"),
+    )
+    .unwrap();
+    assert_eq!(after.number(labels("db")).await.unwrap(), db);
+    assert!(
+        users(store.as_ref()).await.is_empty(),
+        "the store was not asked"
+    );
+    // Recording the use finds out that this store has no such identity.
+    assert!(after.record_uses(&[db].into()).await.unwrap());
 }

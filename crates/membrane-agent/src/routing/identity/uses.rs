@@ -9,14 +9,14 @@ use crate::node::NodeNetwork;
 use membrane_state::IdentityCollector;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Runs until `token` is cancelled: after every change of the object cache, `agent`'s
 /// endpoints are resolved again (those whose labels changed are reprogrammed with their
 /// new identity); after every change of the endpoints, and every `interval`, the use
-/// records are made to match and the lease is kept alive; every `interval` a collection
-/// pass deletes identities unused for `grace`.
+/// records are made to match and the lease is kept alive; every quarter of `grace` (or
+/// `interval`, if longer) a collection pass deletes identities unused for `grace`.
 pub async fn run<D: NodeDatapath, N: NodeNetwork>(
     agent: Arc<Agent<D, N>>,
     identities: Arc<Identities>,
@@ -25,16 +25,18 @@ pub async fn run<D: NodeDatapath, N: NodeNetwork>(
     token: CancellationToken,
 ) {
     let mut collector = IdentityCollector::new(grace);
+    let collect_every = (grace / 4).max(interval);
+    let mut collected = Instant::now();
     let mut objects = identities.cluster.objects().subscribe();
     let mut endpoints = agent.endpoint_changes().await;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let (relabel, collect) = tokio::select! {
+        let relabel = tokio::select! {
             () = token.cancelled() => return,
-            _ = objects.changed() => (true, false),
-            _ = endpoints.changed() => (false, false),
-            _ = ticks.tick() => (false, true),
+            _ = objects.changed() => true,
+            _ = endpoints.changed() => false,
+            _ = ticks.tick() => false,
         };
         if relabel {
             agent.refresh_identities().await;
@@ -49,9 +51,11 @@ pub async fn run<D: NodeDatapath, N: NodeNetwork>(
         if stale {
             agent.refresh_identities().await;
         }
-        if collect && let Err(error) = collector.collect(identities.cluster.store().as_ref()).await
-        {
-            tracing::warn!(error = %crate::agent::chain(&error), "identity collection failed; retrying");
+        if collected.elapsed() >= collect_every {
+            collected = Instant::now();
+            if let Err(error) = collector.collect(identities.cluster.store().as_ref()).await {
+                tracing::warn!(error = %crate::agent::chain(&error), "identity collection failed; retrying");
+            }
         }
     }
 }
