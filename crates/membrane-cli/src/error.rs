@@ -98,7 +98,7 @@ pub enum CliError {
         dir: PathBuf,
         /// The datapath error.
         #[source]
-        source: membrane_datapath::DatapathError,
+        source: Box<membrane_datapath::DatapathError>,
     },
     /// `connectivity test` found no probe pods to run between.
     #[error("connectivity test needs pods labelled membrane.io/connectivity=client on a node whose agent it reaches, and =server anywhere: found {clients} reachable client(s){}, {servers} server(s); create them (examples/connectivity/) or pass --node-socket for the clients' nodes", unreachable_note(.unreachable))]

@@ -61,14 +61,11 @@ enum MapKind {
 /// Reads the map and prints it.
 pub async fn run(client: &Client, args: Args) -> Result<(), CliError> {
     let dir = pin_dir::resolve(client, args.bpffs_dir.as_deref()).await?;
-    let maps = PinnedMaps::open(&dir).map_err(|source| CliError::Pinned {
-        dir: dir.clone(),
-        source,
-    })?;
     let read = |source| CliError::Pinned {
         dir: dir.clone(),
-        source,
+        source: Box::new(source),
     };
+    let maps = PinnedMaps::open(&dir).map_err(read)?;
     let dump = match args.map {
         MapKind::Services => rows::services(&maps.services().map_err(read)?),
         MapKind::Backends => rows::backends(&maps.backends().map_err(read)?),
