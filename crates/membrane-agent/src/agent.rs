@@ -224,3 +224,11 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// Locks `shared`, going on with the data a panicked holder left: every holder writes
+/// whole values (a map entry, a record), so what it left is consistent.
+pub fn lock<T>(shared: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -255,6 +255,12 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         routing::identity::uses::run(used, identities, grace, interval, stop).await;
         Ok(())
     });
+    let (entered, listed, changes) = (datapath.clone(), cluster.clone(), cluster.node_changes());
+    let (me, stop) = (config.node.name.clone(), token.clone());
+    tasks.spawn(async move {
+        routing::node_identities::run(entered, me, move || listed.nodes(), changes, stop).await;
+        Ok(())
+    });
     let pod_cidr_routes = routes::PodCidrRoutes::adopt(links, via).await?;
     let (listed, changes) = (cluster.clone(), cluster.node_changes());
     let (me, stop) = (config.node.name.clone(), token.clone());

@@ -1,6 +1,7 @@
 //! What the endpoint manager needs from the eBPF datapath, as a trait: implemented by
 //! [`membrane_datapath::Datapath`] and, in unit tests, by an in-memory recorder.
 
+use crate::agent::lock;
 use membrane_datapath::{CtStats, Datapath, DatapathError, EndpointSpec};
 
 /// The datapath operations the agent drives.
@@ -65,11 +66,6 @@ impl<T: NodeDatapath> NodeDatapath for std::sync::Arc<std::sync::Mutex<T>> {
 }
 
 /// The lock's guard; a panic elsewhere while holding it does not poison map writes.
-fn lock<T>(shared: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// An in-memory datapath that records what is attached, for unit tests of the manager.
 #[cfg(test)]

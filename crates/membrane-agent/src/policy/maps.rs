@@ -2,6 +2,7 @@
 //! shared LPM trie and CIDR identities in the ipcache. Implemented by the shared
 //! [`membrane_datapath::Datapath`] and, in unit tests, by an in-memory recorder.
 
+use crate::agent::lock;
 use ipnet::IpNet;
 use membrane_datapath::{Datapath, DatapathError, PolicyRule};
 use membrane_policy::{Direction, Entry, EntryKey};
@@ -76,11 +77,6 @@ impl PolicyMaps for Arc<Mutex<Datapath>> {
 }
 
 /// The lock's guard; a panic elsewhere while holding it does not poison map writes.
-fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// An in-memory datapath recording policy entries and CIDR identities.
 #[cfg(test)]

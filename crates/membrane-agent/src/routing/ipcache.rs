@@ -7,6 +7,7 @@
 //! their identities, and otherwise every [`RESYNC_INTERVAL`] (or sooner, to keep the
 //! lease alive).
 
+use crate::agent::lock;
 use super::RoutingError;
 use crate::agent::Agent;
 use crate::cluster::reflector::{DecodeError, Reflector};
@@ -301,11 +302,6 @@ async fn grant(
     Ok(id)
 }
 
-fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod identity;
 pub mod ipcache;
+pub mod node_identities;
 pub mod routes;
 pub mod tunnel;
 

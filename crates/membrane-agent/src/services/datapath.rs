@@ -3,6 +3,7 @@
 //! takes the lock on its own, so endpoint work is never held up for a whole pass), and
 //! in unit tests by an in-memory map set.
 
+use crate::agent::lock;
 use membrane_datapath::{BackendSpec, Datapath, DatapathError, Frontend, ServiceSpec};
 use std::sync::{Arc, Mutex};
 
@@ -85,11 +86,6 @@ impl<T: ServiceDatapath> ServiceDatapath for Arc<Mutex<T>> {
 
 /// The lock's guard; a panic elsewhere while holding it does not poison map writes,
 /// which are each complete on their own.
-fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// True when `error` (or one of its sources) says a map has no room: the kernel's
 /// E2BIG for a full hash map, ENOSPC, or ENOMEM for maps allocated on demand.
