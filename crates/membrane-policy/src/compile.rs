@@ -15,13 +15,17 @@ use ipnet::IpNet;
 use membrane_common::identity;
 use membrane_model::Object;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 
 /// Compiles `input`: every local endpoint's flags and entries, the rule table and the
 /// CIDR identities in use.
 pub fn compile(input: &PolicyInput) -> Compiled {
     let mut warnings = Vec::new();
     let sections = sections(&input.policies, &mut warnings);
-    let cidr_identities = cidr::allocate(&prefixes(&sections), &input.previous_cidr_identities);
+    let cidr_identities = cidr::allocate(
+        &prefixes(&sections, &input.pod_addresses),
+        &input.previous_cidr_identities,
+    );
     let universe = Universe::new(input);
     let resolver = Resolver {
         universe: &universe,
@@ -101,8 +105,11 @@ fn sections(policies: &[Object], warnings: &mut Vec<Warning>) -> Vec<Section> {
     out
 }
 
-/// Every prefix the sections name, `except` prefixes included.
-fn prefixes(sections: &[Section]) -> BTreeSet<IpNet> {
+/// Every prefix the sections name, `except` prefixes included, less the host prefixes
+/// of pod addresses: the ipcache holds those as the pods' own entries (a CIDR identity
+/// there would replace the pod's identity and tunnel endpoint), and the pod's identity
+/// is what such a rule meets.
+fn prefixes(sections: &[Section], pods: &BTreeMap<IpAddr, u32>) -> BTreeSet<IpNet> {
     sections
         .iter()
         .flat_map(|s| &s.clauses)
@@ -112,7 +119,13 @@ fn prefixes(sections: &[Section]) -> BTreeSet<IpNet> {
         })
         .flatten()
         .copied()
+        .filter(|prefix| !(is_host(prefix) && pods.contains_key(&prefix.addr())))
         .collect()
+}
+
+/// A /32 or /128.
+fn is_host(prefix: &IpNet) -> bool {
+    prefix.prefix_len() == prefix.max_prefix_len()
 }
 
 /// What compiling one endpoint needs.

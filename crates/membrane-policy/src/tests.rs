@@ -780,3 +780,38 @@ spec:
         ],
     );
 }
+
+#[test]
+fn a_cidr_rule_naming_a_pod_address_gets_no_cidr_identity_and_does_not_select_the_pod() {
+    let compiled = compile(&input(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: p, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  egress: [{toCIDR: [10.0.1.5/32]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: 10.0.1.5/32}}]}]
+"#,
+    ));
+    assert!(
+        compiled.cidr_identities.is_empty(),
+        "{:?}",
+        compiled.cidr_identities
+    );
+    check(
+        "pod address",
+        &compiled,
+        &[
+            (WEB, Out, OTHER_CLIENT, TCP, 1, D),
+            (DB, Out, OTHER_CLIENT, TCP, 1, A),
+        ],
+    );
+}

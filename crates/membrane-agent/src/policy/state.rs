@@ -59,6 +59,9 @@ struct Inner {
     programmed: BTreeMap<u16, BTreeMap<EntryKey, Entry>>,
     cidrs: BTreeMap<IpNet, u32>,
     adopted_flags: BTreeMap<u16, PolicyEnforcement>,
+    /// Endpoints the hook prepared since the last pass: a pass that listed the
+    /// endpoints before they were created keeps them.
+    prepared: BTreeSet<u16>,
 }
 
 /// The component's state, shared by its loop, the endpoint manager's hook and the API.
@@ -147,8 +150,16 @@ impl<M: PolicyMaps> PolicyState<M> {
     /// Recompiles for `cluster` and `endpoints` and writes the difference. Returns the
     /// endpoints whose enforcement flags changed (the caller rewrites their datapath
     /// entry) and how many map operations failed (retried at the next pass).
-    pub fn reconcile(&self, cluster: ClusterView, endpoints: Vec<Known>) -> (Vec<u16>, usize) {
+    pub fn reconcile(&self, cluster: ClusterView, mut endpoints: Vec<Known>) -> (Vec<u16>, usize) {
         let mut inner = self.inner();
+        let prepared = std::mem::take(&mut inner.prepared);
+        for id in prepared {
+            if !endpoints.iter().any(|k| k.endpoint.id == id)
+                && let Some(known) = inner.endpoints.get(&id)
+            {
+                endpoints.push(known.clone());
+            }
+        }
         let input = self.input(
             &cluster,
             endpoints.iter().map(|k| k.endpoint.clone()).collect(),
@@ -161,11 +172,15 @@ impl<M: PolicyMaps> PolicyState<M> {
             }
         }
         let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
+        let owned_elsewhere = |prefix: &IpNet| {
+            prefix.prefix_len() == prefix.max_prefix_len()
+                && cluster.pod_addresses.contains_key(&prefix.addr())
+        };
         let mut failures = write_cidrs(
             &mut *maps,
             &mut inner.cidrs,
             &compiled.cidr_identities,
-            true,
+            Some(&owned_elsewhere),
         );
         let empty = BTreeMap::new();
         let ids: BTreeSet<u16> = compiled
@@ -203,12 +218,14 @@ impl<M: PolicyMaps> PolicyState<M> {
 }
 
 /// Writes the CIDR identities of `want` that differ from `programmed`; with `remove`,
-/// also removes those no longer wanted. Returns the number of failures.
+/// also removes those no longer wanted, except prefixes `remove` says another owner
+/// holds now (a pod's address: its ipcache entry replaced ours and must stay). Returns
+/// the number of failures.
 fn write_cidrs<M: PolicyMaps>(
     maps: &mut M,
     programmed: &mut BTreeMap<IpNet, u32>,
     want: &BTreeMap<IpNet, u32>,
-    remove: bool,
+    remove: Option<&dyn Fn(&IpNet) -> bool>,
 ) -> usize {
     let mut failures = 0;
     for (prefix, identity) in want {
@@ -225,12 +242,19 @@ fn write_cidrs<M: PolicyMaps>(
             }
         }
     }
+    let Some(owned_elsewhere) = remove else {
+        return failures;
+    };
     let stale: Vec<IpNet> = programmed
         .keys()
-        .filter(|p| remove && !want.contains_key(*p))
+        .filter(|p| !want.contains_key(*p))
         .copied()
         .collect();
     for prefix in stale {
+        if owned_elsewhere(&prefix) {
+            programmed.remove(&prefix);
+            continue;
+        }
         match maps.remove_cidr(prefix) {
             Ok(()) => {
                 programmed.remove(&prefix);
@@ -358,12 +382,13 @@ impl<M: PolicyMaps> PolicyHook for PolicyState<M> {
         let Inner {
             cidrs, programmed, ..
         } = &mut *inner;
-        write_cidrs(&mut *maps, cidrs, &compiled.cidr_identities, false);
+        write_cidrs(&mut *maps, cidrs, &compiled.cidr_identities, None);
         write_entries(&mut *maps, programmed, endpoint.id, &policy.entries);
         drop(maps);
         inner.compiled.rules.extend(compiled.rules);
         inner.compiled.endpoints.insert(endpoint.id, policy.clone());
         inner.endpoints.insert(endpoint.id, known);
+        inner.prepared.insert(endpoint.id);
         flags(&policy)
     }
 
@@ -385,5 +410,6 @@ impl<M: PolicyMaps> PolicyHook for PolicyState<M> {
         drop(maps);
         inner.compiled.endpoints.remove(&id);
         inner.endpoints.remove(&id);
+        inner.prepared.remove(&id);
     }
 }

@@ -222,3 +222,23 @@ fn before_the_first_pass_adopted_flags_and_entries_are_kept() {
     state.reconcile(cluster.clone(), vec![web(&cluster)]);
     assert!(maps.0.lock().unwrap().entries.is_empty());
 }
+
+#[test]
+fn a_pass_that_listed_the_endpoints_before_a_new_one_keeps_its_entries() {
+    let (state, maps) = state();
+    let cluster = view(DENY_ALL, &[(300, "web"), (301, "client")]);
+    state.reconcile(cluster.clone(), Vec::new());
+    let labels: BTreeSet<String> = labels("web").into_iter().collect();
+    state.prepare(&endpoint(7, "web-7"), 300, &labels);
+    // This pass's endpoint list was read before endpoint 7 existed.
+    state.reconcile(cluster, Vec::new());
+    assert!(
+        maps.0
+            .lock()
+            .unwrap()
+            .entries
+            .keys()
+            .any(|(ep, _)| *ep == 7)
+    );
+    assert!(state.enforcement(7).ingress);
+}
