@@ -236,37 +236,7 @@ impl Maps {
 
     /// Per-reason counters summed over CPUs, zero rows omitted.
     pub fn counters(&self) -> Result<Vec<ReasonCounter>, DatapathError> {
-        let mut rows = Vec::new();
-        for index in 0..METRICS_SLOTS {
-            let values = self
-                .metrics
-                .get(&index, 0)
-                .map_err(|source| DatapathError::Map {
-                    map: map_names::METRICS,
-                    operation: "get",
-                    source,
-                })?;
-            let (packets, bytes) = values
-                .iter()
-                .fold((0, 0), |(p, b), v| (p + v.packets, b + v.bytes));
-            if packets == 0 {
-                continue;
-            }
-            let code = (index / 2) as u8;
-            rows.push(ReasonCounter {
-                reason: code,
-                reason_name: reason::name(code),
-                is_drop: code >= reason::DROP_FIRST && code != reason::EVENT_LOST,
-                direction: if index % 2 == direction::EGRESS as u32 {
-                    "egress"
-                } else {
-                    "ingress"
-                },
-                packets,
-                bytes,
-            });
-        }
-        Ok(rows)
+        read_counters(&self.metrics)
     }
 
     /// Every endpoint map entry.
@@ -290,8 +260,44 @@ impl Maps {
     }
 }
 
+/// Per-reason counters of a metrics map summed over CPUs, zero rows omitted.
+pub(crate) fn read_counters(
+    metrics: &PerCpuArray<MapData, MetricsValue>,
+) -> Result<Vec<ReasonCounter>, DatapathError> {
+    let mut rows = Vec::new();
+    for index in 0..METRICS_SLOTS {
+        let values = metrics
+            .get(&index, 0)
+            .map_err(|source| DatapathError::Map {
+                map: map_names::METRICS,
+                operation: "get",
+                source,
+            })?;
+        let (packets, bytes) = values
+            .iter()
+            .fold((0, 0), |(p, b), v| (p + v.packets, b + v.bytes));
+        if packets == 0 {
+            continue;
+        }
+        let code = (index / 2) as u8;
+        rows.push(ReasonCounter {
+            reason: code,
+            reason_name: reason::name(code),
+            is_drop: code >= reason::DROP_FIRST && code != reason::EVENT_LOST,
+            direction: if index % 2 == direction::EGRESS as u32 {
+                "egress"
+            } else {
+                "ingress"
+            },
+            packets,
+            bytes,
+        });
+    }
+    Ok(rows)
+}
+
 /// The address a 16-byte form stands for.
-fn to_ip(bytes: &[u8; 16], family: u8) -> IpAddr {
+pub(crate) fn to_ip(bytes: &[u8; 16], family: u8) -> IpAddr {
     if family == Family::V4 {
         IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
     } else {

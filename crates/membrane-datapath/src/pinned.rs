@@ -3,15 +3,16 @@
 //! Entries come back decoded: addresses as [`IpAddr`], ports in host byte order.
 
 use crate::error::DatapathError;
+use crate::maps::{ReasonCounter, read_counters, to_ip as address};
 use crate::pressure::MapPressure;
 use aya::Pod;
-use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapError};
+use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray};
 use ipnet::IpNet;
 use membrane_common::ct::{CtEntry, CtKey};
 use membrane_common::lb::{Backend, MaglevKey, RevNat, ServiceKey, ServiceValue};
 use membrane_common::nat::NatEntry;
 use membrane_common::policy::{POLICY_FIXED_BITS, PolicyEntry, PolicyKey};
-use membrane_common::{DatapathConfig, EndpointInfo, EndpointKey, Family, map_names};
+use membrane_common::{DatapathConfig, EndpointInfo, EndpointKey, MetricsValue, map_names};
 use membrane_common::{IPCACHE_PREFIX_BITS, IpcacheAddr, IpcacheEntry};
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
@@ -197,6 +198,18 @@ impl PinnedMaps {
         let array: Array<MapData, DatapathConfig> =
             Array::try_from(self.map(name)?).map_err(err("open"))?;
         array.get(&0, 0).map_err(err("read"))
+    }
+
+    /// The datapath's packet counters per reason and direction, zero rows omitted.
+    pub fn counters(&self) -> Result<Vec<ReasonCounter>, DatapathError> {
+        let name = map_names::METRICS;
+        let metrics: PerCpuArray<MapData, MetricsValue> = PerCpuArray::try_from(self.map(name)?)
+            .map_err(|source| DatapathError::Map {
+                map: name,
+                operation: "open",
+                source,
+            })?;
+        read_counters(&metrics)
     }
 
     /// Every Service slot, in frontend then slot order.
@@ -398,13 +411,4 @@ fn entries<T>(
         }
     }
     Ok(rows)
-}
-
-/// The address a 16-byte form stands for.
-fn address(bytes: &[u8; 16], family: u8) -> IpAddr {
-    if family == Family::V4 {
-        IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
-    } else {
-        IpAddr::from(*bytes)
-    }
 }
