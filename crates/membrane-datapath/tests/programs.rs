@@ -557,6 +557,20 @@ fn deleting_an_endpoint_removes_its_entries_and_connections() {
     });
 }
 
+/// A pod of another node (identity 4242, on node 10.99.0.77) written into the ipcache.
+fn remote_pod_in_ipcache(bed: &mut bed::Bed, v6: bool) -> IpAddr {
+    let remote_pod: IpAddr = if v6 {
+        "fd00:200:0:5::7".parse().unwrap()
+    } else {
+        "10.200.5.7".parse().unwrap()
+    };
+    let remote_node: IpAddr = "10.99.0.77".parse().unwrap();
+    bed.dp
+        .upsert_ipcache(ipnet::IpNet::from(remote_pod), 4242, Some(remote_node))
+        .unwrap();
+    remote_pod
+}
+
 #[test]
 fn tunnel_mode_sends_traffic_for_a_remote_pod_to_the_overlay() {
     both_families(|bed, v6| {
@@ -565,15 +579,7 @@ fn tunnel_mode_sends_traffic_for_a_remote_pod_to_the_overlay() {
             device: bed::TUNNEL_DEVICE.into(),
         };
         bed.dp.configure(&bed.options).unwrap();
-        let remote_pod: IpAddr = if v6 {
-            "fd00:200:0:5::7".parse().unwrap()
-        } else {
-            "10.200.5.7".parse().unwrap()
-        };
-        let remote_node: IpAddr = "10.99.0.77".parse().unwrap();
-        bed.dp
-            .upsert_ipcache(ipnet::IpNet::from(remote_pod), 4242, Some(remote_node))
-            .unwrap();
+        let remote_pod = remote_pod_in_ipcache(bed, v6);
         let input = packet(
             a.pod_mac,
             a.host_mac,
@@ -609,15 +615,7 @@ fn tunnel_mode_sends_traffic_for_a_remote_pod_to_the_overlay() {
 #[test]
 fn the_nodes_own_traffic_routed_to_the_tunnel_gets_the_remote_node_and_its_identity() {
     both_families(|bed, v6| {
-        let remote_pod: IpAddr = if v6 {
-            "fd00:200:0:5::7".parse().unwrap()
-        } else {
-            "10.200.5.7".parse().unwrap()
-        };
-        let remote_node: IpAddr = "10.99.0.77".parse().unwrap();
-        bed.dp
-            .upsert_ipcache(ipnet::IpNet::from(remote_pod), 4242, Some(remote_node))
-            .unwrap();
+        let remote_pod = remote_pod_in_ipcache(bed, v6);
         let ifindex = bed.a.spec.host_ifindex;
         let to = |dst: IpAddr| {
             let input = packet(WORLD_MAC, WORLD_MAC, node(v6), dst, 33000, 8080, L4::TcpSyn);

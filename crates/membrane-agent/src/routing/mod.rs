@@ -12,6 +12,26 @@ pub mod tunnel;
 
 pub use config::{RoutingConfig, RoutingMode};
 
+/// Nodes for the routing modules' tests.
+#[cfg(test)]
+mod test_nodes {
+    use membrane_api::NodeInfo;
+
+    /// Node `name`, number `n`: addresses 10.99.n.1 and fd00:99:0:n::1, pod CIDRs
+    /// 10.200.n.0/24 and fd00:200:0:n::/64.
+    pub fn node(name: &str, n: u8) -> NodeInfo {
+        NodeInfo {
+            name: name.to_string(),
+            addresses: vec![
+                format!("10.99.{n}.1").parse().unwrap(),
+                format!("fd00:99:0:{n}::1").parse().unwrap(),
+            ],
+            ipv4_pod_cidr: Some(format!("10.200.{n}.0/24").parse().unwrap()),
+            ipv6_pod_cidr: Some(format!("fd00:200:0:{n}::/64").parse().unwrap()),
+        }
+    }
+}
+
 /// Opens an rtnetlink socket on the agent's namespace, its connection task spawned on the
 /// current tokio runtime.
 pub fn connect() -> Result<rtnetlink::Handle, RoutingError> {

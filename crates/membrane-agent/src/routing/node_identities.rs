@@ -108,19 +108,8 @@ fn settle<E: std::error::Error + Send + Sync + 'static>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_nodes::node;
     use super::*;
-
-    fn node(name: &str, n: u8) -> NodeInfo {
-        NodeInfo {
-            name: name.to_string(),
-            addresses: vec![
-                format!("10.99.{n}.1").parse().unwrap(),
-                format!("fd00:99:0:{n}::1").parse().unwrap(),
-            ],
-            ipv4_pod_cidr: None,
-            ipv6_pod_cidr: None,
-        }
-    }
 
     #[test]
     fn this_nodes_addresses_are_host_and_the_others_remote_node() {

@@ -350,19 +350,9 @@ fn address(address: &RouteAddress) -> Option<IpAddr> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_nodes::node;
     use super::*;
 
-    fn node(name: &str, n: u8) -> NodeInfo {
-        NodeInfo {
-            name: name.to_string(),
-            addresses: vec![
-                format!("10.99.{n}.1").parse().unwrap(),
-                format!("fd00:99:0:{n}::1").parse().unwrap(),
-            ],
-            ipv4_pod_cidr: Some(format!("10.200.{n}.0/24").parse().unwrap()),
-            ipv6_pod_cidr: Some(format!("fd00:200:0:{n}::/64").parse().unwrap()),
-        }
-    }
 
     #[test]
     fn every_other_nodes_pod_cidrs_route_to_that_node_in_their_own_family() {
