@@ -166,3 +166,91 @@ pub fn summary(out: &mut impl Write, report: &Report) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::gather::{Datapath, Pressure, Services};
+    use membrane_api::{AgentStatus, KvstoreStatus};
+    use std::collections::BTreeMap;
+
+    fn found<T>(value: T) -> Part<T> {
+        Part {
+            found: Some(value),
+            error: None,
+        }
+    }
+
+    fn failed<T>(error: &str) -> Part<T> {
+        Part {
+            found: None,
+            error: Some(error.into()),
+        }
+    }
+
+    #[test]
+    fn each_component_gets_a_line_saying_ok_or_why_not_and_maps_their_pressure() {
+        let report = Report {
+            socket: "/run/a.sock".into(),
+            agent: AgentStatus {
+                node: "node-1".into(),
+                healthy: true,
+                endpoints: 3,
+                ipv4_pool: Some(PoolStatus {
+                    cidr: "10.200.1.0/24".into(),
+                    used: 3,
+                    free: 251,
+                }),
+                ipv6_pool: None,
+            },
+            kvstore: found(KvstoreStatus {
+                backend: "etcd at http://e:2379".into(),
+                reachable: false,
+                error: Some("etcd is unavailable".into()),
+            }),
+            datapath: found(Datapath {
+                pin_dir: "/sys/fs/bpf/membrane/node-1".into(),
+                routing_mode: "native",
+                masquerade: vec!["IPv4"],
+                nat_ports: "49152-65535".into(),
+                maglev_table_size: 16381,
+                links: vec!["a".into(), "b".into()],
+                map_pressure: vec![Pressure {
+                    map: "conntrack",
+                    entries: 1000,
+                    capacity: 4000,
+                }],
+            }),
+            services: found(Services {
+                frontends: BTreeMap::from([("ClusterIP".into(), 2), ("NodePort".into(), 1)]),
+                programmed: 2,
+                failed: vec!["shop/web 10.96.0.1:80: map full".into()],
+                algorithms: BTreeMap::from([("random".into(), 3)]),
+                socket_lb: false,
+            }),
+            observer: failed("cannot reach the Observer at /run/o.sock"),
+            nodes: found(vec!["node-1".into(), "node-2".into()]),
+            identities: found(None),
+            policies: found(BTreeMap::from([("NetworkPolicy".into(), 1)])),
+        };
+        let mut out = Vec::new();
+        summary(&mut out, &report).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for expected in [
+            "Agent:                 Ok (socket /run/a.sock)\n",
+            "KVStore:               Unreachable etcd at http://e:2379: etcd is unavailable\n",
+            "Datapath:              Ok eBPF, 2 pinned links in /sys/fs/bpf/membrane/node-1\n",
+            "Routing:               Native (routes per node pod CIDR)\n",
+            "Masquerading:          eBPF [IPv4], NAT ports 49152-65535\n",
+            "KubeProxyReplacement:  True: socket LB off, per-packet LB on, frontends 3 (ClusterIP 2, NodePort 1), programmed 2/3, backend selection [random 3]; NOT programmed: shop/web 10.96.0.1:80: map full\n",
+            "Observer:              Error: cannot reach the Observer at /run/o.sock\n",
+            "Nodes:                 2 (node-1, node-2)\n",
+            "Identities:            not listed by this agent\n",
+            "IPAM IPv6:             not configured\n",
+            "  conntrack        1000 / 4000       25.0%\n",
+        ] {
+            assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+        }
+        assert_eq!(report.failing(), ["kvstore", "observer", "services"]);
+    }
+}
