@@ -269,7 +269,11 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         Ok(())
     });
     let published = Arc::new(Services::default());
-    let observability = Arc::new(Observability::new(&config.observe, &config.node.name)?);
+    let observability = Arc::new(Observability::new(
+        &config.observe,
+        &config.node.name,
+        Arc::new(observe::services::ServiceNames::new(published.clone())),
+    )?);
     let (observed, stop) = (observability.clone(), token.clone());
     tasks.spawn(async move { Ok(observed.read_events(events, stop).await?) });
     let (directory, sources) = (
@@ -277,7 +281,6 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         observe::enrich::Sources {
             agent: agent.clone(),
             cluster: cluster.clone(),
-            services: published.clone(),
             ipcache: observed_ipcache,
         },
     );

@@ -5,8 +5,8 @@
 use crate::directory::{EndpointDirectory, EndpointMeta, ServiceDirectory};
 use crate::error::DecodeError;
 use crate::flow::{
-    DropReason, Endpoint, EventKind, Flow, L4, ObservationPoint, TcpFlags, TrafficDirection,
-    Verdict,
+    DropReason, Endpoint, EventKind, Flow, L4, ObservationPoint, ServiceName, TcpFlags,
+    TrafficDirection, Verdict,
 };
 use membrane_common::events::{ct_state, event_kind, observation_point, policy_verdict};
 use membrane_common::metrics::{direction, reason};
@@ -109,9 +109,7 @@ impl Decoder {
             l4: l4(event),
             source: self.source(event, source_ip),
             destination: self.endpoint(event.dst_endpoint, destination_ip, event.dst_identity),
-            destination_service: (event.rev_nat_index != 0)
-                .then(|| self.services.by_rev_nat(event.rev_nat_index))
-                .flatten(),
+            destination_service: self.service(event, destination_ip),
             translated_to,
             direction: match event.direction {
                 direction::EGRESS => Some(TrafficDirection::Egress),
@@ -128,6 +126,17 @@ impl Decoder {
             length: event.len,
             policy_match: event.policy_match,
         })
+    }
+
+    /// The Service the packet was for: by the reverse-NAT index of its translation, or,
+    /// untranslated, by the frontend it was addressed to.
+    fn service(&self, event: &FlowEvent, destination: IpAddr) -> Option<ServiceName> {
+        if event.rev_nat_index != 0 {
+            return self.services.by_rev_nat(event.rev_nat_index);
+        }
+        let port = u16::from_be(event.tuple.dport);
+        self.services
+            .by_frontend((destination, port, event.tuple.proto))
     }
 
     /// The source of the flow: as [`Decoder::endpoint`] finds it, except that a packet

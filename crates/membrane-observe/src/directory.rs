@@ -36,10 +36,16 @@ pub trait EndpointDirectory: Send + Sync {
     fn by_interface(&self, ifindex: u32) -> Option<EndpointMeta>;
 }
 
-/// Looks Services up by the reverse-NAT index the datapath reports.
+/// A Service frontend as packets address it: address, port and IP protocol number.
+pub type Frontend = (IpAddr, u16, u8);
+
+/// Looks Services up by the reverse-NAT index the datapath reports, or by the frontend
+/// a packet was addressed to (untranslated packets: refused for want of a backend).
 pub trait ServiceDirectory: Send + Sync {
     /// The Service whose frontend has this reverse-NAT index.
     fn by_rev_nat(&self, index: u16) -> Option<ServiceName>;
+    /// The Service with this frontend.
+    fn by_frontend(&self, frontend: Frontend) -> Option<ServiceName>;
 }
 
 /// An in-memory directory, replaced wholesale or entry by entry: for tests, benchmarks
@@ -55,6 +61,7 @@ struct Entries {
     by_ip: HashMap<IpAddr, EndpointMeta>,
     by_interface: HashMap<u32, EndpointMeta>,
     services: HashMap<u16, ServiceName>,
+    frontends: HashMap<Frontend, ServiceName>,
 }
 
 impl Entries {
@@ -93,31 +100,32 @@ impl StaticDirectory {
         inner.by_interface.retain(|_, meta| meta.id != id);
     }
 
-    /// Replaces every endpoint with `endpoints` (each with its addresses) and every
-    /// Service with `services` (by reverse-NAT index) at once, so that a lookup never
-    /// sees a half-updated directory.
-    pub fn replace(
-        &self,
-        endpoints: Vec<(EndpointMeta, Vec<IpAddr>)>,
-        services: HashMap<u16, ServiceName>,
-    ) {
-        let mut fresh = Entries {
-            services,
-            ..Entries::default()
-        };
+    /// Replaces every endpoint with `endpoints` (each with its addresses) at once, so
+    /// that a lookup never sees a half-updated directory; Services stay as they are.
+    pub fn replace_endpoints(&self, endpoints: Vec<(EndpointMeta, Vec<IpAddr>)>) {
+        let mut fresh = Entries::default();
         for (meta, addresses) in endpoints {
             for ip in addresses {
                 fresh.by_ip.insert(ip, meta.clone());
             }
             fresh.insert_local(meta);
         }
-        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        fresh.services = std::mem::take(&mut inner.services);
+        fresh.frontends = std::mem::take(&mut inner.frontends);
+        *inner = fresh;
     }
 
     /// Records a Service under its reverse-NAT index.
     pub fn insert_service(&self, rev_nat_index: u16, name: ServiceName) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         inner.services.insert(rev_nat_index, name);
+    }
+
+    /// Records a Service under one of its frontends.
+    pub fn insert_frontend(&self, frontend: Frontend, name: ServiceName) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.frontends.insert(frontend, name);
     }
 
     /// Forgets the Service with this reverse-NAT index.
@@ -149,6 +157,11 @@ impl ServiceDirectory for StaticDirectory {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         inner.services.get(&index).cloned()
     }
+
+    fn by_frontend(&self, frontend: Frontend) -> Option<ServiceName> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner.frontends.get(&frontend).cloned()
+    }
 }
 
 #[cfg(test)]
@@ -165,21 +178,21 @@ mod tests {
     }
 
     #[test]
-    fn replace_drops_everything_not_listed_again() {
+    fn replacing_endpoints_drops_every_endpoint_not_listed_again_and_keeps_services() {
         let dir = StaticDirectory::new();
         let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         dir.insert_endpoint(meta(1, "old"), &[a]);
         dir.insert_service(7, ServiceName::default());
-        dir.replace(
-            vec![(meta(0, "remote"), vec![b]), (meta(2, "local"), vec![a])],
-            HashMap::new(),
-        );
+        dir.replace_endpoints(vec![
+            (meta(0, "remote"), vec![b]),
+            (meta(2, "local"), vec![a]),
+        ]);
         assert_eq!(dir.by_id(1), None);
         assert_eq!(dir.by_interface(101), None);
         assert_eq!(dir.by_interface(102).unwrap().pod_name, "local");
         assert_eq!(dir.by_ip(a).unwrap().pod_name, "local");
         assert_eq!(dir.by_ip(b).unwrap().pod_name, "remote");
         assert_eq!(dir.by_id(0), None, "remote endpoints have no local id");
-        assert_eq!(dir.by_rev_nat(7), None);
+        assert_eq!(dir.by_rev_nat(7), Some(ServiceName::default()));
     }
 }

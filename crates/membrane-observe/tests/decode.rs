@@ -221,3 +221,27 @@ fn a_spoofed_packet_comes_from_the_pod_whose_interface_it_left_not_from_the_addr
         "web-1"
     );
 }
+
+#[test]
+fn an_untranslated_packet_to_a_frontend_is_for_that_service() {
+    // Refused for want of a backend: no translation, no reverse-NAT index.
+    let directory = directory();
+    let frontend = (IpAddr::from([10, 0, 0, 3]), 80, proto::TCP);
+    let name = ServiceName {
+        namespace: "other".to_string(),
+        name: "empty".to_string(),
+    };
+    directory.insert_frontend(frontend, name.clone());
+    let decoder = membrane_observe::decode::Decoder::new(
+        "node1",
+        directory.clone(),
+        directory,
+        membrane_observe::decode::BootClock::with_epoch(epoch()),
+    );
+    let flow = decoder
+        .decode(&drop(10, 1, 3, reason::DROP_NO_BACKEND))
+        .unwrap();
+    assert_eq!(flow.destination_service, Some(name));
+    let other_port = decoder.decode(&tcp(10, 1, 3, 40000, 81, 0x02)).unwrap();
+    assert_eq!(other_port.destination_service, None);
+}

@@ -34,6 +34,11 @@ const CONVERGE: Duration = Duration::from_secs(30);
 const METRICS_PORT: u16 = 9962;
 /// Hubble's Observer port.
 const OBSERVER_PORT: u16 = 4244;
+/// Cluster IPs of Service shop/web (backed by the server pod) and shop/empty (no
+/// backend), both on port 80 to the server's TCP port.
+const WEB_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
+const EMPTY_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 21);
+const SERVICE_PORT: u16 = 80;
 /// A source address no pod has: packets from it are spoofed.
 const SPOOFED: Ipv4Addr = Ipv4Addr::new(10, 200, 1, 250);
 
@@ -176,13 +181,98 @@ fn pod_object(pod: &Pod, app: &str) -> Value {
 }
 
 fn apply(node: &Node, objects: Vec<Value>) {
+    let count = objects.len();
     let client = Client::new(&node.agent().config().socket);
     let report: ApplyReport =
         block_on(client.post(paths::OBJECTS_APPLY, &ApplyRequest { objects })).unwrap();
     assert!(
-        report.created.len() + report.configured.len() + report.unchanged.len() == 2,
+        report.created.len() + report.configured.len() + report.unchanged.len() == count,
         "{report:?}"
     );
+}
+
+/// Service `shop/<name>` on `vip`:80 to the TCP port of the pods labelled `app=server`,
+/// and, when `backend` is given, its EndpointSlice listing it.
+fn service(name: &str, vip: Ipv4Addr, backend: Option<&Pod>) -> Vec<Value> {
+    let mut objects = vec![json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": vip.to_string(),
+            "clusterIPs": [vip.to_string()],
+            "ipFamilies": ["IPv4"],
+            "ports": [{"name": "echo", "port": SERVICE_PORT, "targetPort": DEFAULT_PORTS.tcp, "protocol": "TCP"}]
+        }
+    })];
+    if let Some(pod) = backend {
+        objects.push(json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": format!("{name}-ipv4"), "namespace": "shop",
+                "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4",
+            "ports": [{"name": "echo", "port": DEFAULT_PORTS.tcp, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [pod.ipv4().unwrap().to_string()],
+                "conditions": {"ready": true}, "nodeName": pod.node_name()}]
+        }));
+    }
+    objects
+}
+
+/// Waits, bounded, until `node` reports both Service frontends programmed.
+fn wait_services_programmed(node: &Node) {
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let frontends: Vec<membrane_api::ServiceFrontend> =
+            node.agent().get(paths::SERVICES).unwrap();
+        let programmed = |vip: Ipv4Addr| {
+            frontends
+                .iter()
+                .any(|f| f.address == IpAddr::V4(vip) && f.programmed && f.rev_nat_index.is_some())
+        };
+        if programmed(WEB_VIP) && programmed(EMPTY_VIP) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Services not programmed: {frontends:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits, bounded, until `node` serves a flow matching `filter`, and returns it.
+fn wait_flow(node: &Node, filter: pb::FlowFilter, what: &str) -> pb::Flow {
+    let request = GetFlowsRequest {
+        whitelist: vec![filter],
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = block_on(async { flows(&mut unix_client(node).await, request.clone()).await });
+        if let Some(flow) = found.into_iter().last() {
+            return flow;
+        }
+        if Instant::now() >= deadline {
+            let recent = block_on(async {
+                flows(
+                    &mut unix_client(node).await,
+                    GetFlowsRequest {
+                        number: 8,
+                        ..Default::default()
+                    },
+                )
+                .await
+            });
+            panic!(
+                "no flow on {}: {what}; the last flows: {recent:#?}",
+                node.name()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Every flow a GetFlows `request` returns (it must not follow).
@@ -389,8 +479,11 @@ fn flows_of_both_nodes_are_served_enriched_through_the_observer_api_cli_and_metr
     let outside = Outside::create().unwrap();
     let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
     let pki = Pki::new();
-    // Node 1 serves the Observer on plain TCP :4244 (the default); node 2 with mutual TLS.
-    let a = start(&outside, 1, &flags(&etcd.endpoint()));
+    // Node 1 serves the Observer on plain TCP :4244 (the default) and translates Services
+    // per packet, so that its flows carry the Service; node 2 serves with mutual TLS.
+    let mut per_packet = flags(&etcd.endpoint());
+    per_packet.push("--socket-lb=false".to_string());
+    let a = start(&outside, 1, &per_packet);
     let mut with_tls = flags(&etcd.endpoint());
     with_tls.extend([
         "--config".to_string(),
@@ -495,6 +588,52 @@ fn flows_of_both_nodes_are_served_enriched_through_the_observer_api_cli_and_metr
         endpoint(&dropped, true).pod_name,
         "client",
         "the sending endpoint is named even though the address is not its own"
+    );
+
+    // Traffic to a Service carries its name; a Service without backends drops, named.
+    let mut objects = service("web", WEB_VIP, Some(&server));
+    objects.extend(service("empty", EMPTY_VIP, None));
+    apply(&a, objects);
+    wait_services_programmed(&a);
+    let web = SocketAddr::new(WEB_VIP.into(), SERVICE_PORT);
+    assert_all_ok(
+        "tcp to the Service",
+        &workload::tcp(&client, web, 2).unwrap(),
+    );
+    let to_web = wait_flow(
+        &a,
+        pb::FlowFilter {
+            destination_service: vec!["shop/web".to_string()],
+            ..filter()
+        },
+        "to Service shop/web",
+    );
+    assert_eq!(
+        to_web.destination_service,
+        Some(pb::Service {
+            name: "web".to_string(),
+            namespace: "shop".to_string()
+        })
+    );
+    assert_eq!(endpoint(&to_web, true).pod_name, "client");
+    let empty = SocketAddr::new(EMPTY_VIP.into(), SERVICE_PORT);
+    let refused = workload::tcp(&client, empty, 1).unwrap();
+    assert!(
+        !refused.success,
+        "a Service without backends answered: {refused:?}"
+    );
+    let no_backend = wait_flow(
+        &a,
+        pb::FlowFilter {
+            destination_service: vec!["shop/empty".to_string()],
+            verdict: vec![pb::Verdict::Dropped as i32],
+            ..filter()
+        },
+        "dropped for Service shop/empty",
+    );
+    assert_eq!(
+        no_backend.drop_reason_desc,
+        pb::DropReason::ServiceBackendNotFound as i32
     );
 
     block_on(async {
@@ -748,7 +887,8 @@ fn flows_of_both_nodes_are_served_enriched_through_the_observer_api_cli_and_metr
     assert_eq!(table.lines().count(), 4, "{table}");
     let dict = membrane_observe(&a, &["-o", "dict", "--last", "1", "--verdict", "DROPPED"]);
     assert!(dict.contains("VERDICT: DROPPED"), "{dict}");
-    let json = membrane_observe(&a, &["-o", "json", "--last", "1", "--verdict", "DROPPED"]);
+    let spoofed = SPOOFED.to_string();
+    let json = membrane_observe(&a, &["-o", "json", "--last", "1", "--from-ip", &spoofed]);
     let flow: Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(flow["drop_reason_desc"], "INVALID_SOURCE_IP", "{json}");
     assert_eq!(flow["source"]["pod_name"], "client", "{json}");
@@ -788,6 +928,19 @@ fn flows_of_both_nodes_are_served_enriched_through_the_observer_api_cli_and_metr
         "the follow connection is counted"
     );
     assert_eq!(sum(&after, "membrane_agent_healthy", &[]), 1.0);
+    let to_service = |service: &str, verdict: &str| {
+        sum(
+            &after,
+            "membrane_service_packets_total",
+            &[
+                ("namespace", "shop"),
+                ("service", service),
+                ("verdict", verdict),
+            ],
+        )
+    };
+    assert!(to_service("web", "FORWARDED") > 0.0);
+    assert!(to_service("empty", "DROPPED") > 0.0);
     // Map pressure is read every few seconds: wait, bounded, for a reading with pods.
     let deadline = Instant::now() + Duration::from_secs(15);
     for attempt in 0.. {

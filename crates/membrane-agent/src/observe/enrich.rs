@@ -1,8 +1,7 @@
-//! Keeps the observer's directory in step with what the agent knows: its own endpoints
-//! (by endpoint id and address), every Pod object with addresses (pods on other nodes
-//! included, by address) with the identity the ipcache gives their addresses, and the
-//! Services the node load-balances (by reverse-NAT
-//! index), so that flows carry names, labels, workloads and Service names.
+//! Keeps the observer's endpoint directory in step with what the agent knows: its own
+//! endpoints (by endpoint id, address and host-side interface) and every Pod object with
+//! addresses (pods on other nodes included, by address), with the identity the ipcache
+//! gives their addresses, so that flows carry names, labels, workloads and identities.
 
 use crate::agent::Agent;
 use crate::cluster::Cluster;
@@ -10,11 +9,9 @@ use crate::cluster::reflector::Reflector;
 use crate::endpoints::NodeDatapath;
 use crate::node::NodeNetwork;
 use crate::routing::ipcache::IpcacheRecord;
-use crate::services::Services;
-use membrane_api::ServiceFrontend;
 use membrane_model::Object;
 use membrane_observe::directory::{EndpointMeta, StaticDirectory};
-use membrane_observe::flow::{ServiceName, Workload};
+use membrane_observe::flow::Workload;
 use membrane_state::keys;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -34,8 +31,6 @@ pub struct Sources<D: NodeDatapath, N: NodeNetwork> {
     pub agent: Arc<Agent<D, N>>,
     /// The cluster's objects: Pods with labels, owners and addresses.
     pub cluster: Arc<Cluster>,
-    /// The Services this node load-balances, with their reverse-NAT indexes.
-    pub services: Arc<Services>,
     /// The kvstore's ipcache: the security identity of every pod address.
     pub ipcache: Arc<Reflector<IpcacheRecord>>,
 }
@@ -49,7 +44,6 @@ pub async fn follow<D: NodeDatapath, N: NodeNetwork>(
     let Sources {
         agent,
         cluster,
-        services,
         ipcache,
     } = sources;
     loop {
@@ -89,7 +83,7 @@ pub async fn follow<D: NodeDatapath, N: NodeNetwork>(
                         .find_map(|ip| identities.get(ip).copied())
                         .unwrap_or(0);
                 }
-                directory.replace(entries, service_names(&services.frontends()));
+                directory.replace_endpoints(entries);
             }
             Err(error) => tracing::warn!(%error, "cannot list endpoints for flow enrichment"),
         }
@@ -107,23 +101,6 @@ fn identities(records: &[(String, IpcacheRecord)]) -> HashMap<IpAddr, u32> {
         .filter_map(|(key, record)| {
             let ip = keys::suffix(key, keys::IPCACHE)?.parse().ok()?;
             Some((ip, record.identity))
-        })
-        .collect()
-}
-
-/// The Service of each reverse-NAT index (hostPort frontends, owned by Pods, excluded).
-fn service_names(frontends: &[ServiceFrontend]) -> HashMap<u16, ServiceName> {
-    frontends
-        .iter()
-        .filter(|f| f.owner_kind == "Service")
-        .filter_map(|f| {
-            Some((
-                f.rev_nat_index?,
-                ServiceName {
-                    namespace: f.namespace.clone(),
-                    name: f.name.clone(),
-                },
-            ))
         })
         .collect()
 }

@@ -4,18 +4,20 @@
 //! TLS. Losses in the kernel's ring buffer and in the queue become lost-event records.
 //!
 //! - [`config`]: the `observe` section;
-//! - [`enrich`]: endpoints, Pods and Services named for the decoder;
+//! - [`enrich`]: endpoints and Pods named for the decoder;
+//! - [`services`]: Services named for the decoder, live;
 //! - [`sampling`]: the kernel's lost-event count and map pressure, on a timer.
 
 pub mod config;
 pub mod enrich;
 pub mod sampling;
+pub mod services;
 
 pub use config::{Listen, ObserveConfig};
 
 use membrane_datapath::EventReader;
 use membrane_observe::decode::{BootClock, Decoder};
-use membrane_observe::directory::StaticDirectory;
+use membrane_observe::directory::{ServiceDirectory, StaticDirectory};
 use membrane_observe::error::{DecodeError, ServeError};
 use membrane_observe::flow::LostSource;
 use membrane_observe::metrics::ObserveMetrics;
@@ -58,15 +60,14 @@ pub struct Observability {
 }
 
 impl Observability {
-    /// Sets up observability for `node`.
-    pub fn new(config: &ObserveConfig, node: &str) -> Result<Observability, ObserveError> {
+    /// Sets up observability for `node`, naming Services from `services`.
+    pub fn new(
+        config: &ObserveConfig,
+        node: &str,
+        services: Arc<dyn ServiceDirectory>,
+    ) -> Result<Observability, ObserveError> {
         let directory = Arc::new(StaticDirectory::new());
-        let decoder = Decoder::new(
-            node,
-            directory.clone(),
-            directory.clone(),
-            BootClock::system()?,
-        );
+        let decoder = Decoder::new(node, directory.clone(), services, BootClock::system()?);
         let store = FlowStore::new(config.max_flows, config.follow_buffer);
         let metrics = Arc::new(ObserveMetrics::new());
         let pipeline = Arc::new(Pipeline::new(decoder, store.clone(), metrics.clone()));
@@ -89,7 +90,7 @@ impl Observability {
         &self.pipeline
     }
 
-    /// The directory the decoder names endpoints and Services from.
+    /// The directory the decoder names endpoints from.
     pub fn directory(&self) -> &Arc<StaticDirectory> {
         &self.directory
     }
