@@ -1,17 +1,17 @@
-//! The shared test bed of the suite: two nodes on one etcd (tunnel routing), the
-//! outside (the world), namespaces and pods with labels and named container ports,
-//! and servers in every pod, on both nodes and in the world. Started once; scenarios
-//! only apply and delete policies.
+//! The shared test bed of the suite: three nodes on one etcd (tunnel routing; node 3
+//! in audit mode), the outside (the world), namespaces and pods with labels and named
+//! container ports, and servers in every pod, on every node and in the world. Started
+//! once; scenarios only apply and delete policies.
 
-use crate::scenario::Family;
+use crate::scenario::{Family, TraceLine};
+use membrane_api::policy::TraceReport;
 use membrane_testbed::addressing::{WORLD_V4, WORLD_V6};
-use membrane_testbed::binaries;
 use membrane_testbed::workload::{self, DEFAULT_PORTS, Ports, Server};
 use membrane_testbed::{Etcd, Node, Outside, Place, Pod};
+use membrane_testbed::{cli, cluster};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The second server of every pod: TCP and UDP on the same number (for protocol ANY)
@@ -27,6 +27,7 @@ const NAMESPACES: &[(&str, &[(&str, &str)])] = &[
     ("shop", &[("team", "shop"), ("env", "prod")]),
     ("lab", &[("team", "lab"), ("env", "test")]),
     ("ops", &[("purpose", "ops")]),
+    ("audit", &[("purpose", "audit")]),
 ];
 
 /// A pod of the bed: node number, namespace, name, labels.
@@ -37,7 +38,14 @@ struct PodSpec {
     labels: &'static [(&'static str, &'static str)],
 }
 
-/// The pods: five on node 1, two on node 2.
+impl PodSpec {
+    /// `namespace/name`.
+    fn full_name(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The pods: five on node 1, two on node 2, one on node 3 (the audit-mode node).
 const PODS: &[PodSpec] = &[
     PodSpec {
         node: 1,
@@ -81,7 +89,18 @@ const PODS: &[PodSpec] = &[
         name: "remote",
         labels: &[("app", "client"), ("stage", "stable")],
     },
+    PodSpec {
+        node: AUDIT_NODE,
+        namespace: "audit",
+        name: "target",
+        labels: &[("app", "target")],
+    },
 ];
+
+/// The node whose agent runs with `--policy-audit-mode true`.
+const AUDIT_NODE: u8 = 3;
+/// The number of nodes.
+const NODES: u8 = 3;
 
 /// The named container ports every pod declares (name, port, protocol).
 const NAMED_PORTS: &[(&str, u16, &str)] = &[
@@ -93,13 +112,8 @@ const NAMED_PORTS: &[(&str, u16, &str)] = &[
     ("alt-http", ALT_PORTS.http, "TCP"),
 ];
 
-/// How long a node's records outlive its agent.
-const LEASE_TTL_SECS: &str = "3";
 /// How long the nodes get to learn each other's pods.
 const CONVERGE: Duration = Duration::from_secs(30);
-
-/// The CLI gets this long per command.
-const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The outside, etcd and the two nodes.
 pub struct Cluster {
@@ -111,27 +125,22 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts etcd in the outside and two agents on it in tunnel mode, and routes the
-    /// pod CIDRs from the outside to their nodes so the world can reach pods.
-    pub fn start(extra_flags: &[&str]) -> Cluster {
+    /// Starts etcd in the outside and [`NODES`] agents on it in tunnel mode (the last in
+    /// audit mode), and routes the pod CIDRs from the outside to their nodes so the
+    /// world can reach pods.
+    pub fn start() -> Cluster {
         let outside = Outside::create().unwrap();
         let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
         let endpoint = etcd.endpoint();
-        let mut flags = vec![
-            "--kvstore",
-            "etcd",
-            "--kvstore-endpoints",
-            &endpoint,
-            "--kvstore-lease-ttl-secs",
-            LEASE_TTL_SECS,
-            "--cluster-cidr-v4",
-            "10.200.0.0/16",
-            "--cluster-cidr-v6",
-            "fd00:200::/48",
-        ];
-        flags.extend_from_slice(extra_flags);
-        let nodes: Vec<Node> = (1..=2)
-            .map(|index| Node::start_with(&outside, index, &flags).unwrap())
+        let flags = cluster::etcd_flags(&endpoint, "tunnel");
+        let nodes: Vec<Node> = (1..=NODES)
+            .map(|index| {
+                let mut node_flags = flags.clone();
+                if index == AUDIT_NODE {
+                    node_flags.extend(["--policy-audit-mode", "true"]);
+                }
+                Node::start_with(&outside, index, &node_flags).unwrap()
+            })
             .collect();
         for node in &nodes {
             membrane_testbed::wiring::route_pod_cidrs(outside.netns(), node.addressing()).unwrap();
@@ -143,7 +152,7 @@ impl Cluster {
         }
     }
 
-    /// Node number `index` (1 or 2).
+    /// Node number `index` (1 to [`NODES`]).
     pub fn node(&self, index: u8) -> &Node {
         &self.nodes[usize::from(index) - 1]
     }
@@ -217,7 +226,7 @@ impl<'c> Bed<'c> {
             .map(|(_, pod)| pod)
     }
 
-    /// The peer called `name`: `namespace/pod`, `world`, `node1` or `node2`.
+    /// The peer called `name`: `namespace/pod`, `world` or `node<N>` (a process on node N).
     pub fn peer(&self, name: &str) -> Result<Peer<'_>, String> {
         if let Some((namespace, pod)) = name.split_once('/') {
             let pod = self
@@ -235,17 +244,23 @@ impl<'c> Bed<'c> {
                 v4: IpAddr::V4(WORLD_V4),
                 v6: IpAddr::V6(WORLD_V6),
             }),
-            "node1" | "node2" => {
-                let node = self.cluster.node(if name == "node1" { 1 } else { 2 });
+            _ => {
+                let node = name
+                    .strip_prefix("node")
+                    .and_then(|number| number.parse::<u8>().ok())
+                    .filter(|number| (1..=NODES).contains(number))
+                    .map(|number| self.cluster.node(number))
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown peer `{name}`: expected namespace/pod, world or node1..node{NODES}"
+                        )
+                    })?;
                 Ok(Peer {
                     place: node,
                     v4: IpAddr::V4(node.ipv4()),
                     v6: IpAddr::V6(node.ipv6()),
                 })
             }
-            other => Err(format!(
-                "unknown peer `{other}`: expected namespace/pod, world, node1 or node2"
-            )),
         }
     }
 
@@ -263,7 +278,7 @@ impl<'c> Bed<'c> {
             number
                 .parse::<u8>()
                 .ok()
-                .filter(|n| (1..=2).contains(n))
+                .filter(|n| (1..=NODES).contains(n))
                 .map(|n| self.cluster.node(n).addressing())
                 .ok_or_else(|| format!("placeholder `{key}`: no node `{number}`"))
         };
@@ -313,14 +328,38 @@ impl<'c> Bed<'c> {
         path
     }
 
-    /// Runs the real CLI against node 1's agent: `membrane <args> <file>`; its stdout,
-    /// or what it said when it failed.
+    /// Runs the real CLI on node 1 against its agent: `membrane <args> <file>`; its
+    /// stdout, or what it said when it failed.
     pub fn membrane(&self, args: &[&str], file: &Path) -> Result<String, String> {
-        let cli = binaries::locate(binaries::CLI).map_err(|e| e.to_string())?;
-        let socket = &self.cluster.node(1).agent().config().socket;
-        let mut command = Command::new(&cli);
-        command.arg("--socket").arg(socket).args(args).arg(file);
-        run_bounded(command, self.cluster.node(1))
+        let file = file.to_str().expect("the manifest directory is UTF-8");
+        let args: Vec<&str> = args.iter().copied().chain([file]).collect();
+        run_cli(self.cluster.node(1), &args)
+    }
+
+    /// `membrane policy trace -o json` for `line`, on the sender's node (the receiver's
+    /// when the sender is not a pod).
+    pub fn trace(&self, line: &TraceLine) -> Result<TraceReport, String> {
+        let spec = PODS
+            .iter()
+            .find(|spec| spec.full_name() == line.from)
+            .or_else(|| PODS.iter().find(|spec| spec.full_name() == line.to))
+            .ok_or_else(|| format!("{line}: neither end is a pod of the bed"))?;
+        let from = self.trace_peer(&line.from)?;
+        let to = self.trace_peer(&line.to)?;
+        let args = [
+            "policy", "trace", "--from", &from, "--to", &to, "--port", &line.port, "-o", "json",
+        ];
+        let stdout = run_cli(self.cluster.node(spec.node), &args)?;
+        serde_json::from_str(&stdout).map_err(|e| format!("{line}: {e}: {stdout}"))
+    }
+
+    /// A peer as the trace command takes it: `namespace/pod`, or the IPv4 address.
+    fn trace_peer(&self, name: &str) -> Result<String, String> {
+        if name.contains('/') {
+            Ok(name.to_string())
+        } else {
+            Ok(self.peer(name)?.address(Family::V4).to_string())
+        }
     }
 
     /// Waits (bounded) until every pod reaches every pod over TCP on both families: the
@@ -353,17 +392,19 @@ impl<'c> Bed<'c> {
     }
 }
 
-/// Runs the CLI `command` on `node` (its namespace and cgroup, as an operator's shell
-/// there would) for at most [`CLI_TIMEOUT`]; its stdout, or its output when it fails.
-fn run_bounded(command: Command, node: &Node) -> Result<String, String> {
-    let finished = membrane_testbed::process::run(command, node, &[], CLI_TIMEOUT)
-        .map_err(|e| e.to_string())?;
+/// Runs `membrane <args>` on `node` (its namespace and cgroup, as an operator's shell
+/// there would); its stdout, or what it said when it failed.
+fn run_cli(node: &Node, args: &[&str]) -> Result<String, String> {
+    let finished = cli::run(node, args, "").map_err(|e| e.to_string())?;
     if finished.status.success() {
         Ok(finished.stdout)
     } else {
         Err(format!(
-            "{}{}{}",
-            finished.status, finished.stdout, finished.stderr
+            "membrane {}: {}: {}{}",
+            args.join(" "),
+            finished.status,
+            finished.stdout,
+            finished.stderr
         ))
     }
 }

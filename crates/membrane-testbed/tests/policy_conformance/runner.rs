@@ -4,7 +4,8 @@
 
 use crate::bed::Bed;
 use crate::probe::{self, Seen};
-use crate::scenario::{Expect, Probe, Scenario};
+use crate::scenario::{Expect, Probe, Scenario, TraceLine};
+use membrane_api::policy::TraceReport;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,58 @@ impl ProbeResult {
     }
 }
 
+/// One `membrane policy trace` check and what the command said.
+pub struct TraceResult {
+    /// The expectation.
+    pub line: TraceLine,
+    /// The verdict and deciding rules, or why the command failed.
+    pub said: Result<String, String>,
+    /// Whether it matched.
+    pub matched: bool,
+}
+
+impl TraceResult {
+    fn check(bed: &Bed<'_>, line: &TraceLine) -> TraceResult {
+        let report = bed.trace(line);
+        let matched = report.as_ref().is_ok_and(|report| {
+            report.verdict == line.verdict
+                && line.policy.as_ref().is_none_or(|policy| {
+                    deciding_rules(report).any(|rule| rule.contains(policy.as_str()))
+                })
+        });
+        let said = report.map(|report| {
+            let rules: Vec<&str> = deciding_rules(&report).collect();
+            format!("{} by {rules:?}", report.verdict)
+        });
+        TraceResult {
+            line: line.clone(),
+            said,
+            matched,
+        }
+    }
+
+    fn expected(&self) -> String {
+        match &self.line.policy {
+            Some(policy) => format!("{} by {policy}", self.line.verdict),
+            None => self.line.verdict.clone(),
+        }
+    }
+
+    fn said(&self) -> &str {
+        match &self.said {
+            Ok(text) | Err(text) => text,
+        }
+    }
+}
+
+/// The rules of both sides' decisions.
+fn deciding_rules(report: &TraceReport) -> impl Iterator<Item = &str> {
+    [&report.egress, &report.ingress]
+        .into_iter()
+        .flatten()
+        .flat_map(|decision| decision.rules.iter().map(|rule| rule.rule.as_str()))
+}
+
 /// The outcome of one scenario.
 pub struct ScenarioResult<'s> {
     /// The scenario.
@@ -37,6 +90,8 @@ pub struct ScenarioResult<'s> {
     pub errors: Vec<String>,
     /// The matrix with the policies applied.
     pub applied: Vec<ProbeResult>,
+    /// The trace checks, with the policies applied.
+    pub traces: Vec<TraceResult>,
     /// The matrix after the policies were deleted (every probe expected to connect).
     pub removed: Vec<ProbeResult>,
     /// Time the scenario took.
@@ -48,7 +103,14 @@ impl ScenarioResult<'_> {
     pub fn passed(&self) -> bool {
         self.errors.is_empty()
             && self.applied.iter().all(ProbeResult::matched)
-            && self.removed.iter().all(ProbeResult::matched)
+            && self.traces.iter().all(|t| t.matched)
+            && self.restored()
+    }
+
+    /// True when every probe connected again once the policies were deleted: the bed is
+    /// as the next scenario expects it.
+    pub fn restored(&self) -> bool {
+        self.removed.iter().all(ProbeResult::matched)
     }
 
     /// The scenario's block of the printout: every probe with expectation and outcome.
@@ -67,6 +129,17 @@ impl ScenarioResult<'_> {
         );
         for error in &self.errors {
             writeln!(out, "    ERROR {error}").unwrap();
+        }
+        for trace in &self.traces {
+            writeln!(
+                out,
+                "    {} {:56} expected {} got {}",
+                if trace.matched { "ok  " } else { "MISS" },
+                trace.line.to_string(),
+                trace.expected(),
+                trace.said()
+            )
+            .unwrap();
         }
         for (phase, results) in [("applied", &self.applied), ("removed", &self.removed)] {
             for result in results {
@@ -91,6 +164,14 @@ impl ScenarioResult<'_> {
     /// One line per mismatching probe, for the summary.
     pub fn mismatches(&self) -> Vec<String> {
         let mut lines = self.errors.clone();
+        for trace in self.traces.iter().filter(|t| !t.matched) {
+            lines.push(format!(
+                "{} expected {}, got {}",
+                trace.line,
+                trace.expected(),
+                trace.said()
+            ));
+        }
         for (phase, results) in [("applied", &self.applied), ("removed", &self.removed)] {
             for result in results.iter().filter(|r| !r.matched()) {
                 lines.push(format!(
@@ -152,6 +233,7 @@ pub fn run<'s>(bed: &Bed<'_>, scenario: &'s Scenario) -> ScenarioResult<'s> {
         scenario,
         errors: Vec::new(),
         applied: Vec::new(),
+        traces: Vec::new(),
         removed: Vec::new(),
         elapsed: Duration::ZERO,
     };
@@ -168,6 +250,11 @@ pub fn run<'s>(bed: &Bed<'_>, scenario: &'s Scenario) -> ScenarioResult<'s> {
     }
     let probes = scenario.probes();
     result.applied = converge(bed, &probes);
+    result.traces = scenario
+        .traces
+        .iter()
+        .map(|line| TraceResult::check(bed, line))
+        .collect();
     if let Err(e) = bed.membrane(&["delete", "-f"], &manifest) {
         result.errors.push(format!("membrane delete failed: {e}"));
     }

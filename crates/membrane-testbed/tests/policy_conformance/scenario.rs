@@ -23,6 +23,62 @@ pub struct Scenario {
     pub policies: String,
     /// The probe matrix.
     pub probes: Vec<ProbeLine>,
+    /// `membrane policy trace` checks, made once the probes match.
+    #[serde(default)]
+    pub traces: Vec<TraceLine>,
+}
+
+/// A trace check as written: `FROM TO PORT/PROTO VERDICT [POLICY]` - the verdict
+/// `membrane policy trace` must print (allowed, denied, audit) and, when given, the name
+/// of a policy one of the deciding rules must come from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TraceLine {
+    /// Sender peer name.
+    pub from: String,
+    /// Receiver peer name.
+    pub to: String,
+    /// `PORT/PROTO` as the command takes it.
+    pub port: String,
+    /// The expected verdict.
+    pub verdict: String,
+    /// A policy name a deciding rule must mention.
+    pub policy: Option<String>,
+}
+
+impl TryFrom<String> for TraceLine {
+    type Error = String;
+
+    fn try_from(line: String) -> Result<TraceLine, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (from, to, port, verdict, policy) = match words.as_slice() {
+            [from, to, port, verdict] => (from, to, port, verdict, None),
+            [from, to, port, verdict, policy] => (from, to, port, verdict, Some(policy)),
+            _ => {
+                return Err(format!(
+                    "trace `{line}`: expected `FROM TO PORT/PROTO allowed|denied|audit [POLICY]`"
+                ));
+            }
+        };
+        if !["allowed", "denied", "audit"].contains(verdict) {
+            return Err(format!(
+                "trace `{line}`: `{verdict}` is not allowed, denied or audit"
+            ));
+        }
+        Ok(TraceLine {
+            from: from.to_string(),
+            to: to.to_string(),
+            port: port.to_string(),
+            verdict: verdict.to_string(),
+            policy: policy.map(|p| p.to_string()),
+        })
+    }
+}
+
+impl fmt::Display for TraceLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "trace {} -> {} {}", self.from, self.to, self.port)
+    }
 }
 
 /// A probe line as written: `shop/client shop/web tcp/7000 refused v6`.
@@ -216,6 +272,14 @@ fn a_probe_line_without_family_stands_for_both_families() {
     assert_eq!(line.probes[1].family, Family::V6);
     assert_eq!(line.probes[0].what, What::Udp(7001));
     assert_eq!(line.probes[0].expect, Expect::Refused);
+}
+
+#[test]
+fn a_trace_line_names_an_optional_policy() {
+    let line = TraceLine::try_from("shop/a shop/b 80/TCP denied deny-all".to_string()).unwrap();
+    assert_eq!(line.policy.as_deref(), Some("deny-all"));
+    let error = TraceLine::try_from("shop/a shop/b 80/TCP maybe".to_string()).unwrap_err();
+    assert!(error.contains("maybe"), "{error}");
 }
 
 #[test]
