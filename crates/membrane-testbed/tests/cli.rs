@@ -108,7 +108,14 @@ fn status_get_and_bpf_show_a_running_node_and_bpf_dumps_outlive_the_agent() {
         services[3][..4],
         ["shop", "frontend", "NodePort", "10.96.100.10"]
     );
-    assert_eq!(rows(&ok(&node, &["get", "pods", "-n", "shop"])).len(), 5);
+    let pods = rows(&ok(&node, &["get", "pods", "-n", "shop"]));
+    assert_eq!(pods.len(), 5, "{pods:?}");
+    let listed = pods.iter().find(|r| r[1] == "frontend-0").unwrap();
+    assert_eq!(listed[2], node.name(), "{listed:?}");
+    assert!(
+        listed[3].starts_with(&format!("{},", frontend.ipv4().unwrap())),
+        "the address the CNI gave it: {listed:?}"
+    );
     assert_eq!(rows(&ok(&node, &["get", "endpoints"])).len(), 6);
     assert_eq!(rows(&ok(&node, &["get", "policies"])).len(), 3);
     let nodes = rows(&ok(&node, &["get", "nodes"]));

@@ -6,11 +6,14 @@ use crate::error::CliError;
 use crate::output::{self, Format, Table};
 use clap::ValueEnum;
 use membrane_api::{
-    Client, ClientError, Endpoint, Identity, ListRequest, NodeInfo, ServiceFrontend, paths,
+    AgentStatus, Client, ClientError, Endpoint, Identity, ListRequest, NodeInfo, ServiceFrontend,
+    paths,
 };
+use membrane_model::k8s::api::core::v1::PodIP;
 use membrane_model::{Kind, Object};
 use serde_json::{Value, json};
 use std::io::Write;
+use std::net::IpAddr;
 
 /// List nodes, pods, endpoints, services, frontends, identities, policies or namespaces.
 ///
@@ -172,8 +175,43 @@ async fn objects(
             values.push(value);
         }
     }
+    if resource == Resource::Pods && format == Format::Table {
+        locate_local_pods(client, &mut objects).await?;
+    }
     let list = json!({"apiVersion": "v1", "kind": "List", "items": values});
     present(format, &list, || rows::objects(resource, &objects))
+}
+
+/// Fills the node and addresses of the Pods running on the agent's node from its
+/// endpoint records, where the stored object has none (nothing writes a Pod's status
+/// back to the cluster state; the CNI plugin registers the addresses with the agent).
+async fn locate_local_pods(client: &Client, objects: &mut [Object]) -> Result<(), CliError> {
+    let status: AgentStatus = client.get(paths::STATUS).await?;
+    let endpoints: Vec<Endpoint> = client.get(paths::ENDPOINT_LIST).await?;
+    for object in objects {
+        let meta = object.metadata();
+        let (namespace, name) = (meta.namespace.clone(), meta.name.clone());
+        let Object::Pod(pod) = object else { continue };
+        let Some(r) = endpoints
+            .iter()
+            .map(|e| &e.registration)
+            .find(|r| r.pod_namespace == namespace && r.pod_name == name)
+        else {
+            continue;
+        };
+        let spec = pod.spec.get_or_insert_with(Default::default);
+        spec.node_name.get_or_insert_with(|| status.node.clone());
+        let pod_status = pod.status.get_or_insert_with(Default::default);
+        if pod_status.pod_ips.as_ref().is_none_or(Vec::is_empty) {
+            let ips: Vec<String> = [r.ipv4.map(IpAddr::V4), r.ipv6.map(IpAddr::V6)]
+                .into_iter()
+                .flatten()
+                .map(|ip| ip.to_string())
+                .collect();
+            pod_status.pod_ips = Some(ips.into_iter().map(|ip| PodIP { ip }).collect());
+        }
+    }
+    Ok(())
 }
 
 async fn endpoints(
