@@ -417,7 +417,9 @@ fn completion_scripts_are_printed_for_each_shell() {
         let run = membrane(&dir.path().join("none.sock"), &["completion", shell], "");
         assert_eq!(run.code, Some(0), "{shell}: {}", run.stderr);
         assert!(
-            run.stdout.contains("membrane") && run.stdout.contains("apply"),
+            ["membrane", "apply", "connectivity", "bpf", "conntrack"]
+                .iter()
+                .all(|word| run.stdout.contains(word)),
             "{shell}"
         );
     }

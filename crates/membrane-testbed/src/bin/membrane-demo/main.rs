@@ -102,7 +102,17 @@ fn main() -> anyhow::Result<()> {
         ),
         || {
             (1..=cli.nodes)
-                .map(|i| Node::start_with(&outside, i, &flags).with_context(|| format!("node {i}")))
+                .map(|i| {
+                    let started = Instant::now();
+                    let node = Node::start_with(&outside, i, &flags)
+                        .with_context(|| format!("node {i}"))?;
+                    println!(
+                        "      {} up, agent healthy, in {:.1}s",
+                        node.name(),
+                        started.elapsed().as_secs_f64()
+                    );
+                    Ok(node)
+                })
                 .collect::<anyhow::Result<Vec<Node>>>()
         },
     )?;
