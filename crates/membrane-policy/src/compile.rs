@@ -23,7 +23,7 @@ pub fn compile(input: &PolicyInput) -> Compiled {
     let mut warnings = Vec::new();
     let sections = sections(&input.policies, &mut warnings);
     let cidr_identities = cidr::allocate(
-        &prefixes(&sections, &input.pod_addresses),
+        &prefixes(&sections, |host| input.owns_host(host)),
         &input.previous_cidr_identities,
     );
     let universe = Universe::new(input);
@@ -106,10 +106,10 @@ fn sections(policies: &[Object], warnings: &mut Vec<Warning>) -> Vec<Section> {
 }
 
 /// Every prefix the sections name, `except` prefixes included, less the host prefixes
-/// of pod addresses: the ipcache holds those as the pods' own entries (a CIDR identity
-/// there would replace the pod's identity and tunnel endpoint), and the pod's identity
-/// is what such a rule meets.
-fn prefixes(sections: &[Section], pods: &BTreeMap<IpAddr, u32>) -> BTreeSet<IpNet> {
+/// of pod and node addresses (`taken`): the ipcache holds those as the pods' and nodes'
+/// own entries (a CIDR identity there would replace their identity and tunnel
+/// endpoint), and their identity is what such a rule meets.
+fn prefixes(sections: &[Section], taken: impl Fn(IpAddr) -> bool) -> BTreeSet<IpNet> {
     sections
         .iter()
         .flat_map(|s| &s.clauses)
@@ -119,13 +119,8 @@ fn prefixes(sections: &[Section], pods: &BTreeMap<IpAddr, u32>) -> BTreeSet<IpNe
         })
         .flatten()
         .copied()
-        .filter(|prefix| !(is_host(prefix) && pods.contains_key(&prefix.addr())))
+        .filter(|prefix| !(prefix.prefix_len() == prefix.max_prefix_len() && taken(prefix.addr())))
         .collect()
-}
-
-/// A /32 or /128.
-fn is_host(prefix: &IpNet) -> bool {
-    prefix.prefix_len() == prefix.max_prefix_len()
 }
 
 /// What compiling one endpoint needs.

@@ -61,6 +61,9 @@ pub struct PolicyInput {
     /// Every pod address of the cluster and its identity (a NetworkPolicy `ipBlock`
     /// also selects the pods inside it).
     pub pod_addresses: BTreeMap<IpAddr, u32>,
+    /// Every node's addresses: their host prefixes are the nodes' own ipcache entries
+    /// (host, remote-node), never CIDR identities, as the pods' are.
+    pub node_addresses: BTreeSet<IpAddr>,
     /// Named container ports of every pod of the cluster (egress named ports resolve
     /// through these, as Cilium does).
     pub cluster_named_ports: BTreeSet<NamedPort>,
@@ -72,4 +75,11 @@ pub struct PolicyInput {
     pub mode: EnforcementMode,
     /// Audit mode: would-be drops are reported and let through.
     pub audit: bool,
+}
+
+impl PolicyInput {
+    /// Whether `address` is a pod's or a node's: its host prefix is their ipcache entry.
+    pub fn owns_host(&self, address: IpAddr) -> bool {
+        self.pod_addresses.contains_key(&address) || self.node_addresses.contains(&address)
+    }
 }

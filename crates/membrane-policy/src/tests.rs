@@ -806,6 +806,30 @@ spec:
         "{:?}",
         compiled.cidr_identities
     );
+    let mut with_node = input(
+        r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: p, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  egress: [{toCIDR: [192.0.2.1/32, 192.0.2.0/24]}]
+"#,
+    );
+    with_node
+        .node_addresses
+        .insert("192.0.2.1".parse().unwrap());
+    let node_compiled = compile(&with_node);
+    let prefixes: Vec<String> = node_compiled
+        .cidr_identities
+        .keys()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        prefixes,
+        ["192.0.2.0/24"],
+        "a node's address is its own ipcache entry"
+    );
     check(
         "pod address",
         &compiled,

@@ -65,8 +65,6 @@ impl<T: NodeDatapath> NodeDatapath for std::sync::Arc<std::sync::Mutex<T>> {
     }
 }
 
-/// The lock's guard; a panic elsewhere while holding it does not poison map writes.
-
 /// An in-memory datapath that records what is attached, for unit tests of the manager.
 #[cfg(test)]
 pub mod memory {

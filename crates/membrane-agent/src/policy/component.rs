@@ -66,7 +66,7 @@ impl<M: PolicyMaps, D: NodeDatapath, N: NodeNetwork> Component<M, D, N> {
 
     /// One pass: gather, recompile, write, then rewrite the flags that changed.
     async fn pass(&self) {
-        let view = cluster_view(self.cluster.objects(), &self.identities, &self.ipcache);
+        let view = cluster_view(&self.cluster, &self.identities, &self.ipcache);
         let endpoints = match self.agent.identified_endpoints().await {
             Ok(endpoints) => endpoints,
             Err(error) => {

@@ -2,6 +2,7 @@
 //! caches, and what the pinned maps held when the agent started.
 
 use super::state::{Adopted, ClusterView};
+use crate::cluster::Cluster;
 use crate::cluster::reflector::{DecodeError, Reflector};
 use crate::routing::ipcache::IpcacheRecord;
 use membrane_common::endpoint::endpoint_flags;
@@ -20,14 +21,22 @@ pub fn decode_labels(_key: &str, value: &[u8]) -> Result<Labels, DecodeError> {
 }
 
 /// The cluster's view: policy objects, namespaces' labels and pods' named ports from
-/// `objects`, identities from `identities`, pod addresses from `ipcache`.
+/// the cluster's objects, node addresses from its nodes, identities from `identities`,
+/// pod addresses from `ipcache`.
 pub fn cluster_view(
-    objects: &Reflector<Object>,
+    cluster: &Cluster,
     identities: &Reflector<Labels>,
     ipcache: &Reflector<IpcacheRecord>,
 ) -> ClusterView {
-    let mut view = ClusterView::default();
-    for object in objects.values() {
+    let mut view = ClusterView {
+        node_addresses: cluster
+            .nodes()
+            .into_iter()
+            .flat_map(|n| n.addresses)
+            .collect(),
+        ..ClusterView::default()
+    };
+    for object in cluster.objects().values() {
         match &object {
             Object::NetworkPolicy(_)
             | Object::CiliumNetworkPolicy(_)

@@ -76,8 +76,6 @@ impl PolicyMaps for Arc<Mutex<Datapath>> {
     }
 }
 
-/// The lock's guard; a panic elsewhere while holding it does not poison map writes.
-
 /// An in-memory datapath recording policy entries and CIDR identities.
 #[cfg(test)]
 pub mod memory {

@@ -27,6 +27,8 @@ pub struct ClusterView {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// Every pod address and its identity.
     pub pod_addresses: BTreeMap<IpAddr, u32>,
+    /// Every node's addresses.
+    pub node_addresses: BTreeSet<IpAddr>,
     /// Named container ports by pod (`namespace`, `name`).
     pub pod_ports: BTreeMap<(String, String), Vec<NamedPort>>,
 }
@@ -139,6 +141,7 @@ impl<M: PolicyMaps> PolicyState<M> {
             identities: cluster.identities.clone(),
             namespaces: cluster.namespaces.clone(),
             pod_addresses: cluster.pod_addresses.clone(),
+            node_addresses: cluster.node_addresses.clone(),
             cluster_named_ports: cluster.pod_ports.values().flatten().cloned().collect(),
             endpoints,
             previous_cidr_identities: previous_cidrs.clone(),
@@ -173,8 +176,7 @@ impl<M: PolicyMaps> PolicyState<M> {
         }
         let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
         let owned_elsewhere = |prefix: &IpNet| {
-            prefix.prefix_len() == prefix.max_prefix_len()
-                && cluster.pod_addresses.contains_key(&prefix.addr())
+            prefix.prefix_len() == prefix.max_prefix_len() && input.owns_host(prefix.addr())
         };
         let mut failures = write_cidrs(
             &mut *maps,

@@ -84,9 +84,6 @@ impl<T: ServiceDatapath> ServiceDatapath for Arc<Mutex<T>> {
     }
 }
 
-/// The lock's guard; a panic elsewhere while holding it does not poison map writes,
-/// which are each complete on their own.
-
 /// True when `error` (or one of its sources) says a map has no room: the kernel's
 /// E2BIG for a full hash map, ENOSPC, or ENOMEM for maps allocated on demand.
 pub fn is_map_full(error: &(dyn std::error::Error + 'static)) -> bool {
