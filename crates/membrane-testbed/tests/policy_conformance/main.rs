@@ -17,6 +17,7 @@ mod bed;
 mod probe;
 mod runner;
 mod scenario;
+mod stream;
 
 use bed::{Bed, Cluster};
 use std::path::Path;

@@ -5,6 +5,7 @@
 use crate::bed::Bed;
 use crate::probe::{self, Seen};
 use crate::scenario::{Expect, Probe, Scenario, TraceLine};
+use crate::stream::{self, StreamResult};
 use membrane_api::policy::TraceReport;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -92,6 +93,8 @@ pub struct ScenarioResult<'s> {
     pub applied: Vec<ProbeResult>,
     /// The trace checks, with the policies applied.
     pub traces: Vec<TraceResult>,
+    /// The connections opened before the policies were applied.
+    pub streams: Vec<StreamResult>,
     /// The matrix after the policies were deleted (every probe expected to connect).
     pub removed: Vec<ProbeResult>,
     /// Time the scenario took.
@@ -104,6 +107,7 @@ impl ScenarioResult<'_> {
         self.errors.is_empty()
             && self.applied.iter().all(ProbeResult::matched)
             && self.traces.iter().all(|t| t.matched)
+            && self.streams.iter().all(StreamResult::survived)
             && self.restored()
     }
 
@@ -129,6 +133,16 @@ impl ScenarioResult<'_> {
         );
         for error in &self.errors {
             writeln!(out, "    ERROR {error}").unwrap();
+        }
+        for stream in &self.streams {
+            writeln!(
+                out,
+                "    {} {:56} expected unbroken ({})",
+                if stream.survived() { "ok  " } else { "MISS" },
+                stream.stream.to_string(),
+                stream.detail()
+            )
+            .unwrap();
         }
         for trace in &self.traces {
             writeln!(
@@ -164,6 +178,9 @@ impl ScenarioResult<'_> {
     /// One line per mismatching probe, for the summary.
     pub fn mismatches(&self) -> Vec<String> {
         let mut lines = self.errors.clone();
+        for stream in self.streams.iter().filter(|s| !s.survived()) {
+            lines.push(format!("{} broke: {}", stream.stream, stream.detail()));
+        }
         for trace in self.traces.iter().filter(|t| !t.matched) {
             lines.push(format!(
                 "{} expected {}, got {}",
@@ -234,6 +251,7 @@ pub fn run<'s>(bed: &Bed<'_>, scenario: &'s Scenario) -> ScenarioResult<'s> {
         errors: Vec::new(),
         applied: Vec::new(),
         traces: Vec::new(),
+        streams: Vec::new(),
         removed: Vec::new(),
         elapsed: Duration::ZERO,
     };
@@ -244,12 +262,14 @@ pub fn run<'s>(bed: &Bed<'_>, scenario: &'s Scenario) -> ScenarioResult<'s> {
             return result;
         }
     };
+    let streams = stream::start(bed, scenario.streams());
     if let Err(e) = bed.membrane(&["apply", "-f"], &manifest) {
         result.errors.push(format!("membrane apply failed: {e}"));
         return result;
     }
     let probes = scenario.probes();
     result.applied = converge(bed, &probes);
+    result.streams = stream::finish(streams);
     result.traces = scenario
         .traces
         .iter()

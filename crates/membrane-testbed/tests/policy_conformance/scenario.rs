@@ -26,6 +26,73 @@ pub struct Scenario {
     /// `membrane policy trace` checks, made once the probes match.
     #[serde(default)]
     pub traces: Vec<TraceLine>,
+    /// TCP connections opened before the policies are applied, which must go on.
+    #[serde(default)]
+    pub streams: Vec<StreamLine>,
+}
+
+/// A long-lived connection as written: `FROM TO tcp/PORT survives [v4|v6]` - opened
+/// before the policies are applied, it must go on unbroken while they are enforced (a
+/// policy decides when conntrack creates an entry, as in Cilium).
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub struct StreamLine {
+    /// The connections it stands for (one per family).
+    pub streams: Vec<Stream>,
+}
+
+/// One long-lived TCP connection of one family.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    /// Client peer name.
+    pub from: String,
+    /// Server peer name.
+    pub to: String,
+    /// TCP port.
+    pub port: u16,
+    /// The family.
+    pub family: Family,
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "stream {} -> {} tcp/{} {}",
+            self.from, self.to, self.port, self.family
+        )
+    }
+}
+
+impl TryFrom<String> for StreamLine {
+    type Error = String;
+
+    fn try_from(line: String) -> Result<StreamLine, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (from, to, what, families) = match words.as_slice() {
+            [from, to, what, "survives"] => (from, to, what, vec![Family::V4, Family::V6]),
+            [from, to, what, "survives", "v4"] => (from, to, what, vec![Family::V4]),
+            [from, to, what, "survives", "v6"] => (from, to, what, vec![Family::V6]),
+            _ => {
+                return Err(format!(
+                    "stream `{line}`: expected `FROM TO tcp/PORT survives [v4|v6]`"
+                ));
+            }
+        };
+        let What::Tcp(port) = parse_what(what).map_err(|e| format!("stream `{line}`: {e}"))? else {
+            return Err(format!("stream `{line}`: streams are TCP"));
+        };
+        let streams = families
+            .into_iter()
+            .map(|family| Stream {
+                from: from.to_string(),
+                to: to.to_string(),
+                port,
+                family,
+            })
+            .collect();
+        Ok(StreamLine { streams })
+    }
 }
 
 /// A trace check as written: `FROM TO PORT/PROTO VERDICT [POLICY]` - the verdict
@@ -232,6 +299,14 @@ impl TryFrom<String> for ProbeLine {
 }
 
 impl Scenario {
+    /// Every long-lived connection, lines expanded per family.
+    pub fn streams(&self) -> Vec<Stream> {
+        self.streams
+            .iter()
+            .flat_map(|line| line.streams.iter().cloned())
+            .collect()
+    }
+
     /// Every probe of the matrix, lines expanded per family.
     pub fn probes(&self) -> Vec<Probe> {
         self.probes
