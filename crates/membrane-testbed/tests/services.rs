@@ -615,3 +615,81 @@ fn a_service_with_a_backend_on_each_of_two_nodes_is_reached_from_a_pod_the_node_
         );
     }
 }
+
+/// Makes `outside` route `addresses` to `node`, as a router announcing LoadBalancer and
+/// external IPs (BGP, L2 announcements) would: they live on no interface.
+fn route_to_node(outside: &Outside, node: &Node, addresses: &[IpAddr]) {
+    let routes: Vec<(ipnet::IpNet, IpAddr)> = addresses
+        .iter()
+        .map(|a| (ipnet::IpNet::from(*a), node_address(node, a.is_ipv6())))
+        .collect();
+    membrane_testbed::netlink::run_in(outside.netns(), |handle| async move {
+        for (prefix, via) in routes {
+            membrane_testbed::netlink::add_route(&handle, prefix, via).await?;
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn load_balancer_ips_external_ips_and_host_ports_are_reached_from_outside() {
+    // Outside the test bed's world (198.51.100.10, 2001:db8::10) and its node networks.
+    const LB: [&str; 2] = ["192.0.2.10", "2001:db8:1::10"];
+    const EXTERNAL: [&str; 2] = ["192.0.2.20", "2001:db8:1::20"];
+    const HOST_PORT: u16 = 8081;
+    let outside = Outside::create().unwrap();
+    let node = Node::start(&outside, 1).unwrap();
+    let pods = Pods::start(&node);
+    let addresses: Vec<IpAddr> = LB.iter().chain(&EXTERNAL).map(|a| a.parse().unwrap()).collect();
+    route_to_node(&outside, &node, &addresses);
+    let mut web = service(
+        "web",
+        [CLUSTER_V4, CLUSTER_V6],
+        json!({"type": "LoadBalancer", "externalIPs": EXTERNAL}),
+    );
+    web["status"] = json!({"loadBalancer": {"ingress": [{"ip": LB[0]}, {"ip": LB[1]}]}});
+    let mut objects = vec![web];
+    objects.extend(slices("web", &node, &pods.backend_refs()));
+    // The first backend's Pod object asks for a hostPort on its node.
+    let hosted = &pods.backends[0];
+    objects.push(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web-a", "namespace": "shop"},
+        "spec": {
+            "nodeName": node.name(),
+            "containers": [{
+                "name": "web",
+                "image": "membrane-workload",
+                "ports": [{"containerPort": DEFAULT_PORTS.tcp, "hostPort": HOST_PORT, "protocol": "TCP"}]
+            }]
+        },
+        "status": {
+            "phase": "Running",
+            "podIPs": [{"ip": address(hosted, false).to_string()}, {"ip": address(hosted, true).to_string()}]
+        }
+    }));
+    apply(&node, objects);
+    for v6 in [false, true] {
+        let family = usize::from(v6);
+        for frontend in [LB[family], EXTERNAL[family]] {
+            let at: IpAddr = frontend.parse().unwrap();
+            wait_programmed(&node, at, TCP_PORT, &pods.addresses(v6));
+            reaches_both_backends(
+                &outside,
+                SocketAddr::new(at, TCP_PORT),
+                SocketAddr::new(at, UDP_PORT),
+                &pods.addresses(v6),
+            );
+        }
+        let on_node = node_address(&node, v6);
+        wait_programmed(&node, on_node, HOST_PORT, &[address(hosted, v6)]);
+        let over_tcp = workload::servers(&outside, false, SocketAddr::new(on_node, HOST_PORT), 5).unwrap();
+        assert_eq!(
+            answered(&format!("hostPort {on_node}:{HOST_PORT}"), &over_tcp),
+            BTreeSet::from([address(hosted, v6)]),
+            "the hostPort reaches its own pod only"
+        );
+    }
+}
