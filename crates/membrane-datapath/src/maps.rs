@@ -1,6 +1,7 @@
 //! Typed handles on the pinned maps.
 
 use crate::error::DatapathError;
+use crate::pinned::ipcache_row;
 use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf};
@@ -222,14 +223,9 @@ impl Maps {
                 operation: "iterate",
                 source,
             })?;
-            let data = key.data();
-            let bits = key.prefix_len().saturating_sub(IPCACHE_PREFIX_BITS) as u8;
-            let addr = to_ip(&data.addr, data.family);
-            let prefix =
-                IpNet::new(addr, bits).expect("the datapath only stores valid prefix lengths");
-            let node = (entry.tunnel_family != 0)
-                .then(|| to_ip(&entry.tunnel_endpoint, entry.tunnel_family));
-            rows.push((prefix, entry.identity, node));
+            let row =
+                ipcache_row(&key, &entry).expect("the datapath only stores valid prefix lengths");
+            rows.push((row.prefix, row.identity, row.node));
         }
         Ok(rows)
     }

@@ -278,17 +278,7 @@ impl PinnedMaps {
     pub fn ipcache(&self) -> Result<Vec<IpcacheRow>, DatapathError> {
         let mut rows = Vec::new();
         for (key, entry) in self.trie::<IpcacheAddr, IpcacheEntry>(map_names::IPCACHE)? {
-            let data = key.data();
-            let bits = key.prefix_len().saturating_sub(IPCACHE_PREFIX_BITS) as u8;
-            let Ok(prefix) = IpNet::new(address(&data.addr, data.family), bits) else {
-                continue;
-            };
-            rows.push(IpcacheRow {
-                prefix: prefix.trunc(),
-                identity: entry.identity,
-                node: (entry.tunnel_family != 0)
-                    .then(|| address(&entry.tunnel_endpoint, entry.tunnel_family)),
-            });
+            rows.extend(ipcache_row(&key, &entry));
         }
         rows.sort_by_key(|r| r.prefix);
         Ok(rows)
@@ -388,6 +378,22 @@ impl PinnedMaps {
         let info = data.info().map_err(err("read info"))?;
         Ok(u64::from(info.max_entries()))
     }
+}
+
+/// An ipcache entry decoded; `None` for a prefix length no address has.
+pub(crate) fn ipcache_row(
+    key: &aya::maps::lpm_trie::Key<IpcacheAddr>,
+    entry: &IpcacheEntry,
+) -> Option<IpcacheRow> {
+    let data = key.data();
+    let bits = key.prefix_len().saturating_sub(IPCACHE_PREFIX_BITS) as u8;
+    let prefix = IpNet::new(address(&data.addr, data.family), bits).ok()?;
+    Some(IpcacheRow {
+        prefix,
+        identity: entry.identity,
+        node: (entry.tunnel_family != 0)
+            .then(|| address(&entry.tunnel_endpoint, entry.tunnel_family)),
+    })
 }
 
 /// Collects a map's entries; entries removed while it is walked (LRU maps evict, the
