@@ -67,7 +67,7 @@ impl Cli {
                 let observe = matches
                     .subcommand_matches("observe")
                     .expect("the command line just parsed as the observe subcommand");
-                Ok(observe::run(*args, observe).await?)
+                Ok(observe::run(*args, observe, client.socket()).await?)
             }
         }
     }

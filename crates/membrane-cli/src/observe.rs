@@ -64,9 +64,10 @@ const FILTER_FLAGS: [&str; 35] = [
   membrane observe --since 5m --type trace:to-endpoint -o table
   membrane observe --server 10.0.0.1:4244 --tls --tls-ca-cert-files ca.pem")]
 pub struct Args {
-    /// The Observer: a unix socket path or host:port.
-    #[arg(long, env = "MEMBRANE_OBSERVER", default_value = membrane_observe::server::DEFAULT_SOCKET)]
-    server: String,
+    /// The Observer: a unix socket path or host:port (default: observer.sock beside
+    /// the agent's --socket, where the agent serves it unless configured otherwise).
+    #[arg(long, env = "MEMBRANE_OBSERVER")]
+    server: Option<String>,
     /// Keep printing new flows.
     #[arg(short, long)]
     follow: bool,
@@ -286,7 +287,11 @@ fn ordered_filters(matches: &ArgMatches) -> Result<FilterFlags, FlagError> {
 }
 
 /// Builds the request from the flags, streams the flows and prints them.
-pub async fn run(args: Args, matches: &ArgMatches) -> Result<(), ObserveError> {
+pub async fn run(
+    args: Args,
+    matches: &ArgMatches,
+    agent_socket: &std::path::Path,
+) -> Result<(), ObserveError> {
     let (whitelist, blacklist) = ordered_filters(matches)?.finish()?;
     let now = SystemTime::now();
     let since = args
@@ -323,7 +328,11 @@ pub async fn run(args: Args, matches: &ArgMatches) -> Result<(), ObserveError> {
             .zip(args.tls_client_key_file.clone()),
         server_name: args.tls_server_name.clone(),
     });
-    let mut client = connect(&ServerAddress::parse(&args.server), tls.as_ref())
+    let server = match &args.server {
+        Some(server) => ServerAddress::parse(server),
+        None => ServerAddress::Unix(agent_socket.with_file_name("observer.sock")),
+    };
+    let mut client = connect(&server, tls.as_ref())
         .await
         .map_err(|source| ObserveError::Connect { source })?;
     let mut stream = client

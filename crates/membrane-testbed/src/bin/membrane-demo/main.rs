@@ -298,12 +298,10 @@ fn main() -> anyhow::Result<()> {
         },
     )?;
 
-    let observer = first.state_dir().join("observer.sock");
     let observe = steps.run(
         "follow the flows of the first node live (membrane observe --follow)",
         || {
-            let observer = observer.display().to_string();
-            let command = cli::command(first, &["observe", "--follow", "--server", &observer])?;
+            let command = cli::command(first, &["observe", "--follow"])?;
             Ok(process::spawn(command, first)?)
         },
     )?;
@@ -318,6 +316,10 @@ fn main() -> anyhow::Result<()> {
     println!(
         "  membrane bpf services --bpffs-dir {}",
         first.pin_dir().path().display()
+    );
+    println!(
+        "  membrane --socket {} observe --last 20 --verdict DROPPED",
+        first.agent().config().socket.display()
     );
     println!("  tail -f {}", first.log_path().display());
     std::thread::scope(|scope| {
