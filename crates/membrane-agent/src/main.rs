@@ -146,6 +146,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         })
         .context("loading the eBPF datapath failed")?,
     ));
+    membrane_agent::agent::lock(&datapath).set_ct_timeouts(config.ct_timeouts());
     let events = datapath
         .lock()
         .map_err(|_| anyhow::anyhow!("the datapath lock is poisoned"))?

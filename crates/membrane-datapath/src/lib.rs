@@ -20,7 +20,7 @@ mod sizes;
 mod sock_lb;
 pub mod test_run;
 
-pub use conntrack::CtStats;
+pub use conntrack::{CtStats, CtTimeouts};
 pub use error::DatapathError;
 pub use events::EventReader;
 pub use loader::{Datapath, DatapathOptions, EndpointSpec, PolicyEnforcement, Routing};

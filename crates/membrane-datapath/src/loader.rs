@@ -142,6 +142,7 @@ pub struct Datapath {
     maps: Maps,
     pin_dir: PathBuf,
     maglev_size: u32,
+    ct_timeouts: crate::CtTimeouts,
 }
 
 impl Datapath {
@@ -300,6 +301,7 @@ impl Datapath {
             maps,
             pin_dir: pin_dir.to_path_buf(),
             maglev_size: 0,
+            ct_timeouts: crate::CtTimeouts::default(),
         })
     }
 
@@ -354,7 +356,12 @@ impl Datapath {
     /// Deletes conntrack entries idle longer than their timeout (with their NAT
     /// entries) and reports what the table holds.
     pub fn collect_conntrack(&mut self) -> Result<crate::CtStats, DatapathError> {
-        crate::conntrack::collect(&mut self.maps)
+        crate::conntrack::collect(&mut self.maps, &self.ct_timeouts)
+    }
+
+    /// Sets the idle timeouts [`Datapath::collect_conntrack`] applies.
+    pub fn set_ct_timeouts(&mut self, timeouts: crate::CtTimeouts) {
+        self.ct_timeouts = timeouts;
     }
 
     /// Per-reason packet and byte counters, summed over CPUs; zero rows omitted.

@@ -262,6 +262,39 @@ fn reply_between_pods_finds_the_connection_and_marks_it_established() {
 }
 
 #[test]
+fn collection_removes_connections_idle_past_their_state_timeout_and_keeps_the_rest() {
+    both_families(|bed, v6| {
+        let (a, b) = (bed.a.spec.clone(), bed.b.spec.clone());
+        let send = |bed: &bed::Bed, from: &membrane_datapath::EndpointSpec, src, dst, sport, dport, l4| {
+            let p = packet(from.pod_mac, from.host_mac, src, dst, sport, dport, l4);
+            let out = bed.dp.test_run(FROM_CONTAINER, &p, from.host_ifindex, 1).unwrap();
+            assert_eq!(out.action, TC_ACT_REDIRECT);
+        };
+        let (pa, pb) = (addrs(&bed.a, v6), addrs(&bed.b, v6));
+        // An established TCP connection and a UDP flow.
+        send(bed, &a, pa, pb, 33000, 8080, L4::TcpSyn);
+        send(bed, &b, pb, pa, 8080, 33000, L4::TcpAck);
+        send(bed, &a, pa, pb, 33001, 53, L4::Udp);
+        assert_eq!(bed.dp.conntrack_entries().unwrap().len(), 2);
+        assert_eq!(
+            bed.dp.collect_conntrack().unwrap().expired,
+            0,
+            "nothing idles past the default timeouts"
+        );
+        bed.dp.set_ct_timeouts(membrane_datapath::CtTimeouts {
+            datagram: std::time::Duration::from_millis(20),
+            ..Default::default()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let stats = bed.dp.collect_conntrack().unwrap();
+        assert_eq!((stats.entries, stats.expired), (2, 1));
+        let left = bed.dp.conntrack_entries().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].0.proto, 6, "the established TCP connection stays");
+    });
+}
+
+#[test]
 fn spoofed_source_address_is_dropped_and_counted() {
     both_families(|bed, v6| {
         let a = bed.a.spec.clone();

@@ -693,3 +693,38 @@ fn load_balancer_ips_external_ips_and_host_ports_are_reached_from_outside() {
         );
     }
 }
+
+#[test]
+fn idle_flows_are_collected_from_conntrack_after_their_timeout() {
+    let outside = Outside::create().unwrap();
+    let flags = [
+        "--bpf-ct-timeout-regular-any",
+        "1",
+        "--maintenance-interval-secs",
+        "1",
+    ];
+    let node = Node::start_with(&outside, 1, &flags).unwrap();
+    let pods = Pods::start(&node);
+    web_service(&node, &pods, json!({}));
+    let client = match address(&pods.client, false) {
+        IpAddr::V4(a) => membrane_common::tuple::v4_bytes(a.octets()),
+        IpAddr::V6(_) => unreachable!("an IPv4 address"),
+    };
+    let tracked = || {
+        pinned::conntrack_entries(node.pin_dir().path())
+            .unwrap()
+            .iter()
+            .any(|(key, _)| key.proto == 17 && key.saddr == client)
+    };
+    let udp = workload::udp(&pods.client, SocketAddr::new(cluster_ip(false), UDP_PORT), 3).unwrap();
+    assert!(udp.success && udp.report.failed == 0, "{udp:?}");
+    assert!(tracked(), "the flow is tracked while it is fresh");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tracked() {
+        assert!(
+            Instant::now() < deadline,
+            "the UDP flow idle for 1 s is still tracked after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -111,6 +111,17 @@ pub struct Cli {
     /// Seconds between conntrack collections and leak checks [default: 30].
     #[arg(long, env = "MEMBRANE_MAINTENANCE_INTERVAL_SECS", value_name = "SECS")]
     pub maintenance_interval_secs: Option<String>,
+    /// Seconds an established TCP connection may idle before conntrack collection
+    /// removes it [default: 21600].
+    #[arg(long, env = "MEMBRANE_BPF_CT_TIMEOUT_REGULAR_TCP", value_name = "SECS")]
+    pub bpf_ct_timeout_regular_tcp: Option<String>,
+    /// Seconds a TCP connection may idle before its handshake completes or once closed
+    /// [default: 60].
+    #[arg(long, env = "MEMBRANE_BPF_CT_TIMEOUT_REGULAR_TCP_SYN", value_name = "SECS")]
+    pub bpf_ct_timeout_regular_tcp_syn: Option<String>,
+    /// Seconds a UDP, ICMP or other connectionless flow may idle [default: 60].
+    #[arg(long, env = "MEMBRANE_BPF_CT_TIMEOUT_REGULAR_ANY", value_name = "SECS")]
+    pub bpf_ct_timeout_regular_any: Option<String>,
     /// Ports NodePorts may use, FIRST-LAST [default: 30000-32767].
     #[arg(long, env = "MEMBRANE_NODE_PORT_RANGE", value_name = "FIRST-LAST")]
     pub node_port_range: Option<String>,
@@ -287,6 +298,24 @@ impl Cli {
             "--maintenance-interval-secs",
             "MEMBRANE_MAINTENANCE_INTERVAL_SECS",
             |v| config.maintenance.interval_secs = v,
+        );
+        parse.set::<u64>(
+            &self.bpf_ct_timeout_regular_tcp,
+            "--bpf-ct-timeout-regular-tcp",
+            "MEMBRANE_BPF_CT_TIMEOUT_REGULAR_TCP",
+            |v| config.maintenance.ct_tcp_timeout_secs = v,
+        );
+        parse.set::<u64>(
+            &self.bpf_ct_timeout_regular_tcp_syn,
+            "--bpf-ct-timeout-regular-tcp-syn",
+            "MEMBRANE_BPF_CT_TIMEOUT_REGULAR_TCP_SYN",
+            |v| config.maintenance.ct_tcp_short_timeout_secs = v,
+        );
+        parse.set::<u64>(
+            &self.bpf_ct_timeout_regular_any,
+            "--bpf-ct-timeout-regular-any",
+            "MEMBRANE_BPF_CT_TIMEOUT_REGULAR_ANY",
+            |v| config.maintenance.ct_any_timeout_secs = v,
         );
         let s = &mut config.services;
         parse.set::<PortRange>(

@@ -249,11 +249,24 @@ impl Default for CniConfig {
 pub struct MaintenanceConfig {
     /// Seconds between two passes.
     pub interval_secs: u64,
+    /// Seconds an established TCP connection may idle before collection removes it.
+    pub ct_tcp_timeout_secs: u64,
+    /// Seconds a TCP connection may idle before its handshake completes or after it
+    /// closed.
+    pub ct_tcp_short_timeout_secs: u64,
+    /// Seconds a UDP, ICMP or other connectionless flow may idle.
+    pub ct_any_timeout_secs: u64,
 }
 
 impl Default for MaintenanceConfig {
     fn default() -> Self {
-        MaintenanceConfig { interval_secs: 30 }
+        let defaults = membrane_datapath::CtTimeouts::default();
+        MaintenanceConfig {
+            interval_secs: 30,
+            ct_tcp_timeout_secs: defaults.tcp_established.as_secs(),
+            ct_tcp_short_timeout_secs: defaults.tcp_short.as_secs(),
+            ct_any_timeout_secs: defaults.datagram.as_secs(),
+        }
     }
 }
 
@@ -536,6 +549,16 @@ impl AgentConfig {
         Duration::from_secs(self.maintenance.interval_secs)
     }
 
+    /// The idle timeouts of conntrack collection.
+    pub fn ct_timeouts(&self) -> membrane_datapath::CtTimeouts {
+        let m = &self.maintenance;
+        membrane_datapath::CtTimeouts {
+            tcp_established: Duration::from_secs(m.ct_tcp_timeout_secs),
+            tcp_short: Duration::from_secs(m.ct_tcp_short_timeout_secs),
+            datagram: Duration::from_secs(m.ct_any_timeout_secs),
+        }
+    }
+
     fn validate(&self, problems: &mut Vec<ConfigProblem>) {
         if self.node.name.is_empty() {
             problems.push(ConfigProblem::Missing {
@@ -617,10 +640,16 @@ impl AgentConfig {
             .map_sizes
             .validate(self.services.maglev_table_size.get(), problems);
         self.identity.validate(problems);
-        if self.maintenance.interval_secs == 0 {
-            problems.push(ConfigProblem::Zero {
-                flag: "--maintenance-interval-secs",
-            });
+        let m = &self.maintenance;
+        for (value, flag) in [
+            (m.interval_secs, "--maintenance-interval-secs"),
+            (m.ct_tcp_timeout_secs, "--bpf-ct-timeout-regular-tcp"),
+            (m.ct_tcp_short_timeout_secs, "--bpf-ct-timeout-regular-tcp-syn"),
+            (m.ct_any_timeout_secs, "--bpf-ct-timeout-regular-any"),
+        ] {
+            if value == 0 {
+                problems.push(ConfigProblem::Zero { flag });
+            }
         }
         let (nat, node_ports) = (
             self.masquerade.nat_port_range,

@@ -283,3 +283,32 @@ fn the_observer_listens_on_4244_unless_a_flag_or_the_file_says_otherwise() {
     let error = AgentConfig::load(&cli(&bad)).unwrap_err().to_string();
     assert!(error.contains("--observe-listen"), "{error}");
 }
+
+#[test]
+fn conntrack_timeouts_default_to_ciliums_and_flags_set_them() {
+    let defaults = AgentConfig::load(&cli(MINIMAL)).unwrap().ct_timeouts();
+    assert_eq!(defaults, membrane_datapath::CtTimeouts::default());
+    assert_eq!(defaults.tcp_established, Duration::from_secs(21600));
+    let mut args = MINIMAL.to_vec();
+    args.extend([
+        "--bpf-ct-timeout-regular-tcp",
+        "600",
+        "--bpf-ct-timeout-regular-tcp-syn",
+        "5",
+        "--bpf-ct-timeout-regular-any",
+        "2",
+    ]);
+    let set = AgentConfig::load(&cli(&args)).unwrap().ct_timeouts();
+    assert_eq!(
+        (set.tcp_established, set.tcp_short, set.datagram),
+        (
+            Duration::from_secs(600),
+            Duration::from_secs(5),
+            Duration::from_secs(2)
+        )
+    );
+    let mut zero = MINIMAL.to_vec();
+    zero.extend(["--bpf-ct-timeout-regular-any", "0"]);
+    let err = AgentConfig::load(&cli(&zero)).unwrap_err();
+    assert!(err.to_string().contains("--bpf-ct-timeout-regular-any"), "{err}");
+}
