@@ -3,114 +3,16 @@
 //! container ports, and servers in every pod, on every node and in the world. Started
 //! once; scenarios only apply and delete policies.
 
+use crate::inventory::{self, ALT_PORTS, AUDIT_NODE, NODES, PODS, PodSpec};
 use crate::scenario::{Family, TraceLine};
 use membrane_api::policy::TraceReport;
 use membrane_testbed::addressing::{WORLD_V4, WORLD_V6};
-use membrane_testbed::workload::{self, DEFAULT_PORTS, Ports, Server};
+use membrane_testbed::workload::{self, DEFAULT_PORTS, Server};
 use membrane_testbed::{Etcd, Node, Outside, Place, Pod};
 use membrane_testbed::{cli, cluster};
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// The second server of every pod: TCP and UDP on the same number (for protocol ANY)
-/// and ports above the first server's (for port ranges).
-pub const ALT_PORTS: Ports = Ports {
-    tcp: 7100,
-    udp: 7100,
-    http: 7180,
-};
-
-/// Namespaces and their labels.
-const NAMESPACES: &[(&str, &[(&str, &str)])] = &[
-    ("shop", &[("team", "shop"), ("env", "prod")]),
-    ("lab", &[("team", "lab"), ("env", "test")]),
-    ("ops", &[("purpose", "ops")]),
-    ("audit", &[("purpose", "audit")]),
-];
-
-/// A pod of the bed: node number, namespace, name, labels.
-struct PodSpec {
-    node: u8,
-    namespace: &'static str,
-    name: &'static str,
-    labels: &'static [(&'static str, &'static str)],
-}
-
-impl PodSpec {
-    /// `namespace/name`.
-    fn full_name(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
-}
-
-/// The pods: five on node 1, two on node 2, one on node 3 (the audit-mode node).
-const PODS: &[PodSpec] = &[
-    PodSpec {
-        node: 1,
-        namespace: "shop",
-        name: "web",
-        labels: &[("app", "web"), ("tier", "front")],
-    },
-    PodSpec {
-        node: 1,
-        namespace: "shop",
-        name: "db",
-        labels: &[("app", "db"), ("tier", "back")],
-    },
-    PodSpec {
-        node: 1,
-        namespace: "shop",
-        name: "client",
-        labels: &[("app", "client")],
-    },
-    PodSpec {
-        node: 1,
-        namespace: "lab",
-        name: "client",
-        labels: &[("app", "client"), ("stage", "canary")],
-    },
-    PodSpec {
-        node: 1,
-        namespace: "ops",
-        name: "tool",
-        labels: &[("app", "tool"), ("role", "admin")],
-    },
-    PodSpec {
-        node: 2,
-        namespace: "shop",
-        name: "api",
-        labels: &[("app", "api"), ("tier", "front")],
-    },
-    PodSpec {
-        node: 2,
-        namespace: "lab",
-        name: "remote",
-        labels: &[("app", "client"), ("stage", "stable")],
-    },
-    PodSpec {
-        node: AUDIT_NODE,
-        namespace: "audit",
-        name: "target",
-        labels: &[("app", "target")],
-    },
-];
-
-/// The node whose agent runs with `--policy-audit-mode true`.
-const AUDIT_NODE: u8 = 3;
-/// The number of nodes.
-const NODES: u8 = 3;
-
-/// The named container ports every pod declares (name, port, protocol).
-const NAMED_PORTS: &[(&str, u16, &str)] = &[
-    ("echo", DEFAULT_PORTS.tcp, "TCP"),
-    ("echo-udp", DEFAULT_PORTS.udp, "UDP"),
-    ("http", DEFAULT_PORTS.http, "TCP"),
-    ("alt", ALT_PORTS.tcp, "TCP"),
-    ("alt-udp", ALT_PORTS.udp, "UDP"),
-    ("alt-http", ALT_PORTS.http, "TCP"),
-];
 
 /// How long the nodes get to learn each other's pods.
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -199,7 +101,10 @@ impl<'c> Bed<'c> {
             _servers: Vec::new(),
             manifests,
         };
-        let objects = bed.write_manifest("bed", &bed_objects(cluster));
+        let objects = bed.write_manifest(
+            "bed",
+            &inventory::objects(|n| cluster.node(n).name().to_string()),
+        );
         bed.membrane(&["apply", "-f"], &objects)
             .unwrap_or_else(|e| panic!("applying the bed's objects: {e}"));
         for spec in PODS {
@@ -407,46 +312,4 @@ fn run_cli(node: &Node, args: &[&str]) -> Result<String, String> {
             finished.stderr
         ))
     }
-}
-
-/// The Namespace and Pod objects of the bed, as a user would write them.
-fn bed_objects(cluster: &Cluster) -> String {
-    let mut text = String::new();
-    for (name, labels) in NAMESPACES {
-        writeln!(
-            text,
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:"
-        )
-        .unwrap();
-        for (key, value) in *labels {
-            writeln!(text, "    {key}: {value}").unwrap();
-        }
-        text.push_str("---\n");
-    }
-    for spec in PODS {
-        writeln!(
-            text,
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: {}\n  labels:",
-            spec.name, spec.namespace
-        )
-        .unwrap();
-        for (key, value) in spec.labels {
-            writeln!(text, "    {key}: {value}").unwrap();
-        }
-        writeln!(
-            text,
-            "spec:\n  nodeName: {}\n  containers:\n  - name: workload\n    image: membrane-workload\n    ports:",
-            cluster.node(spec.node).name()
-        )
-        .unwrap();
-        for (name, port, protocol) in NAMED_PORTS {
-            writeln!(
-                text,
-                "    - {{name: {name}, containerPort: {port}, protocol: {protocol}}}"
-            )
-            .unwrap();
-        }
-        text.push_str("---\n");
-    }
-    text
 }

@@ -14,6 +14,7 @@
 //! Needs root, bpffs, cgroup v2 and Debian's etcd-server (`cargo xtask test` provides them).
 
 mod bed;
+mod inventory;
 mod probe;
 mod runner;
 mod scenario;
