@@ -5,7 +5,7 @@ use membrane_testbed::report::Latency;
 use std::time::Duration;
 
 /// The paths compared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Path {
     /// (a) Membrane, socket-level LB.
     SocketLb,
@@ -53,10 +53,8 @@ pub struct Row {
     pub program: Option<Duration>,
     /// Time to add one more.
     pub add_one: Option<Duration>,
-    /// Kernel memory of the load-balancing maps.
-    pub lb_bytes: Option<u64>,
-    /// Kernel memory of every sized map.
-    pub all_bytes: Option<u64>,
+    /// Kernel memory of the load-balancing maps and of every sized map.
+    pub memory: Option<(u64, u64)>,
 }
 
 impl Row {
@@ -67,21 +65,24 @@ impl Row {
             result: Ok(measured),
             program: None,
             add_one: None,
-            lb_bytes: None,
-            all_bytes: None,
+            memory: None,
         }
     }
 
     /// A path that could not be measured, and why.
-    pub fn failed(path: Path, error: &anyhow::Error) -> Row {
+    pub fn failed(path: Path, reason: impl std::fmt::Display) -> Row {
         Row {
             path,
-            result: Err(format!("{error:#}")),
+            result: Err(format!("{reason:#}")),
             program: None,
             add_one: None,
-            lb_bytes: None,
-            all_bytes: None,
+            memory: None,
         }
+    }
+
+    /// The row's path.
+    pub fn path(&self) -> Path {
+        self.path
     }
 }
 
@@ -100,10 +101,8 @@ fn duration(d: Option<Duration>) -> String {
     }
 }
 
-fn mib(bytes: Option<u64>) -> String {
-    bytes.map_or("-".into(), |b| {
-        format!("{:.1}", b as f64 / (1 << 20) as f64)
-    })
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1 << 20) as f64)
 }
 
 /// Prints every size's rows as one table; ratios are to the direct row of the same size
@@ -120,8 +119,8 @@ pub fn print(sizes: &[(u32, Vec<Row>)]) {
             .find(|r| r.path == Path::Direct)
             .and_then(|r| r.result.as_ref().ok());
         for row in rows {
-            let memory = match row.lb_bytes {
-                Some(_) => format!("{} ({})", mib(row.lb_bytes), mib(row.all_bytes)),
+            let memory = match row.memory {
+                Some((lb, all)) => format!("{} ({})", mib(lb), mib(all)),
                 None => "-".into(),
             };
             match &row.result {

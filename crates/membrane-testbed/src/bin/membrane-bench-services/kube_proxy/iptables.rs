@@ -9,8 +9,12 @@ use crate::catalog;
 use crate::topology::POD_CIDR;
 use std::fmt::Write;
 
-/// The iptables shape.
-pub struct Iptables;
+/// The iptables shape, loaded by `restore`: `iptables-legacy-restore` (xtables, the
+/// classic kube-proxy datapath) or `iptables-restore` (the nf_tables backend).
+pub struct Iptables {
+    /// The restore program.
+    pub restore: &'static str,
+}
 
 fn svc_chain(i: u32) -> String {
     format!("KUBE-SVC-{i:016X}")
@@ -88,7 +92,7 @@ fn service_rules(out: &mut String, i: u32) {
 
 impl RuleShape for Iptables {
     fn loader(&self) -> (&'static str, &'static [&'static str]) {
-        ("iptables-restore", &["--noflush"])
+        (self.restore, &["--noflush"])
     }
 
     fn program_all(&self, n: u32) -> String {
@@ -135,9 +139,13 @@ impl RuleShape for Iptables {
 mod tests {
     use super::*;
 
+    const IPT: Iptables = Iptables {
+        restore: "iptables-legacy-restore",
+    };
+
     #[test]
     fn a_service_gets_one_portal_rule_a_mark_rule_ten_picks_and_ten_endpoint_chains() {
-        let rules = Iptables.program_all(2);
+        let rules = IPT.program_all(2);
         assert_eq!(rules.matches("-A KUBE-SERVICES -d ").count(), 2);
         assert_eq!(rules.matches("--mode random").count(), 2 * 9);
         assert_eq!(rules.matches("-j DNAT").count(), 2 * 10);
@@ -149,7 +157,7 @@ mod tests {
 
     #[test]
     fn adding_one_rewrites_the_portals_and_declares_only_the_new_chains() {
-        let rules = Iptables.add_one(3);
+        let rules = IPT.add_one(3);
         assert_eq!(rules.matches("-A KUBE-SERVICES -d ").count(), 4);
         assert_eq!(rules.matches(":KUBE-SVC-").count(), 1);
         assert!(rules.contains(&svc_chain(3)));
