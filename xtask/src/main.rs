@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench_cross_node;
+mod bench_observe;
 mod bench_services;
 mod cmd;
 mod setup;
@@ -71,6 +72,9 @@ enum Scenario {
     /// Service load balancing at 100 to 100,000 Services: Membrane (socket and per-packet
     /// LB) versus kube-proxy-shaped iptables and nftables rules and the direct path.
     Services,
+    /// Flow events decoded and enriched per second on one core, and the flow store's
+    /// memory per stored flow.
+    Observe,
 }
 
 fn main() -> ExitCode {
@@ -117,6 +121,10 @@ fn run(task: Task) -> anyhow::Result<()> {
             }
             cmd::run_binary("debug", "membrane-demo", &args)
         }
+        Task::Bench {
+            scenario: Scenario::Observe,
+            ..
+        } => bench_observe::run(),
         Task::Bench {
             scenario: Scenario::Services,
             services,
