@@ -18,3 +18,18 @@ pub const KUBE_APISERVER: u32 = 7;
 pub const INGRESS: u32 = 8;
 /// First identity allocated for label sets.
 pub const FIRST_ALLOCATED: u32 = 256;
+
+/// The name of a reserved identity, as Cilium's `reserved:<name>` label spells it.
+pub const fn reserved_name(id: u32) -> Option<&'static str> {
+    Some(match id {
+        HOST => "host",
+        WORLD => "world",
+        UNMANAGED => "unmanaged",
+        HEALTH => "health",
+        INIT => "init",
+        REMOTE_NODE => "remote-node",
+        KUBE_APISERVER => "kube-apiserver",
+        INGRESS => "ingress",
+        _ => return None,
+    })
+}

@@ -203,18 +203,9 @@ fn endpoint_of(meta: EndpointMeta, seen_identity: u32) -> Endpoint {
 
 /// Cilium's `reserved:` label of a reserved identity.
 fn reserved_labels(id: u32) -> Vec<String> {
-    let name = match id {
-        identity::HOST => "host",
-        identity::WORLD => "world",
-        identity::UNMANAGED => "unmanaged",
-        identity::HEALTH => "health",
-        identity::INIT => "init",
-        identity::REMOTE_NODE => "remote-node",
-        identity::KUBE_APISERVER => "kube-apiserver",
-        identity::INGRESS => "ingress",
-        _ => return Vec::new(),
-    };
-    vec![format!("reserved:{name}")]
+    identity::reserved_name(id)
+        .map(|name| vec![format!("reserved:{name}")])
+        .unwrap_or_default()
 }
 
 fn addresses(family: u8, s: &[u8; 16], d: &[u8; 16]) -> Result<(IpAddr, IpAddr), DecodeError> {

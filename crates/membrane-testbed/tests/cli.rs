@@ -118,6 +118,13 @@ fn status_get_and_bpf_show_a_running_node_and_bpf_dumps_outlive_the_agent() {
     );
     assert_eq!(rows(&ok(&node, &["get", "endpoints"])).len(), 6);
     assert_eq!(rows(&ok(&node, &["get", "policies"])).len(), 3);
+    let identities = ok(&node, &["get", "identities"]);
+    assert!(identities.contains("reserved:world"), "{identities}");
+    assert!(identities.contains("k8s:app=frontend"), "{identities}");
+    assert!(
+        status.contains(&line("Identities", "")) && !status.contains("not listed"),
+        "{status}"
+    );
     let nodes = rows(&ok(&node, &["get", "nodes"]));
     assert_eq!(nodes[1][0], node.name(), "{nodes:?}");
     let yaml = ok(&node, &["get", "services", "-o", "yaml"]);

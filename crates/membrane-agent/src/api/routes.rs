@@ -13,8 +13,10 @@ use axum::{Json, Router};
 use membrane_api::{
     AgentStatus, AllocateRequest, Allocation, ApplyReport, ApplyRequest, AttachmentRef,
     DeleteReport, DeleteRequest, Endpoint, EndpointRegistration, ErrorKind, GcReport, GcRequest,
-    KvstoreStatus, ListRequest, NodeInfo, paths,
+    Identity, KvstoreStatus, ListRequest, NodeInfo, paths,
 };
+use membrane_common::identity;
+use membrane_state::keys;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ pub fn router<D: NodeDatapath, N: NodeNetwork>(
     let cluster_routes = Router::new()
         .route(paths::NODES, get(nodes))
         .route(paths::KVSTORE, get(kvstore))
+        .route(paths::IDENTITY_LIST, get(identities))
         .route(paths::OBJECTS_APPLY, post(apply))
         .route(paths::OBJECTS_DELETE, post(delete_objects))
         .route(paths::OBJECTS_LIST, post(list_objects))
@@ -67,12 +70,42 @@ async fn nodes(State(cluster): State<Arc<Cluster>>) -> Json<Vec<NodeInfo>> {
 /// Probes the kvstore with one read of this API's own node list prefix.
 async fn kvstore(State(cluster): State<Arc<Cluster>>) -> Json<KvstoreStatus> {
     let store = cluster.store();
-    let probe = store.get(membrane_state::keys::NODES).await;
+    let probe = store.get(keys::NODES).await;
     Json(KvstoreStatus {
         backend: store.describe(),
         reachable: probe.is_ok(),
         error: probe.err().map(|e| e.to_string()),
     })
+}
+
+/// The reserved identities, then every identity allocated in the kvstore, by number.
+async fn identities(State(cluster): State<Arc<Cluster>>) -> Reply<Vec<Identity>> {
+    let listing = cluster
+        .store()
+        .list(keys::IDENTITY_IDS)
+        .await
+        .map_err(|e| {
+            failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Storage,
+                &format!("cannot list the identities: {e}"),
+            )
+        })?;
+    let reserved = (1..identity::FIRST_ALLOCATED).filter_map(|id| {
+        identity::reserved_name(id).map(|name| Identity {
+            id,
+            labels: vec![format!("reserved:{name}")],
+        })
+    });
+    let allocated = listing.items.into_iter().filter_map(|item| {
+        let id = keys::suffix(&item.key, keys::IDENTITY_IDS)?.parse().ok()?;
+        let mut labels: Vec<String> = serde_json::from_slice(&item.value).ok()?;
+        labels.sort();
+        Some(Identity { id, labels })
+    });
+    let mut all: Vec<Identity> = reserved.chain(allocated).collect();
+    all.sort_by_key(|i| i.id);
+    Ok(Json(all))
 }
 
 async fn apply(
