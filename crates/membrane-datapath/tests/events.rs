@@ -106,3 +106,33 @@ fn forwarded_connections_report_their_first_packet_and_drops_report_every_packet
         assert_eq!(bed.dp.lost_events().unwrap(), 0);
     });
 }
+
+#[test]
+fn a_new_connection_off_the_node_reports_the_peers_identity_and_icmp_its_type_and_code() {
+    with_bed(|bed| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut reader = rt.block_on(async { bed.dp.take_event_reader() }).unwrap();
+        let a = bed.a.spec.clone();
+        let world: std::net::IpAddr = bed::WORLD_V4.into();
+        bed.route_via_world(world);
+        let ping = packet(a.pod_mac, a.host_mac, bed.a.v4.into(), world, 7, 7, L4::Echo);
+        bed.dp
+            .test_run(FROM_CONTAINER, &ping, a.host_ifindex, 1)
+            .unwrap();
+        let events = drain(&mut reader, &rt);
+        let trace = events
+            .iter()
+            .find(|e| e.kind == event_kind::TRACE)
+            .unwrap_or_else(|| panic!("no trace event: {events:?}"));
+        assert_eq!(trace.src_identity, a.identity);
+        assert_eq!(
+            trace.dst_identity,
+            membrane_common::identity::WORLD,
+            "an address the ipcache does not know is the world"
+        );
+        assert_eq!((trace.icmp_type, trace.icmp_code), (8, 0), "echo request");
+    });
+}

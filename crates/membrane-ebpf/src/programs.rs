@@ -134,7 +134,12 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
         // The sender's egress policy, then (same node) the receiver's ingress policy.
         let peer = match dst {
             Some(ep) => ep.identity,
-            None => ipcache(&pkt.key.daddr, pkt.key.family).map_or(identity::WORLD, |e| e.identity),
+            None => {
+                let peer =
+                    ipcache(&pkt.key.daddr, pkt.key.family).map_or(identity::WORLD, |e| e.identity);
+                events::destination(0, peer);
+                peer
+            }
         };
         policy::enforce(&pkt, src, direction::EGRESS, peer)?;
         if let Some(ep) = dst {
