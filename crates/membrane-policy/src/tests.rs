@@ -839,3 +839,57 @@ spec:
         ],
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A CNP on web with `allows` and `denies` as TCP port ranges from app=client.
+    fn ranges_policy(allows: &[(u16, u16)], denies: &[(u16, u16)]) -> String {
+        let ports = |ranges: &[(u16, u16)]| {
+            ranges
+                .iter()
+                .map(|(a, b)| format!("{{port: \"{a}\", endPort: {b}, protocol: TCP}}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let rule = |ranges: &[(u16, u16)]| {
+            format!(
+                "[{{fromEndpoints: [{{matchLabels: {{app: client}}}}], toPorts: [{{ports: [{}]}}]}}]",
+                ports(ranges)
+            )
+        };
+        format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: p, namespace: shop}}\nspec:\n  endpointSelector: {{matchLabels: {{app: web}}}}\n  ingress: {}\n  ingressDeny: {}\n",
+            rule(allows),
+            rule(denies)
+        )
+    }
+
+    fn range() -> impl Strategy<Value = (u16, u16)> {
+        (1u16..400, 0u16..120).prop_map(|(a, len)| (a, a.saturating_add(len)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever ranges are allowed and denied, the compiled entries decide a port as
+        /// the policy says: denied where a deny covers it, allowed where only an allow
+        /// does, default deny elsewhere; other peers are never allowed.
+        #[test]
+        fn compiled_entries_decide_like_the_policy(
+            allows in proptest::collection::vec(range(), 1..4),
+            denies in proptest::collection::vec(range(), 1..3),
+            ports in proptest::collection::vec(0u16..600, 8),
+        ) {
+            let compiled = compile(&input(&ranges_policy(&allows, &denies)));
+            let web = &compiled.endpoints[&WEB];
+            let covers = |ranges: &[(u16, u16)], port: u16| ranges.iter().any(|(a, b)| (*a..=*b).contains(&port));
+            for port in ports {
+                let expected = if covers(&allows, port) && !covers(&denies, port) { A } else { D };
+                prop_assert_eq!(decide(web, In, SHOP_CLIENT, TCP, port).verdict, expected, "port {}", port);
+                prop_assert_eq!(decide(web, In, OTHER_CLIENT, TCP, port).verdict, D);
+            }
+        }
+    }
+}

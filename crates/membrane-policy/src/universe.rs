@@ -29,7 +29,8 @@ pub const CLUSTER_RESERVED: [u32; 7] = [
 /// One allocated identity, as selectors see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdentityLabels {
-    /// Its labels as a map (`k8s:app` -> `web`; a label without `=` has an empty value).
+    /// Its labels as a map (`app` -> `web`, `k8s:` stripped; a label without `=` has an
+    /// empty value).
     pub labels: BTreeMap<String, String>,
     /// Its namespace, when it has one.
     pub namespace: Option<String>,
@@ -38,13 +39,17 @@ pub struct IdentityLabels {
     pub namespace_labels: BTreeMap<String, String>,
 }
 
-/// Splits `source:key=value` labels into a map.
+/// Splits `source:key=value` labels into a map, keys without a `k8s:` / `any:` source
+/// (selectors match them so; stripped here, a lookup needs no second try).
 pub fn label_map(labels: &[String]) -> BTreeMap<String, String> {
     labels
         .iter()
-        .map(|label| match label.split_once('=') {
-            Some((key, value)) => (key.to_string(), value.to_string()),
-            None => (label.clone(), String::new()),
+        .map(|label| {
+            let (key, value) = label.split_once('=').unwrap_or((label, ""));
+            (
+                membrane_model::selector::match_key(key).to_string(),
+                value.to_string(),
+            )
         })
         .collect()
 }
@@ -57,14 +62,10 @@ impl IdentityLabels {
         namespaces: &BTreeMap<String, BTreeMap<String, String>>,
     ) -> IdentityLabels {
         let labels = label_map(labels);
-        let namespace = labels
-            .get(&format!("k8s:{NAMESPACE_KEY}"))
-            .or_else(|| labels.get(NAMESPACE_KEY))
-            .cloned();
+        let namespace = labels.get(NAMESPACE_KEY).cloned();
         let mut namespace_labels: BTreeMap<String, String> = labels
             .iter()
             .filter_map(|(key, value)| {
-                let key = membrane_model::selector::match_key(key);
                 Some((
                     key.strip_prefix(NAMESPACE_LABELS_PREFIX)?.to_string(),
                     value.clone(),
@@ -85,10 +86,11 @@ impl IdentityLabels {
     }
 }
 
-/// Every allocated identity of the cluster, by number.
+/// Every allocated identity of the cluster, by number, and indexed by namespace.
 #[derive(Clone, Debug, Default)]
 pub struct Universe {
     identities: BTreeMap<u32, IdentityLabels>,
+    by_namespace: BTreeMap<String, Vec<u32>>,
 }
 
 /// Which identities a label-based peer selects.
@@ -118,13 +120,24 @@ impl Selection {
 impl Universe {
     /// The identities of `input` (allocated ones only; reserved numbers are ignored).
     pub fn new(input: &PolicyInput) -> Universe {
+        let identities: BTreeMap<u32, IdentityLabels> = input
+            .identities
+            .iter()
+            .filter(|(number, _)| **number >= identity::FIRST_ALLOCATED)
+            .map(|(number, labels)| (*number, IdentityLabels::new(labels, &input.namespaces)))
+            .collect();
+        let mut by_namespace: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (number, identity) in &identities {
+            if let Some(namespace) = &identity.namespace {
+                by_namespace
+                    .entry(namespace.clone())
+                    .or_default()
+                    .push(*number);
+            }
+        }
         Universe {
-            identities: input
-                .identities
-                .iter()
-                .filter(|(number, _)| **number >= identity::FIRST_ALLOCATED)
-                .map(|(number, labels)| (*number, IdentityLabels::new(labels, &input.namespaces)))
-                .collect(),
+            identities,
+            by_namespace,
         }
     }
 
@@ -135,10 +148,32 @@ impl Universe {
 
     /// The allocated identities `selection` selects.
     pub fn select(&self, selection: &Selection) -> BTreeSet<u32> {
-        self.identities
-            .iter()
-            .filter(|(_, identity)| selection.matches(identity))
-            .map(|(number, _)| *number)
-            .collect()
+        // A selection that can only match one namespace (scoped to it, or naming it in
+        // matchLabels) looks at that namespace's identities only.
+        let pinned = selection
+            .namespace
+            .as_ref()
+            .or_else(|| selection.labels.match_labels().get(NAMESPACE_KEY))
+            .or_else(|| {
+                let names = selection.namespace_labels.as_ref()?;
+                names.match_labels().get(NAMESPACE_NAME_LABEL)
+            });
+        match pinned {
+            // Only that namespace's identities can match.
+            Some(namespace) => self
+                .by_namespace
+                .get(namespace)
+                .into_iter()
+                .flatten()
+                .filter(|number| selection.matches(&self.identities[*number]))
+                .copied()
+                .collect(),
+            None => self
+                .identities
+                .iter()
+                .filter(|(_, identity)| selection.matches(identity))
+                .map(|(number, _)| *number)
+                .collect(),
+        }
     }
 }
