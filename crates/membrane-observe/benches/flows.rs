@@ -108,8 +108,8 @@ fn directory() -> Arc<StaticDirectory> {
 fn event(n: usize) -> FlowEvent {
     let i = (n % usize::from(LOCAL_PODS)) as u16;
     let j = ((n / 7) % usize::from(REMOTE_PODS)) as u16;
-    let drop = n % 10 == 0;
-    let translated = n % 4 == 0;
+    let drop = n.is_multiple_of(10);
+    let translated = n.is_multiple_of(4);
     FlowEvent {
         timestamp_ns: n as u64 * 1000,
         tuple: CtKey {

@@ -999,7 +999,7 @@ fn a_flood_beyond_the_event_queue_is_reported_as_lost_events_not_silently_droppe
         let records: Vec<pb::LostEvent> = all
             .iter()
             .filter_map(|r| match &r.response_types {
-                Some(ResponseTypes::LostEvents(lost)) => Some(lost.clone()),
+                Some(ResponseTypes::LostEvents(lost)) => Some(*lost),
                 _ => None,
             })
             .collect();
