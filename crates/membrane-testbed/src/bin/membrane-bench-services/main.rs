@@ -73,7 +73,7 @@ fn prepare(path: Path, n: u32, cli: &Cli) -> anyhow::Result<Ready> {
     let timeout = Duration::from_secs(cli.baseline_timeout);
     match path {
         Path::Direct => setup::direct(),
-        Path::SocketLb | Path::PerPacket => setup::membrane(path, n),
+        Path::SocketLb | Path::PerPacket | Path::MembraneDirect => setup::membrane(path, n),
         Path::Iptables => setup::kube_proxy(
             path,
             &kube_proxy::iptables::Iptables {
@@ -97,6 +97,7 @@ fn size(n: u32, cli: &Cli) -> Vec<Row> {
         Path::PerPacket,
         Path::Iptables,
         Path::Nftables,
+        Path::MembraneDirect,
     ] {
         eprintln!("{n} Services: preparing {path:?} ...");
         match prepare(path, n, cli) {

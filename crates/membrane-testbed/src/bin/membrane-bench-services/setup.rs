@@ -93,7 +93,8 @@ pub fn kube_proxy(
 }
 
 /// Membrane with `n` Services, then one more; `path` says whether the client uses the
-/// socket LB ([`Path::SocketLb`]) or is balanced per packet.
+/// socket LB ([`Path::SocketLb`]), is balanced per packet, or connects straight to the
+/// backends ([`Path::MembraneDirect`]).
 pub fn membrane(path: Path, n: u32) -> anyhow::Result<Ready> {
     let bed = Bed::create()?;
     let mut membrane = Membrane::load(&bed, n)?;
@@ -108,6 +109,16 @@ pub fn membrane(path: Path, n: u32) -> anyhow::Result<Ready> {
         n + 1
     );
     let footprint = membrane.footprint()?;
+    if path == Path::MembraneDirect {
+        let backend = topology::first_backend();
+        return Ok(Ready {
+            membrane: Some(membrane),
+            first: backend,
+            spread: u64::from(BACKENDS),
+            established: backend,
+            ..Ready::services(path, bed, n)
+        });
+    }
     Ok(Ready {
         membrane: Some(membrane),
         program: Some(program),

@@ -17,6 +17,9 @@ pub enum Path {
     Nftables,
     /// (e) the client straight to a backend.
     Direct,
+    /// (f) the client straight to a backend through Membrane's endpoint programs, no
+    /// Service: what any pod-to-pod packet pays, to tell it from the Service cost.
+    MembraneDirect,
 }
 
 impl Path {
@@ -27,6 +30,7 @@ impl Path {
             Path::Iptables => "(c) iptables (kube-proxy shape)",
             Path::Nftables => "(d) nftables (kube-proxy shape)",
             Path::Direct => "(e) direct to backend",
+            Path::MembraneDirect => "(f) direct to backend through Membrane",
         }
     }
 }
