@@ -964,6 +964,66 @@ fn flows_of_both_nodes_are_served_enriched_through_the_observer_api_cli_and_metr
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+
+    // A policy denial: the server admits only pods labelled app=nobody; the client's
+    // connection is refused where it arrives, on node 2, and reported there.
+    apply(&a, vec![ingress_only_from_nobody()]);
+    let denied = wait_policy_denial(&b, &client, server_ip);
+    assert_eq!(denied.drop_reason_desc, pb::DropReason::PolicyDenied as i32);
+    assert_eq!(
+        denied.traffic_direction,
+        pb::TrafficDirection::Ingress as i32
+    );
+    assert_eq!(denied.node_name, b.name());
+    assert_pod(endpoint(&denied, true), &client, "client");
+    assert_pod(endpoint(&denied, false), &server, "server");
+}
+
+/// NetworkPolicy shop/only-nobody: pods labelled app=server admit ingress only from pods
+/// labelled app=nobody.
+fn ingress_only_from_nobody() -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "only-nobody", "namespace": "shop"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "server"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "nobody"}}}]}]
+        }
+    })
+}
+
+/// Tries connections from `client` to the server, bounded, until `node` reports one
+/// dropped by policy, and returns that flow.
+fn wait_policy_denial(node: &Node, client: &Pod, server_ip: Ipv4Addr) -> pb::Flow {
+    let request = GetFlowsRequest {
+        whitelist: vec![pb::FlowFilter {
+            verdict: vec![pb::Verdict::Dropped as i32],
+            source_pod: vec![client.full_name()],
+            destination_ip: vec![server_ip.to_string()],
+            ..filter()
+        }],
+        ..Default::default()
+    };
+    let deadline = Instant::now() + CONVERGE;
+    for attempt in 0.. {
+        let to = SocketAddr::new(server_ip.into(), DEFAULT_PORTS.tcp);
+        // Refused once the policy is in force; the outcome itself is not the point.
+        let _ = workload::tcp(client, to, 1).unwrap();
+        let found = block_on(async { flows(&mut unix_client(node).await, request.clone()).await });
+        if let Some(flow) = found.into_iter().last() {
+            return flow;
+        }
+        assert!(
+            Instant::now() < deadline && attempt < 60,
+            "no policy drop on {} after {CONVERGE:?}; its log:\n{}",
+            node.name(),
+            node.agent().log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    unreachable!("the loop returns or panics")
 }
 
 #[test]
