@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod inventory;
+mod signals;
 mod steps;
 mod traffic;
 
@@ -56,6 +57,7 @@ const ON_SECOND_NODE: [&str; 3] = ["shop/api-1", "shop/db-0", "membrane-connecti
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    signals::watch()?;
     let stopping = AtomicBool::new(false);
     println!(
         "Membrane demo: {} node(s), the shop application and the outside world, in network namespaces of this machine.",
@@ -324,10 +326,9 @@ fn main() -> anyhow::Result<()> {
     println!("  tail -f {}", first.log_path().display());
     std::thread::scope(|scope| {
         scope.spawn(|| keep_driving(&paths, &stopping));
-        let waited = wait(cli.duration);
+        wait(cli.duration);
         stopping.store(true, Ordering::Relaxed);
-        waited
-    })?;
+    });
     stop(observe);
     println!(
         "\ncleaning up: objects deleted, CNI DEL of every pod, agents stopped, namespaces, cgroups, pins and etcd removed"
@@ -364,28 +365,18 @@ fn stop(mut observe: Process) {
 }
 
 /// Waits for Ctrl-C (or SIGTERM), or `seconds` if given.
-fn wait(seconds: Option<u64>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let interrupted = async {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        };
-        match seconds {
-            Some(seconds) => {
-                println!("\nstaying up for {seconds}s (Ctrl-C ends earlier)");
-                let _ = tokio::time::timeout(Duration::from_secs(seconds), interrupted).await;
-            }
-            None => {
-                println!("\nstaying up until Ctrl-C");
-                interrupted.await;
-            }
+fn wait(seconds: Option<u64>) {
+    let deadline = match seconds {
+        Some(seconds) => {
+            println!("\nstaying up for {seconds}s (Ctrl-C ends earlier)");
+            Some(Instant::now() + Duration::from_secs(seconds))
         }
-        Ok(())
-    })
+        None => {
+            println!("\nstaying up until Ctrl-C");
+            None
+        }
+    };
+    while !signals::interrupted() && deadline.is_none_or(|d| Instant::now() < d) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

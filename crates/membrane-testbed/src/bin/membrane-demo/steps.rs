@@ -21,6 +21,9 @@ impl Steps {
         what: &str,
         step: impl FnOnce() -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
+        if crate::signals::interrupted() {
+            anyhow::bail!("interrupted before: {what}");
+        }
         self.current += 1;
         println!("\n[{}/{}] {what} ...", self.current, self.total);
         let started = Instant::now();
