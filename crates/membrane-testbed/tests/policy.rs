@@ -3,7 +3,8 @@
 //! (applied while the pods run), a pod created after the policy starts under it, a
 //! CiliumNetworkPolicy deny wins over its allow, the receiving node of another node's
 //! pod decides by the identity carried across, audit mode lets would-be drops through,
-//! and `membrane policy trace` agrees with the traffic every time.
+//! enforcement holds across an agent restart, and `membrane policy trace` agrees with
+//! the traffic every time.
 //!
 //! Needs root, bpffs and Debian's etcd-server (`cargo xtask test` provides them).
 
@@ -260,4 +261,42 @@ fn audit_mode_lets_would_be_drops_through_and_trace_says_audit() {
     for _ in 0..3 {
         assert!(connects(&other, &web), "audit mode dropped");
     }
+}
+
+#[test]
+fn enforcement_holds_across_an_agent_restart_and_deleting_the_policy_afterwards_lifts_it() {
+    let outside = Outside::create().unwrap();
+    let node = Node::start(&outside, 1).unwrap();
+    apply(
+        &node,
+        vec![
+            namespace("shop"),
+            pod_object("web", "web"),
+            pod_object("client", "client"),
+            pod_object("other", "other"),
+            web_allows_clients(),
+        ],
+    );
+    let web = Pod::create(&node, "shop", "web").unwrap();
+    let client = Pod::create(&node, "shop", "client").unwrap();
+    let other = Pod::create(&node, "shop", "other").unwrap();
+    let _serving = workload::serve(&web, DEFAULT_PORTS).unwrap();
+    wait_connects(&client, &web, true);
+    wait_connects(&other, &web, false);
+    node.restart_agent().unwrap();
+    // Right after the restart the adopted entries and flags still decide.
+    assert!(!connects(&other, &web), "the restart opened the pod");
+    assert!(connects(&client, &web), "the restart closed the pod");
+    // Deleting the policy through the restarted agent lifts it.
+    let client_api = Client::new(&node.agent().config().socket);
+    let delete = membrane_api::DeleteRequest {
+        refs: vec![membrane_api::ObjectRefWire {
+            kind: "NetworkPolicy".to_string(),
+            namespace: Some("shop".to_string()),
+            name: "web-from-clients".to_string(),
+        }],
+    };
+    let _: membrane_api::DeleteReport =
+        block_on(client_api.post(paths::OBJECTS_DELETE, &delete)).unwrap();
+    wait_connects(&other, &web, true);
 }
