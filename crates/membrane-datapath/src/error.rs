@@ -57,7 +57,9 @@ pub enum DatapathError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A map the pin directory should hold is not pinned there.
-    #[error("no map pinned at {path} (is the agent's --bpffs-dir this directory, and has it started once?)")]
+    #[error(
+        "no map pinned at {path} (is the agent's --bpffs-dir this directory, and has it started once?)"
+    )]
     NotPinned {
         /// The expected pin path.
         path: PathBuf,

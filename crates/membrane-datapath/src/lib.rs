@@ -26,10 +26,10 @@ pub use events::EventReader;
 pub use loader::{Datapath, DatapathOptions, EndpointSpec, PolicyEnforcement, Routing};
 pub use maglev::{is_prime, table as maglev_table};
 pub use maps::ReasonCounter;
-pub use policy::{Direction, PolicyRule, port_prefixes};
 pub use pinned::{
     BackendEntry, EndpointRow, IpcacheRow, NatMapping, PinnedMaps, PolicyRow, ServiceSlot, Tuple,
 };
+pub use policy::{Direction, PolicyRule, port_prefixes};
 pub use pressure::MapPressure;
 pub use services::{BackendSpec, Frontend, ServiceSpec};
 pub use sizes::{MapMemory, MapSizes, pinned_memory};
