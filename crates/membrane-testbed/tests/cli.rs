@@ -297,6 +297,13 @@ fn connectivity_test_passes_on_a_healthy_cluster_and_names_the_scenario_a_policy
     let policy = deny_world(IpAddr::V4(outside.world_v4()));
     let applied = cli::run(&a, &["apply", "-f", "-"], &policy).unwrap();
     assert!(applied.status.success(), "{}", applied.stderr);
+    // The agents enforce a stored policy within moments: wait (bounded) until they do.
+    let world_address: SocketAddr = world.parse().unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    while workload::tcp(client, world_address, 1).unwrap().success {
+        assert!(Instant::now() < deadline, "the world is still reachable");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let broken = membrane(&a, &args);
     assert_eq!(broken.status.code(), Some(1), "{}", broken.stdout);
     assert!(
