@@ -143,6 +143,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             map_sizes: config.datapath.map_sizes.resolve(),
             routing: routing_datapath,
             maglev_table_size: config.services.maglev_table_size.get(),
+            flow_events: config.observe.flow_events.datapath(),
         })
         .context("loading the eBPF datapath failed")?,
     ));

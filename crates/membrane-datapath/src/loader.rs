@@ -10,6 +10,7 @@ use aya::{Ebpf, EbpfLoader};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use membrane_common::config::{config_flags, routing_mode};
 use membrane_common::endpoint::endpoint_flags;
+use membrane_common::events::event_flags;
 use membrane_common::lb::service_flags;
 use membrane_common::tuple::v4_bytes;
 use membrane_common::{
@@ -48,6 +49,21 @@ pub struct DatapathOptions {
     pub routing: Routing,
     /// Size of every Maglev lookup table (a prime, e.g. 16381).
     pub maglev_table_size: u32,
+    /// Which forwarded packets become flow events (drops always do).
+    pub flow_events: FlowEvents,
+}
+
+/// Which forwarded packets the datapath reports as flow events; every drop is reported
+/// whatever the setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FlowEvents {
+    /// Every packet (no aggregation: Cilium's `--monitor-aggregation none`).
+    All,
+    /// Each connection's first packet and its TCP SYN, FIN and RST (the default).
+    #[default]
+    Connections,
+    /// Drops only: no trace events.
+    DropsOnly,
 }
 
 /// How packets reach pods on other nodes.
@@ -463,7 +479,12 @@ fn datapath_config(o: &DatapathOptions) -> Result<DatapathConfig, DatapathError>
             })?,
         ),
     };
-    let mut flags = config_flags::VALID;
+    let mut flags = config_flags::VALID
+        | match o.flow_events {
+            FlowEvents::All => event_flags::ALL,
+            FlowEvents::Connections => 0,
+            FlowEvents::DropsOnly => event_flags::NO_TRACE,
+        };
     if o.node_ipv4.is_some() {
         flags |= config_flags::MASQUERADE_V4;
     }

@@ -111,6 +111,16 @@ pub fn policy(verdict: u8, matched: u8) {
     }
 }
 
+/// Records the Service frontend a packet was sent to, before a backend is chosen: a
+/// refusal for want of backends names its Service too.
+#[inline(always)]
+pub fn service(rev_nat_index: u16) {
+    if let Some(e) = scratch() {
+        // SAFETY: as in `reset`.
+        unsafe { (*e).rev_nat_index = rev_nat_index };
+    }
+}
+
 /// Records a Service translation of the destination.
 #[inline(always)]
 pub fn translated(pkt: &Packet, rev_nat_index: u16) {

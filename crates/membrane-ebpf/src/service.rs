@@ -3,6 +3,7 @@
 //! reverse translation of replies back to the frontend.
 
 use crate::ct::Tracked;
+use crate::events;
 use crate::lb::{lookup_service, select_backend};
 use crate::maps::{BACKENDS, CT, REV_NAT};
 use crate::packet::{Packet, tcp_flags};
@@ -49,6 +50,7 @@ pub fn dnat(
     if !from_inside && svc.flags & service_flags::EXTERNAL == 0 {
         return Ok(0);
     }
+    events::service(svc.rev_nat_index);
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let pinned = match CT.get_ptr_mut(&pkt.key) {

@@ -101,6 +101,11 @@ pub struct Cli {
     /// [default: [::]:4244]. TLS is set in the config file's observe section.
     #[arg(long, env = "MEMBRANE_OBSERVE_LISTEN", value_name = "ADDR:PORT|off")]
     pub observe_listen: Option<String>,
+    /// Which forwarded packets become flows: all (no aggregation), connections (each
+    /// connection's first packet and TCP SYN/FIN/RST) or drops [default: connections].
+    /// Drops are always reported.
+    #[arg(long, env = "MEMBRANE_FLOW_EVENTS", value_name = "WHICH")]
+    pub flow_events: Option<String>,
     /// Log line format: plain or json [default: plain]. The filter is MEMBRANE_LOG.
     #[arg(long, env = "MEMBRANE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -281,6 +286,12 @@ impl Cli {
         parse.set::<SocketAddr>(&self.metrics, "--metrics", "MEMBRANE_METRICS", |v| {
             config.metrics.listen = Some(v)
         });
+        parse.set::<crate::observe::config::FlowEventsSetting>(
+            &self.flow_events,
+            "--flow-events",
+            "MEMBRANE_FLOW_EVENTS",
+            |v| config.observe.flow_events = v,
+        );
         parse.set::<crate::observe::Listen>(
             &self.observe_listen,
             "--observe-listen",

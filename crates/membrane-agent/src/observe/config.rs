@@ -74,6 +74,48 @@ impl From<Listen> for String {
     }
 }
 
+/// Which forwarded packets the datapath reports as flows (drops always are).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowEventsSetting {
+    /// Every packet: no aggregation.
+    All,
+    /// Each connection's first packet and its TCP SYN, FIN and RST.
+    #[default]
+    Connections,
+    /// Drops only.
+    Drops,
+}
+
+/// A flow-events value other than `all`, `connections` or `drops`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not one of all, connections, drops")]
+pub struct BadFlowEvents(String);
+
+impl FromStr for FlowEventsSetting {
+    type Err = BadFlowEvents;
+
+    fn from_str(text: &str) -> Result<FlowEventsSetting, BadFlowEvents> {
+        match text.trim() {
+            "all" => Ok(FlowEventsSetting::All),
+            "connections" => Ok(FlowEventsSetting::Connections),
+            "drops" => Ok(FlowEventsSetting::Drops),
+            _ => Err(BadFlowEvents(text.to_string())),
+        }
+    }
+}
+
+impl FlowEventsSetting {
+    /// The datapath's setting.
+    pub fn datapath(self) -> membrane_datapath::FlowEvents {
+        match self {
+            FlowEventsSetting::All => membrane_datapath::FlowEvents::All,
+            FlowEventsSetting::Connections => membrane_datapath::FlowEvents::Connections,
+            FlowEventsSetting::Drops => membrane_datapath::FlowEvents::DropsOnly,
+        }
+    }
+}
+
 /// The `observe` section of the agent's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -96,6 +138,8 @@ pub struct ObserveConfig {
     /// How many events read from the datapath may wait for decoding; more are counted
     /// and reported as lost (`events_queue`).
     pub events_queue: usize,
+    /// Which forwarded packets become flows.
+    pub flow_events: FlowEventsSetting,
 }
 
 impl Default for ObserveConfig {
@@ -109,6 +153,7 @@ impl Default for ObserveConfig {
             max_flows: 4096,
             follow_buffer: 1024,
             events_queue: 65_536,
+            flow_events: FlowEventsSetting::default(),
         }
     }
 }
@@ -155,5 +200,24 @@ mod tests {
         let config: ObserveConfig = serde_json::from_str(r#"{"listen": "off"}"#).unwrap();
         assert_eq!(config.listen, Listen::Off);
         assert!(serde_json::from_str::<ObserveConfig>(r#"{"listen": "nowhere"}"#).is_err());
+    }
+
+    #[test]
+    fn flow_events_default_to_connections_and_parse_every_setting() {
+        assert_eq!(
+            ObserveConfig::default().flow_events.datapath(),
+            membrane_datapath::FlowEvents::Connections
+        );
+        for (text, wanted) in [
+            ("all", membrane_datapath::FlowEvents::All),
+            ("connections", membrane_datapath::FlowEvents::Connections),
+            ("drops", membrane_datapath::FlowEvents::DropsOnly),
+        ] {
+            assert_eq!(text.parse::<FlowEventsSetting>().unwrap().datapath(), wanted);
+        }
+        let error = "some".parse::<FlowEventsSetting>().unwrap_err().to_string();
+        assert!(error.contains("\"some\""), "{error}");
+        let config: ObserveConfig = serde_json::from_str(r#"{"flow-events": "all"}"#).unwrap();
+        assert_eq!(config.flow_events, FlowEventsSetting::All);
     }
 }

@@ -66,6 +66,7 @@ impl Membrane {
             map_sizes: sizes,
             routing: Routing::Native,
             maglev_table_size: MAGLEV_TABLE_SIZE,
+            flow_events: Default::default(),
         };
         let endpoints = endpoints(bed)?;
         let mut datapath = bed.node.run(|| -> anyhow::Result<Datapath> {
