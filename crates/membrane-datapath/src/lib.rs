@@ -23,9 +23,7 @@ pub mod test_run;
 pub use conntrack::{CtStats, CtTimeouts};
 pub use error::DatapathError;
 pub use events::EventReader;
-pub use loader::{
-    Datapath, DatapathOptions, EndpointSpec, FlowEvents, PolicyEnforcement, Routing,
-};
+pub use loader::{Datapath, DatapathOptions, EndpointSpec, FlowEvents, PolicyEnforcement, Routing};
 pub use maglev::{is_prime, table as maglev_table};
 pub use maps::ReasonCounter;
 pub use pinned::{

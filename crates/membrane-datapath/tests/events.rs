@@ -118,7 +118,15 @@ fn a_new_connection_off_the_node_reports_the_peers_identity_and_icmp_its_type_an
         let a = bed.a.spec.clone();
         let world: std::net::IpAddr = bed::WORLD_V4.into();
         bed.route_via_world(world);
-        let ping = packet(a.pod_mac, a.host_mac, bed.a.v4.into(), world, 7, 7, L4::Echo);
+        let ping = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.a.v4.into(),
+            world,
+            7,
+            7,
+            L4::Echo,
+        );
         bed.dp
             .test_run(FROM_CONTAINER, &ping, a.host_ifindex, 1)
             .unwrap();
@@ -152,18 +160,34 @@ fn flow_event_settings_report_every_packet_or_drops_only() {
             bed.dp.configure(&bed.options).unwrap();
             for l4 in [L4::TcpSyn, L4::TcpAck, L4::TcpAck, L4::TcpAck] {
                 let p = packet(a.pod_mac, a.host_mac, pa, pb, sport, 8080, l4);
-                bed.dp.test_run(FROM_CONTAINER, &p, a.host_ifindex, 1).unwrap();
+                bed.dp
+                    .test_run(FROM_CONTAINER, &p, a.host_ifindex, 1)
+                    .unwrap();
             }
             let spoofed = packet(a.pod_mac, a.host_mac, pb, pa, 1, 2, L4::Udp);
-            bed.dp.test_run(FROM_CONTAINER, &spoofed, a.host_ifindex, 1).unwrap();
+            bed.dp
+                .test_run(FROM_CONTAINER, &spoofed, a.host_ifindex, 1)
+                .unwrap();
             let events = drain(&mut reader, &rt);
             let count = |kind| events.iter().filter(|e| e.kind == kind).count();
             (count(event_kind::TRACE), count(event_kind::DROP))
         };
         use membrane_datapath::FlowEvents;
-        assert_eq!(exchange(bed, FlowEvents::All, 33000), (4, 1), "every packet");
-        assert_eq!(exchange(bed, FlowEvents::Connections, 33001), (1, 1), "the first packet");
-        assert_eq!(exchange(bed, FlowEvents::DropsOnly, 33002), (0, 1), "drops only");
+        assert_eq!(
+            exchange(bed, FlowEvents::All, 33000),
+            (4, 1),
+            "every packet"
+        );
+        assert_eq!(
+            exchange(bed, FlowEvents::Connections, 33001),
+            (1, 1),
+            "the first packet"
+        );
+        assert_eq!(
+            exchange(bed, FlowEvents::DropsOnly, 33002),
+            (0, 1),
+            "drops only"
+        );
     });
 }
 
@@ -191,14 +215,27 @@ fn a_refusal_for_want_of_backends_names_its_service() {
         };
         bed.dp.upsert_service(&spec, &[]).unwrap();
         let a = bed.a.spec.clone();
-        let syn = packet(a.pod_mac, a.host_mac, bed.a.v4.into(), frontend.addr, 33000, 80, L4::TcpSyn);
-        bed.dp.test_run(FROM_CONTAINER, &syn, a.host_ifindex, 1).unwrap();
+        let syn = packet(
+            a.pod_mac,
+            a.host_mac,
+            bed.a.v4.into(),
+            frontend.addr,
+            33000,
+            80,
+            L4::TcpSyn,
+        );
+        bed.dp
+            .test_run(FROM_CONTAINER, &syn, a.host_ifindex, 1)
+            .unwrap();
         let events = drain(&mut reader, &rt);
         let drop = events
             .iter()
             .find(|e| e.kind == event_kind::DROP)
             .unwrap_or_else(|| panic!("no drop event: {events:?}"));
         assert_eq!(drop.reason, reason::DROP_NO_BACKEND);
-        assert_eq!(drop.rev_nat_index, 9, "the refused Service's reverse-NAT index");
+        assert_eq!(
+            drop.rev_nat_index, 9,
+            "the refused Service's reverse-NAT index"
+        );
     });
 }

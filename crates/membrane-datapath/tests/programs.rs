@@ -265,11 +265,15 @@ fn reply_between_pods_finds_the_connection_and_marks_it_established() {
 fn collection_removes_connections_idle_past_their_state_timeout_and_keeps_the_rest() {
     both_families(|bed, v6| {
         let (a, b) = (bed.a.spec.clone(), bed.b.spec.clone());
-        let send = |bed: &bed::Bed, from: &membrane_datapath::EndpointSpec, src, dst, sport, dport, l4| {
-            let p = packet(from.pod_mac, from.host_mac, src, dst, sport, dport, l4);
-            let out = bed.dp.test_run(FROM_CONTAINER, &p, from.host_ifindex, 1).unwrap();
-            assert_eq!(out.action, TC_ACT_REDIRECT);
-        };
+        let send =
+            |bed: &bed::Bed, from: &membrane_datapath::EndpointSpec, src, dst, sport, dport, l4| {
+                let p = packet(from.pod_mac, from.host_mac, src, dst, sport, dport, l4);
+                let out = bed
+                    .dp
+                    .test_run(FROM_CONTAINER, &p, from.host_ifindex, 1)
+                    .unwrap();
+                assert_eq!(out.action, TC_ACT_REDIRECT);
+            };
         let (pa, pb) = (addrs(&bed.a, v6), addrs(&bed.b, v6));
         // An established TCP connection and a UDP flow.
         send(bed, &a, pa, pb, 33000, 8080, L4::TcpSyn);
@@ -652,12 +656,18 @@ fn the_nodes_own_traffic_routed_to_the_tunnel_gets_the_remote_node_and_its_ident
         let ifindex = bed.a.spec.host_ifindex;
         let to = |dst: IpAddr| {
             let input = packet(WORLD_MAC, WORLD_MAC, node(v6), dst, 33000, 8080, L4::TcpSyn);
-            bed.dp.test_run(HOST_TO_OVERLAY, &input, ifindex, 1).unwrap()
+            bed.dp
+                .test_run(HOST_TO_OVERLAY, &input, ifindex, 1)
+                .unwrap()
         };
         let out = to(remote_pod);
         assert_eq!(out.action, TC_ACT_OK, "on to the tunnel device's transmit");
         assert_eq!(counter(&bed.dp, reason::TO_OVERLAY), 1);
-        assert_eq!(decode(&out.packet).dst, remote_pod, "the packet is not rewritten");
+        assert_eq!(
+            decode(&out.packet).dst,
+            remote_pod,
+            "the packet is not rewritten"
+        );
         let unknown = if v6 { "fd00:200:0:9::9" } else { "10.200.9.9" };
         assert_eq!(to(unknown.parse().unwrap()).action, TC_ACT_SHOT);
         assert_eq!(

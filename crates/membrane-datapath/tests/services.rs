@@ -184,7 +184,11 @@ fn a_frontend_without_ready_backends_refuses_new_connections_with_port_unreachab
             .test_run(FROM_CONTAINER, &input, a.host_ifindex, 1)
             .unwrap();
         assert_eq!(out.action, TC_ACT_REDIRECT, "sent back, not dropped");
-        assert_eq!(counter(bed, reason::DROP_NO_BACKEND), 1, "reported as a drop");
+        assert_eq!(
+            counter(bed, reason::DROP_NO_BACKEND),
+            1,
+            "reported as a drop"
+        );
         let reply = &out.packet;
         assert_eq!(&reply[..6], &a.pod_mac, "addressed back to the pod");
         assert_eq!(&reply[6..12], &a.host_mac);
@@ -535,8 +539,7 @@ fn a_cluster_ip_is_not_reachable_from_outside_the_node() {
 }
 
 #[test]
-fn a_client_port_reused_through_another_service_to_the_same_backend_gets_that_services_replies()
-{
+fn a_client_port_reused_through_another_service_to_the_same_backend_gets_that_services_replies() {
     both(|bed, v6| {
         let b = pod_b(bed, v6);
         let backend = BackendSpec {
@@ -547,7 +550,9 @@ fn a_client_port_reused_through_another_service_to_the_same_backend_gets_that_se
             local: true,
         };
         bed.dp.upsert_backend(1, &backend).unwrap();
-        let second: IpAddr = if v6 { "fd00:96::11" } else { "10.96.0.11" }.parse().unwrap();
+        let second: IpAddr = if v6 { "fd00:96::11" } else { "10.96.0.11" }
+            .parse()
+            .unwrap();
         for (index, addr) in [(7, vip(v6)), (8, second)] {
             let spec = ServiceSpec {
                 frontend: Frontend {
@@ -579,7 +584,10 @@ fn a_client_port_reused_through_another_service_to_the_same_backend_gets_that_se
         };
         let open = |bed: &Bed, to: IpAddr| {
             let syn = packet(a.pod_mac, a.host_mac, client, to, 33000, 80, L4::TcpSyn);
-            let out = bed.dp.test_run(FROM_CONTAINER, &syn, a.host_ifindex, 1).unwrap();
+            let out = bed
+                .dp
+                .test_run(FROM_CONTAINER, &syn, a.host_ifindex, 1)
+                .unwrap();
             assert_eq!(tuple(&out.packet).1, b, "translated to the shared backend");
         };
         open(bed, vip(v6));

@@ -44,13 +44,22 @@ fn pods_on_different_nodes_reach_each_other(mode: &str) {
     // Every node knows the nodes' addresses: its own as host, the others' as remote-node.
     for (node, other) in [(&a, &b), (&b, &c)] {
         for (at, v6) in [(node, false), (node, true), (other, false), (other, true)] {
-            let ip = if v6 { IpAddr::V6(at.ipv6()) } else { IpAddr::V4(at.ipv4()) };
+            let ip = if v6 {
+                IpAddr::V6(at.ipv6())
+            } else {
+                IpAddr::V4(at.ipv4())
+            };
             let wanted = if at.name() == node.name() {
                 membrane_common::identity::HOST
             } else {
                 membrane_common::identity::REMOTE_NODE
             };
-            assert_eq!(wait_in_ipcache(node, ip), wanted, "{ip} in {}'s ipcache", node.name());
+            assert_eq!(
+                wait_in_ipcache(node, ip),
+                wanted,
+                "{ip} in {}'s ipcache",
+                node.name()
+            );
         }
     }
     let client = Pod::create(&a, "shop", "client").unwrap();

@@ -579,7 +579,11 @@ fn a_service_with_a_backend_on_each_of_two_nodes_is_reached_from_a_pod_the_node_
     // One slice per node and family, as the EndpointSlice controller may split them.
     for (node, pod) in [(&a, &local), (&b, &remote)] {
         for mut slice in slices("web", node, &[pod]) {
-            let name = format!("{}-{}", slice["metadata"]["name"].as_str().unwrap(), node.name());
+            let name = format!(
+                "{}-{}",
+                slice["metadata"]["name"].as_str().unwrap(),
+                node.name()
+            );
             slice["metadata"]["name"] = json!(name);
             objects.push(slice);
         }
@@ -641,7 +645,11 @@ fn load_balancer_ips_external_ips_and_host_ports_are_reached_from_outside() {
     let outside = Outside::create().unwrap();
     let node = Node::start(&outside, 1).unwrap();
     let pods = Pods::start(&node);
-    let addresses: Vec<IpAddr> = LB.iter().chain(&EXTERNAL).map(|a| a.parse().unwrap()).collect();
+    let addresses: Vec<IpAddr> = LB
+        .iter()
+        .chain(&EXTERNAL)
+        .map(|a| a.parse().unwrap())
+        .collect();
     route_to_node(&outside, &node, &addresses);
     let mut web = service(
         "web",
@@ -685,7 +693,8 @@ fn load_balancer_ips_external_ips_and_host_ports_are_reached_from_outside() {
         }
         let on_node = node_address(&node, v6);
         wait_programmed(&node, on_node, HOST_PORT, &[address(hosted, v6)]);
-        let over_tcp = workload::servers(&outside, false, SocketAddr::new(on_node, HOST_PORT), 5).unwrap();
+        let over_tcp =
+            workload::servers(&outside, false, SocketAddr::new(on_node, HOST_PORT), 5).unwrap();
         assert_eq!(
             answered(&format!("hostPort {on_node}:{HOST_PORT}"), &over_tcp),
             BTreeSet::from([address(hosted, v6)]),
@@ -716,7 +725,12 @@ fn idle_flows_are_collected_from_conntrack_after_their_timeout() {
             .iter()
             .any(|(key, _)| key.proto == 17 && key.saddr == client)
     };
-    let udp = workload::udp(&pods.client, SocketAddr::new(cluster_ip(false), UDP_PORT), 3).unwrap();
+    let udp = workload::udp(
+        &pods.client,
+        SocketAddr::new(cluster_ip(false), UDP_PORT),
+        3,
+    )
+    .unwrap();
     assert!(udp.success && udp.report.failed == 0, "{udp:?}");
     assert!(tracked(), "the flow is tracked while it is fresh");
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -122,7 +122,11 @@ pub struct Cli {
     pub bpf_ct_timeout_regular_tcp: Option<String>,
     /// Seconds a TCP connection may idle before its handshake completes or once closed
     /// [default: 60].
-    #[arg(long, env = "MEMBRANE_BPF_CT_TIMEOUT_REGULAR_TCP_SYN", value_name = "SECS")]
+    #[arg(
+        long,
+        env = "MEMBRANE_BPF_CT_TIMEOUT_REGULAR_TCP_SYN",
+        value_name = "SECS"
+    )]
     pub bpf_ct_timeout_regular_tcp_syn: Option<String>,
     /// Seconds a UDP, ICMP or other connectionless flow may idle [default: 60].
     #[arg(long, env = "MEMBRANE_BPF_CT_TIMEOUT_REGULAR_ANY", value_name = "SECS")]

@@ -644,7 +644,10 @@ impl AgentConfig {
         for (value, flag) in [
             (m.interval_secs, "--maintenance-interval-secs"),
             (m.ct_tcp_timeout_secs, "--bpf-ct-timeout-regular-tcp"),
-            (m.ct_tcp_short_timeout_secs, "--bpf-ct-timeout-regular-tcp-syn"),
+            (
+                m.ct_tcp_short_timeout_secs,
+                "--bpf-ct-timeout-regular-tcp-syn",
+            ),
             (m.ct_any_timeout_secs, "--bpf-ct-timeout-regular-any"),
         ] {
             if value == 0 {

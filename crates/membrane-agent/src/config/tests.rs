@@ -310,5 +310,8 @@ fn conntrack_timeouts_default_to_ciliums_and_flags_set_them() {
     let mut zero = MINIMAL.to_vec();
     zero.extend(["--bpf-ct-timeout-regular-any", "0"]);
     let err = AgentConfig::load(&cli(&zero)).unwrap_err();
-    assert!(err.to_string().contains("--bpf-ct-timeout-regular-any"), "{err}");
+    assert!(
+        err.to_string().contains("--bpf-ct-timeout-regular-any"),
+        "{err}"
+    );
 }

@@ -13,9 +13,9 @@ mod recovery;
 mod spec;
 
 pub use datapath::NodeDatapath;
-pub use policy_hook::PolicyHook;
 #[cfg(test)]
 pub use datapath::memory;
+pub use policy_hook::PolicyHook;
 pub use recovery::{Reconcile, ReconcileReport};
 
 use crate::ipam::{AllocationRecord, Ipam, IpamError};

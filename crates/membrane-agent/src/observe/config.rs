@@ -213,7 +213,10 @@ mod tests {
             ("connections", membrane_datapath::FlowEvents::Connections),
             ("drops", membrane_datapath::FlowEvents::DropsOnly),
         ] {
-            assert_eq!(text.parse::<FlowEventsSetting>().unwrap().datapath(), wanted);
+            assert_eq!(
+                text.parse::<FlowEventsSetting>().unwrap().datapath(),
+                wanted
+            );
         }
         let error = "some".parse::<FlowEventsSetting>().unwrap_err().to_string();
         assert!(error.contains("\"some\""), "{error}");

@@ -7,9 +7,9 @@
 //! their identities, and otherwise every [`RESYNC_INTERVAL`] (or sooner, to keep the
 //! lease alive).
 
-use crate::agent::lock;
 use super::RoutingError;
 use crate::agent::Agent;
+use crate::agent::lock;
 use crate::cluster::reflector::{DecodeError, Reflector};
 use crate::endpoints::NodeDatapath;
 use crate::node::NodeNetwork;
@@ -301,7 +301,6 @@ async fn grant(
     *lease = Some((id, Instant::now()));
     Ok(id)
 }
-
 
 #[cfg(test)]
 mod tests {

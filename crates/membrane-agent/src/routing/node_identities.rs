@@ -3,9 +3,9 @@
 //! policy) sees a node's own traffic as `host` or `remote-node` rather than `world`.
 //! The entries have no tunnel endpoint: node addresses are reached over the underlay.
 
-use crate::agent::lock;
 use super::RoutingError;
 use super::ipcache::changes;
+use crate::agent::lock;
 use ipnet::IpNet;
 use membrane_api::NodeInfo;
 use membrane_common::identity::{HOST, REMOTE_NODE};
@@ -104,7 +104,6 @@ fn settle<E: std::error::Error + Send + Sync + 'static>(
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

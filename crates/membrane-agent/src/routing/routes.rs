@@ -148,7 +148,9 @@ impl PodCidrRoutes {
             let step = async {
                 let hop = self.next_hop(*node).await?;
                 if self.installed.get(prefix) != Some(&hop) {
-                    let via = hop.gateway.map_or_else(|| format!("dev {}", hop.oif), |g| g.to_string());
+                    let via = hop
+                        .gateway
+                        .map_or_else(|| format!("dev {}", hop.oif), |g| g.to_string());
                     self.handle
                         .route()
                         .add(route(*prefix, hop))
@@ -352,7 +354,6 @@ fn address(address: &RouteAddress) -> Option<IpAddr> {
 mod tests {
     use super::super::test_nodes::node;
     use super::*;
-
 
     #[test]
     fn every_other_nodes_pod_cidrs_route_to_that_node_in_their_own_family() {
