@@ -4,7 +4,7 @@
 //! once; scenarios only apply and delete policies.
 
 use crate::inventory::{self, ALT_PORTS, AUDIT_NODE, NODES, PODS, PodSpec};
-use crate::scenario::{Family, TraceLine};
+use crate::scenario::{Family, FlowLine, TraceLine};
 use membrane_api::policy::TraceReport;
 use membrane_testbed::addressing::{WORLD_V4, WORLD_V6};
 use membrane_testbed::workload::{self, DEFAULT_PORTS, Server};
@@ -256,6 +256,35 @@ impl<'c> Bed<'c> {
         ];
         let stdout = run_cli(self.cluster.node(spec.node), &args)?;
         serde_json::from_str(&stdout).map_err(|e| format!("{line}: {e}: {stdout}"))
+    }
+
+    /// How many IPv4 flows `line`'s node reported from its source to its destination
+    /// with its verdict in the last `since` (`membrane observe -o json` on that node).
+    /// Peers are matched by address: a node names only the pods whose Pod objects or
+    /// endpoints it knows addresses of, and the bed's Pod objects carry no status.
+    pub fn flows(&self, line: &FlowLine, since: Duration) -> Result<usize, String> {
+        let node = line
+            .node
+            .strip_prefix("node")
+            .and_then(|number| number.parse::<u8>().ok())
+            .filter(|number| (1..=NODES).contains(number))
+            .ok_or_else(|| format!("{line}: no node `{}`", line.node))?;
+        let since = format!("{}s", since.as_secs() + 1);
+        let args = [
+            "observe",
+            "--since",
+            &since,
+            "--verdict",
+            &line.verdict,
+            "--from-pod",
+            &line.from,
+            "--to-pod",
+            &line.to,
+            "-o",
+            "json",
+        ];
+        let stdout = run_cli(self.cluster.node(node), &args)?;
+        Ok(stdout.lines().filter(|l| !l.trim().is_empty()).count())
     }
 
     /// A peer as the trace command takes it: `namespace/pod`, or the IPv4 address.

@@ -39,7 +39,7 @@ impl PodSpec {
     }
 }
 
-/// The pods: five on node 1, two on node 2, one on node 3 (the audit-mode node).
+/// The pods: five on node 1, two on node 2, two on node 3 (the audit-mode node).
 pub const PODS: &[PodSpec] = &[
     PodSpec {
         node: 1,
@@ -88,6 +88,12 @@ pub const PODS: &[PodSpec] = &[
         namespace: "audit",
         name: "target",
         labels: &[("app", "target")],
+    },
+    PodSpec {
+        node: AUDIT_NODE,
+        namespace: "audit",
+        name: "peer",
+        labels: &[("app", "peer")],
     },
 ];
 

@@ -4,7 +4,7 @@
 
 use crate::bed::Bed;
 use crate::probe::{self, Seen};
-use crate::scenario::{Expect, Probe, Scenario, TraceLine};
+use crate::scenario::{Expect, FlowLine, Probe, Scenario, TraceLine};
 use crate::stream::{self, StreamResult};
 use membrane_api::policy::TraceReport;
 use std::fmt::Write as _;
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 const CONVERGE: Duration = Duration::from_secs(15);
 /// Pause between two runs of a matrix that did not match yet.
 const RETRY_PAUSE: Duration = Duration::from_millis(300);
+/// How long a node gets to report an expected flow.
+const FLOW_WAIT: Duration = Duration::from_secs(5);
 /// Probes run at the same time (most of a refused probe's time is waiting).
 const PARALLEL: usize = 8;
 
@@ -83,6 +85,43 @@ fn deciding_rules(report: &TraceReport) -> impl Iterator<Item = &str> {
         .flat_map(|decision| decision.rules.iter().map(|rule| rule.rule.as_str()))
 }
 
+/// One flow check and how many matching flows the node reported.
+pub struct FlowResult {
+    /// The expectation.
+    pub line: FlowLine,
+    /// The number of matching flows, or why the command failed.
+    pub seen: Result<usize, String>,
+}
+
+impl FlowResult {
+    /// Asks the node for flows since `applied_at` until it reports some or
+    /// [`FLOW_WAIT`] has passed (the observer reads the datapath's ring asynchronously).
+    fn wait(bed: &Bed<'_>, line: &FlowLine, applied_at: Instant) -> FlowResult {
+        let deadline = Instant::now() + FLOW_WAIT;
+        loop {
+            let result = FlowResult {
+                line: line.clone(),
+                seen: bed.flows(line, applied_at.elapsed()),
+            };
+            if result.matched() || Instant::now() >= deadline {
+                return result;
+            }
+            std::thread::sleep(RETRY_PAUSE);
+        }
+    }
+
+    fn matched(&self) -> bool {
+        self.seen.as_ref().is_ok_and(|n| *n > 0)
+    }
+
+    fn detail(&self) -> String {
+        match &self.seen {
+            Ok(n) => format!("{n} flows"),
+            Err(e) => e.clone(),
+        }
+    }
+}
+
 /// The outcome of one scenario.
 pub struct ScenarioResult<'s> {
     /// The scenario.
@@ -95,6 +134,8 @@ pub struct ScenarioResult<'s> {
     pub traces: Vec<TraceResult>,
     /// The connections opened before the policies were applied.
     pub streams: Vec<StreamResult>,
+    /// The flow checks.
+    pub flows: Vec<FlowResult>,
     /// The matrix after the policies were deleted (every probe expected to connect).
     pub removed: Vec<ProbeResult>,
     /// Time the scenario took.
@@ -108,6 +149,7 @@ impl ScenarioResult<'_> {
             && self.applied.iter().all(ProbeResult::matched)
             && self.traces.iter().all(|t| t.matched)
             && self.streams.iter().all(StreamResult::survived)
+            && self.flows.iter().all(FlowResult::matched)
             && self.restored()
     }
 
@@ -141,6 +183,16 @@ impl ScenarioResult<'_> {
                 if stream.survived() { "ok  " } else { "MISS" },
                 stream.stream.to_string(),
                 stream.detail()
+            )
+            .unwrap();
+        }
+        for flow in &self.flows {
+            writeln!(
+                out,
+                "    {} {:56} expected some flows, got {}",
+                if flow.matched() { "ok  " } else { "MISS" },
+                flow.line.to_string(),
+                flow.detail()
             )
             .unwrap();
         }
@@ -180,6 +232,13 @@ impl ScenarioResult<'_> {
         let mut lines = self.errors.clone();
         for stream in self.streams.iter().filter(|s| !s.survived()) {
             lines.push(format!("{} broke: {}", stream.stream, stream.detail()));
+        }
+        for flow in self.flows.iter().filter(|f| !f.matched()) {
+            lines.push(format!(
+                "{} expected some flows, got {}",
+                flow.line,
+                flow.detail()
+            ));
         }
         for trace in self.traces.iter().filter(|t| !t.matched) {
             lines.push(format!(
@@ -252,6 +311,7 @@ pub fn run<'s>(bed: &Bed<'_>, scenario: &'s Scenario) -> ScenarioResult<'s> {
         applied: Vec::new(),
         traces: Vec::new(),
         streams: Vec::new(),
+        flows: Vec::new(),
         removed: Vec::new(),
         elapsed: Duration::ZERO,
     };
@@ -263,6 +323,7 @@ pub fn run<'s>(bed: &Bed<'_>, scenario: &'s Scenario) -> ScenarioResult<'s> {
         }
     };
     let streams = stream::start(bed, scenario.streams());
+    let applied_at = Instant::now();
     if let Err(e) = bed.membrane(&["apply", "-f"], &manifest) {
         result.errors.push(format!("membrane apply failed: {e}"));
         return result;
@@ -270,6 +331,11 @@ pub fn run<'s>(bed: &Bed<'_>, scenario: &'s Scenario) -> ScenarioResult<'s> {
     let probes = scenario.probes();
     result.applied = converge(bed, &probes);
     result.streams = stream::finish(streams);
+    result.flows = scenario
+        .flows
+        .iter()
+        .map(|line| FlowResult::wait(bed, line, applied_at))
+        .collect();
     result.traces = scenario
         .traces
         .iter()

@@ -29,6 +29,58 @@ pub struct Scenario {
     /// TCP connections opened before the policies are applied, which must go on.
     #[serde(default)]
     pub streams: Vec<StreamLine>,
+    /// Flows a node's observer must have reported while the policies were applied.
+    #[serde(default)]
+    pub flows: Vec<FlowLine>,
+}
+
+/// A flow check as written: `NODE FROM TO VERDICT` - node NODE's observer (`membrane
+/// observe`) reported at least one IPv4 flow from peer FROM to peer TO with the Hubble
+/// verdict (FORWARDED, DROPPED or AUDIT) since the scenario's policies were applied.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub struct FlowLine {
+    /// The observing node (`node<N>`).
+    pub node: String,
+    /// Source peer.
+    pub from: String,
+    /// Destination peer.
+    pub to: String,
+    /// The verdict.
+    pub verdict: String,
+}
+
+impl TryFrom<String> for FlowLine {
+    type Error = String;
+
+    fn try_from(line: String) -> Result<FlowLine, String> {
+        let [node, from, to, verdict] = line.split_whitespace().collect::<Vec<_>>()[..] else {
+            return Err(format!(
+                "flow `{line}`: expected `NODE FROM TO FORWARDED|DROPPED|AUDIT`"
+            ));
+        };
+        if !["FORWARDED", "DROPPED", "AUDIT"].contains(&verdict) {
+            return Err(format!(
+                "flow `{line}`: `{verdict}` is not FORWARDED, DROPPED or AUDIT"
+            ));
+        }
+        Ok(FlowLine {
+            node: node.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            verdict: verdict.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for FlowLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} saw {} -> {} {}",
+            self.node, self.from, self.to, self.verdict
+        )
+    }
 }
 
 /// A long-lived connection as written: `FROM TO tcp/PORT survives [v4|v6]` - opened
@@ -355,6 +407,17 @@ fn a_trace_line_names_an_optional_policy() {
     assert_eq!(line.policy.as_deref(), Some("deny-all"));
     let error = TraceLine::try_from("shop/a shop/b 80/TCP maybe".to_string()).unwrap_err();
     assert!(error.contains("maybe"), "{error}");
+}
+
+#[test]
+fn a_flow_line_takes_a_hubble_verdict() {
+    let line = FlowLine::try_from("node3 shop/a audit/b AUDIT".to_string()).unwrap();
+    assert_eq!(
+        (line.node.as_str(), line.verdict.as_str()),
+        ("node3", "AUDIT")
+    );
+    let error = FlowLine::try_from("node3 shop/a audit/b DENIED".to_string()).unwrap_err();
+    assert!(error.contains("DENIED"), "{error}");
 }
 
 #[test]
