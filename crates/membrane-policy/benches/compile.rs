@@ -31,7 +31,7 @@ fn policy(p: usize) -> serde_json::Value {
     let ns = format!("ns{}", p % NAMESPACES as usize);
     let app = format!("app{}", p % APPS as usize);
     let peer = format!("app{}", (p + 1) % APPS as usize);
-    if p % 7 == 0 {
+    if p.is_multiple_of(7) {
         return serde_json::json!({
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
@@ -52,7 +52,7 @@ fn policy(p: usize) -> serde_json::Value {
             "toPorts": [{"ports": [{"port": (1000 + p).to_string(), "protocol": "TCP"}]}],
         }],
     });
-    if p % 10 == 0 {
+    if p.is_multiple_of(10) {
         spec["ingressDeny"] = serde_json::json!([{"fromEntities": ["world"]}]);
         spec["egress"] = serde_json::json!([{"toCIDRSet": [{"cidr": format!("10.{}.0.0/16", p % 250), "except": [format!("10.{}.1.0/24", p % 250)]}]}]);
     }

@@ -33,7 +33,6 @@ pub use output::{
     Compiled, Direction, EndpointPolicy, Entry, EntryKey, PolicyKind, RuleRef, Warning,
 };
 pub use trace::{Decision, MatchKind, Trace, Verdict, decide, policy_port, trace};
-pub use universe::{NAMESPACE_KEY, NAMESPACE_LABELS_PREFIX};
 
 #[cfg(test)]
 mod tests;
