@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// How long the nodes get to learn each other's pods.
 const CONVERGE: Duration = Duration::from_secs(30);
 
-/// The outside, etcd and the two nodes.
+/// The outside, etcd and the nodes.
 pub struct Cluster {
     /// The nodes, node 1 first.
     pub nodes: Vec<Node>,

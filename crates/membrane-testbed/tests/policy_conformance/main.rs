@@ -1,12 +1,14 @@
 //! The policy conformance suite: a table of scenarios (tests/policy_conformance/scenarios/*.yaml),
 //! each a set of NetworkPolicy / CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy
 //! manifests applied with the real `membrane apply -f`, and a probe matrix of real
-//! traffic (TCP, UDP, HTTP, ICMP; IPv4 and IPv6; pods on two nodes, the nodes
-//! themselves, the world) with the expected result of each probe. After each scenario
-//! its policies are deleted with `membrane delete -f` and every probe must connect again.
+//! traffic (TCP, UDP, HTTP, ICMP; IPv4 and IPv6; pods on three nodes, the nodes
+//! themselves, the world) with the expected result of each probe; optionally
+//! `membrane policy trace` verdicts, flows the nodes' observers must report, and
+//! connections opened before the apply that must go on. After each scenario its
+//! policies are deleted with `membrane delete -f` and every probe must connect again.
 //!
-//! The bed (etcd, two agents in tunnel mode, seven pods in three labelled namespaces)
-//! is started once. Every scenario and probe is printed with what was expected and what
+//! The bed (etcd, three agents in tunnel mode - the third in audit mode - and nine pods
+//! in four labelled namespaces) is started once. Every scenario and probe is printed with what was expected and what
 //! happened; the test fails listing each scenario with a mismatch, unless the scenario is
 //! marked `known_failure`, which is printed loudly instead.
 //!
