@@ -59,8 +59,8 @@ fn service(desired: &mut DesiredState, name: &str, vip: &str, n: u8, count: u8) 
     );
 }
 
-/// A frontend no Service owns, taking up to `MAX_SLOTS` slots of the map.
-fn filler(index: u16) -> ServiceSpec {
+/// A frontend no Service owns, taking `slots` slots of the map and its head.
+fn filler(index: u16, slots: usize) -> ServiceSpec {
     ServiceSpec {
         frontend: Frontend {
             addr: [192, 0, 2, 1].into(),
@@ -71,7 +71,7 @@ fn filler(index: u16) -> ServiceSpec {
         rev_nat_index: u16::MAX - index,
         flags: 0,
         affinity_timeout_s: 0,
-        active: vec![1; MAX_SLOTS],
+        active: vec![1; slots],
         terminating: Vec::new(),
     }
 }
@@ -95,14 +95,21 @@ fn a_full_services_map_fails_the_new_service_alone_and_it_is_programmed_once_roo
     let report = reconciler.reconcile(&desired).unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
 
-    // Fill the map: whole fillers while they fit, then one that stops at the last entry.
+    // Fill the map: whole fillers while they fit (a refused one gives back the slots it
+    // had written), then one that takes exactly the room left.
     let mut fillers = 0;
     loop {
         let mut dp = datapath.lock().unwrap();
-        let written = dp.upsert_service(&filler(fillers + 1), &[]);
+        let written = dp.upsert_service(&filler(fillers + 1, MAX_SLOTS), &[]);
         fillers += 1;
         if written.is_err() {
-            assert_eq!(dp.service_entries(), SERVICES_MAP_ENTRIES, "{written:?}");
+            let room = SERVICES_MAP_ENTRIES - dp.service_entries();
+            assert!(room <= MAX_SLOTS, "{written:?}");
+            if room > 0 {
+                dp.upsert_service(&filler(fillers + 1, room - 1), &[])
+                    .unwrap();
+            }
+            assert_eq!(dp.service_entries(), SERVICES_MAP_ENTRIES);
             break;
         }
         assert!(usize::from(fillers) * (MAX_SLOTS + 1) < SERVICES_MAP_ENTRIES * 2);
@@ -130,7 +137,7 @@ fn a_full_services_map_fails_the_new_service_alone_and_it_is_programmed_once_roo
     datapath
         .lock()
         .unwrap()
-        .remove_service(&filler(1).frontend)
+        .remove_service(&filler(1, MAX_SLOTS).frontend)
         .unwrap();
     let report = reconciler.reconcile(&desired).unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
