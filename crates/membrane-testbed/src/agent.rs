@@ -4,7 +4,7 @@
 use crate::binaries::{self, MissingBinary};
 use crate::process::{self, Place, Process, ProcessError};
 use ipnet::{Ipv4Net, Ipv6Net};
-use membrane_api::{AgentStatus, Client, ClientError, paths};
+use membrane_api::{AgentStatus, ApplyReport, ApplyRequest, Client, ClientError, paths};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
@@ -284,6 +284,19 @@ impl Agent {
             node: self.config.node_name.clone(),
             source,
         })
+    }
+
+    /// Applies `objects` (Kubernetes manifests as JSON) through the agent's objects API,
+    /// as `membrane apply` does.
+    pub fn apply(&self, objects: Vec<serde_json::Value>) -> Result<ApplyReport, AgentError> {
+        let client = self.client();
+        let request = ApplyRequest { objects };
+        block_on(async move { client.post(paths::OBJECTS_APPLY, &request).await }).map_err(
+            |source| AgentError::Api {
+                node: self.config.node_name.clone(),
+                source,
+            },
+        )
     }
 
     /// The last `lines` lines of the agent's log.

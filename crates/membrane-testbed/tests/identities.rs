@@ -6,7 +6,7 @@
 //!
 //! Needs root, bpffs and Debian's etcd-server (`cargo xtask test` provides them).
 
-use membrane_api::{ApplyReport, ApplyRequest, Client, paths};
+use membrane_api::ApplyReport;
 use membrane_state::{EtcdStore, Store, keys};
 use membrane_testbed::cluster::{
     conntrack_source_identity, etcd_flags, ipcache_identity, pod_address, wait_reachable,
@@ -25,18 +25,10 @@ const CONVERGE: Duration = Duration::from_secs(15);
 /// How long an unused identity is kept in this test.
 const GRACE_SECS: &str = "2";
 
-fn block_on<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
 
 /// Applies `objects` through the node agent's objects API.
 fn apply(node: &Node, objects: Vec<Value>) -> ApplyReport {
-    let client = Client::new(&node.agent().config().socket);
-    block_on(client.post(paths::OBJECTS_APPLY, &ApplyRequest { objects })).unwrap()
+    node.agent().apply(objects).unwrap()
 }
 
 fn client_pod(app: &str) -> Value {

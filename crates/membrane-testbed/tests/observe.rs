@@ -8,7 +8,7 @@
 //! Needs root, bpffs, cgroup v2 and Debian's etcd-server (`cargo xtask test` provides
 //! them).
 
-use membrane_api::{ApplyReport, ApplyRequest, Client, paths};
+use membrane_api::paths;
 use membrane_observe::api::flow as pb;
 use membrane_observe::api::observer::get_flows_response::ResponseTypes;
 use membrane_observe::api::observer::observer_client::ObserverClient;
@@ -182,9 +182,7 @@ fn pod_object(pod: &Pod, app: &str) -> Value {
 
 fn apply(node: &Node, objects: Vec<Value>) {
     let count = objects.len();
-    let client = Client::new(&node.agent().config().socket);
-    let report: ApplyReport =
-        block_on(client.post(paths::OBJECTS_APPLY, &ApplyRequest { objects })).unwrap();
+    let report = node.agent().apply(objects).unwrap();
     assert!(
         report.created.len() + report.configured.len() + report.unchanged.len() == count,
         "{report:?}"

@@ -6,7 +6,7 @@
 //!
 //! Needs root, bpffs and cgroup v2 (`cargo xtask test` provides them).
 
-use membrane_api::{ApplyReport, ApplyRequest, Client, ServiceFrontend, paths};
+use membrane_api::{ApplyReport, ServiceFrontend, paths};
 use membrane_testbed::pinned;
 use membrane_testbed::report::ServersReport;
 use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome, Server};
@@ -32,18 +32,10 @@ const PROGRAM_TIMEOUT: Duration = Duration::from_secs(15);
 /// probability of 2^-19.
 const CONNECTIONS: u32 = 20;
 
-fn block_on<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
 
 /// Applies `objects` through the node agent's objects API.
 fn apply(node: &Node, objects: Vec<Value>) -> ApplyReport {
-    let client = Client::new(&node.agent().config().socket);
-    block_on(client.post(paths::OBJECTS_APPLY, &ApplyRequest { objects })).unwrap()
+    node.agent().apply(objects).unwrap()
 }
 
 /// The frontends the agent reports.
