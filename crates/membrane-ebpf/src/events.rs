@@ -99,14 +99,18 @@ pub fn tracked(t: Tracked) {
     }
 }
 
-/// Records a policy verdict and how it matched.
+/// Records a policy verdict and how it matched. A packet decided twice (the sender's
+/// egress, then the receiver's ingress on the same node) keeps the weightier verdict:
+/// an audited would-be drop is not hidden by the other side's allow.
 #[inline(always)]
 pub fn policy(verdict: u8, matched: u8) {
     if let Some(e) = scratch() {
         // SAFETY: as in `reset`.
         unsafe {
-            (*e).policy_verdict = verdict;
-            (*e).policy_match = matched;
+            if verdict >= (*e).policy_verdict {
+                (*e).policy_verdict = verdict;
+                (*e).policy_match = matched;
+            }
         }
     }
 }

@@ -81,6 +81,9 @@ impl Decoder {
         let (source_ip, destination_ip) = addresses(tuple.family, &tuple.saddr, &tuple.daddr)?;
         let kind = kind(event)?;
         let verdict = match kind {
+            // Let through only because the endpoint audits policy: what Hubble reports
+            // as an AUDIT verdict.
+            EventKind::Trace(_) if event.policy_verdict == policy_verdict::AUDIT => Verdict::Audit,
             EventKind::Trace(_) => Verdict::Forwarded,
             EventKind::Drop => Verdict::Dropped,
             EventKind::PolicyVerdict => match event.policy_verdict {

@@ -116,6 +116,13 @@ fn policy_verdict_is_forwarded_or_dropped_by_its_reason() {
     let flow = decoder().decode(&audited).unwrap();
     assert_eq!(flow.verdict, Verdict::Audit);
     assert_eq!(pb::Flow::from(&flow).policy_match_type, 2);
+    // What the datapath sends in audit mode: the forwarded packet's trace, carrying the
+    // would-be drop's verdict.
+    let mut let_through = tcp(0, 1, 2, 40000, 80, 0x02);
+    let_through.policy_verdict = policy_verdict::AUDIT;
+    assert_eq!(decoder().decode(&let_through).unwrap().verdict, Verdict::Audit);
+    let forwarded = tcp(0, 1, 2, 40000, 80, 0x02);
+    assert_eq!(decoder().decode(&forwarded).unwrap().verdict, Verdict::Forwarded);
 }
 
 #[test]
