@@ -51,8 +51,10 @@ pub async fn follow<D: NodeDatapath, N: NodeNetwork>(
         match agent.endpoints().await {
             Ok(endpoints) => {
                 let pods = pods(&objects);
+                let published = ipcache.under(keys::IPCACHE);
                 let mut entries = remote_pods(&objects, &pods);
-                let identities = identities(&ipcache.under(keys::IPCACHE));
+                entries.extend(published_pods(&published, &pods));
+                let identities = identities(&published);
                 for endpoint in endpoints {
                     let r = &endpoint.registration;
                     let namespace = r.pod_namespace.clone().unwrap_or_default();
@@ -92,6 +94,33 @@ pub async fn follow<D: NodeDatapath, N: NodeNetwork>(
             () = tokio::time::sleep(REFRESH) => {}
         }
     }
+}
+
+/// Every pod the ipcache names (published by the node hosting it, with its namespace and
+/// name), as an endpoint without a local id: pods on other nodes get their names even
+/// when no Pod object lists their addresses.
+fn published_pods(
+    records: &[(String, IpcacheRecord)],
+    pods: &BTreeMap<(String, String), PodFacts>,
+) -> Vec<(EndpointMeta, Vec<IpAddr>)> {
+    records
+        .iter()
+        .filter_map(|(key, record)| {
+            let ip: IpAddr = keys::suffix(key, keys::IPCACHE)?.parse().ok()?;
+            let key = (record.namespace.clone()?, record.pod.clone()?);
+            let (labels, workloads) = pods.get(&key).cloned().unwrap_or_default();
+            let meta = EndpointMeta {
+                id: 0,
+                identity: record.identity,
+                namespace: key.0,
+                pod_name: key.1,
+                labels,
+                workloads,
+                interface: 0,
+            };
+            Some((meta, vec![ip]))
+        })
+        .collect()
 }
 
 /// The identity of every address in the ipcache (published by the nodes hosting them).

@@ -37,6 +37,12 @@ pub struct IpcacheRecord {
     pub node: String,
     /// That node's underlay address (the tunnel's remote end).
     pub host: IpAddr,
+    /// The pod's namespace, when the runtime said (Cilium's `k8sNamespace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The pod's name, when the runtime said (Cilium's `k8sPodName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
 }
 
 /// Decodes a stored record (for a [`Reflector`]).
@@ -262,6 +268,8 @@ async fn publish_once<D: NodeDatapath, N: NodeNetwork>(
                     identity,
                     node: me.to_string(),
                     host,
+                    namespace: registration.pod_namespace.clone(),
+                    pod: registration.pod_name.clone(),
                 },
             );
         }
@@ -311,6 +319,8 @@ mod tests {
             identity,
             node: node.to_string(),
             host: "10.99.2.1".parse().unwrap(),
+            namespace: None,
+            pod: None,
         }
     }
 
