@@ -4,6 +4,7 @@
 
 mod bench_cross_node;
 mod bench_observe;
+mod bench_policy;
 mod bench_services;
 mod cmd;
 mod setup;
@@ -57,6 +58,8 @@ enum Task {
         seconds: u64,
         #[command(flatten)]
         services: bench_services::Options,
+        #[command(flatten)]
+        policy: bench_policy::Options,
     },
     /// Checks formatting and runs clippy on every crate.
     Lint,
@@ -75,6 +78,9 @@ enum Scenario {
     /// Flow events decoded and enriched per second on one core, and the flow store's
     /// memory per stored flow.
     Observe,
+    /// Network policy: apply to enforcement on many endpoints, compile time at 10,000
+    /// identities, kernel time per packet with 10,000 entries, agent memory.
+    Policy,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +131,11 @@ fn run(task: Task) -> anyhow::Result<()> {
             scenario: Scenario::Observe,
             ..
         } => bench_observe::run(),
+        Task::Bench {
+            scenario: Scenario::Policy,
+            policy,
+            ..
+        } => bench_policy::run(&policy, &build_args(true)),
         Task::Bench {
             scenario: Scenario::Services,
             services,

@@ -1,0 +1,60 @@
+//! The manifests the benchmark applies: the pods' namespace, one Pod object per pod
+//! (so the agent knows their labels) and the policy that selects them all.
+
+use serde_json::{Value, json};
+
+/// The namespace every measured pod runs in.
+pub const NAMESPACE: &str = "bench";
+
+/// The label value of the one pod the policy lets in.
+pub const CLIENT: &str = "client";
+
+/// The name of pod number `index`.
+pub fn pod_name(index: u32) -> String {
+    format!("pod{index}")
+}
+
+/// The label value of pod number `index`: pod 0 is the client, the rest are servers.
+fn app(index: u32) -> &'static str {
+    if index == 0 { CLIENT } else { "server" }
+}
+
+/// The namespace and a Pod object for each of `pods` pods.
+pub fn workload(pods: u32) -> Vec<Value> {
+    let mut objects = vec![json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": NAMESPACE, "labels": {"team": NAMESPACE}},
+    })];
+    objects.extend((0..pods).map(|index| {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name(index),
+                "namespace": NAMESPACE,
+                "labels": {"app": app(index)},
+            },
+            "spec": {"containers": [{"name": "main", "image": "main"}]},
+        })
+    }));
+    objects
+}
+
+/// A NetworkPolicy selecting every pod of the namespace for ingress (default deny) and
+/// allowing only the client pod in, on TCP 7000.
+pub fn policy() -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "only-the-client", "namespace": NAMESPACE},
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{"podSelector": {"matchLabels": {"app": CLIENT}}}],
+                "ports": [{"port": 7000, "protocol": "TCP"}],
+            }],
+        },
+    })
+}
