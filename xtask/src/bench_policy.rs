@@ -9,6 +9,7 @@ use crate::cmd::{Phases, cargo, run_binary};
 
 /// Options of the policy benchmark.
 #[derive(Clone, Debug, Default, clap::Args)]
+#[group(id = "policy_options")]
 pub struct Options {
     /// Policy benchmark: pods on the test-bed node, all selected by the policy
     /// [default: 250, the most a node's /24 pod CIDR holds].

@@ -224,6 +224,11 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_definition_is_valid() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
     fn test_without_arguments_runs_everything() {
         assert!(test_args(&["xtask", "test"]).is_empty());
     }
