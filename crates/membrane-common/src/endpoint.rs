@@ -34,6 +34,24 @@ pub struct EndpointInfo {
 }
 const _: () = assert!(core::mem::size_of::<EndpointInfo>() == 24);
 
+/// A local endpoint as the socket hooks find it: by the network namespace cookie of the
+/// calling socket (the pod's namespace), so socket-level events name their pod.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetnsEndpoint {
+    /// Endpoint id.
+    pub endpoint_id: u16,
+    /// Padding, always zero.
+    pub _pad: u16,
+    /// Security identity of the endpoint.
+    pub identity: u32,
+    /// The pod's IPv4 address, zero when it has none.
+    pub ipv4: [u8; 4],
+    /// The pod's IPv6 address, zero when it has none.
+    pub ipv6: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<NetnsEndpoint>() == 28);
+
 /// Bits of [`EndpointInfo::flags`].
 pub mod endpoint_flags {
     /// The endpoint is being deleted: deliver nothing new to it.

@@ -22,7 +22,7 @@ pub mod tuple;
 
 pub use config::DatapathConfig;
 pub use ct::{CtEntry, CtKey};
-pub use endpoint::{EndpointInfo, EndpointKey};
+pub use endpoint::{EndpointInfo, EndpointKey, NetnsEndpoint};
 pub use events::FlowEvent;
 pub use ipcache::{IPCACHE_PREFIX_BITS, IpcacheAddr, IpcacheEntry};
 pub use lb::{
@@ -39,6 +39,8 @@ pub mod map_names {
     pub const CONFIG: &str = "MEMBRANE_CONFIG";
     /// Local endpoints by address ([`crate::EndpointKey`] to [`crate::EndpointInfo`]).
     pub const ENDPOINTS: &str = "MEMBRANE_ENDPOINTS";
+    /// Local endpoints by network namespace cookie (for the socket hooks' events).
+    pub const NETNS_ENDPOINTS: &str = "MEMBRANE_NETNS_ENDPOINTS";
     /// Connection tracking (LRU, [`crate::CtKey`] to [`crate::CtEntry`]).
     pub const CT: &str = "MEMBRANE_CT";
     /// Masquerade translations in both directions (LRU, [`crate::CtKey`] to [`crate::NatEntry`]).

@@ -8,6 +8,7 @@ unsafe impl aya::Pod for crate::CtEntry {}
 unsafe impl aya::Pod for crate::NatEntry {}
 unsafe impl aya::Pod for crate::EndpointKey {}
 unsafe impl aya::Pod for crate::EndpointInfo {}
+unsafe impl aya::Pod for crate::NetnsEndpoint {}
 unsafe impl aya::Pod for crate::MetricsValue {}
 unsafe impl aya::Pod for crate::IpcacheAddr {}
 unsafe impl aya::Pod for crate::IpcacheEntry {}

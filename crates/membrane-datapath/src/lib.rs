@@ -17,6 +17,7 @@ mod policy;
 mod pressure;
 mod services;
 mod sizes;
+mod netns;
 mod sock_lb;
 pub mod test_run;
 
@@ -25,6 +26,7 @@ pub use error::DatapathError;
 pub use events::EventReader;
 pub use loader::{Datapath, DatapathOptions, EndpointSpec, FlowEvents, PolicyEnforcement, Routing};
 pub use maglev::{is_prime, table as maglev_table};
+pub use netns::netns_cookie;
 pub use maps::ReasonCounter;
 pub use pinned::{
     BackendEntry, EndpointRow, IpcacheRow, NatMapping, PinnedMaps, PolicyRow, ServiceSlot, Tuple,

@@ -2,7 +2,7 @@
 
 use crate::attach::{self, Hook};
 use crate::error::DatapathError;
-use crate::maps::{Maps, ReasonCounter};
+use crate::maps::{Maps, ReasonCounter, ignore_missing};
 use crate::policy::PolicyRule;
 use crate::services::{BackendSpec, Frontend, ServiceSpec};
 use crate::sizes::MapSizes;
@@ -14,8 +14,8 @@ use membrane_common::events::event_flags;
 use membrane_common::lb::service_flags;
 use membrane_common::tuple::v4_bytes;
 use membrane_common::{
-    CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey, Family, NatEntry, map_names,
-    program_names,
+    CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey, Family, NatEntry, NetnsEndpoint,
+    map_names, program_names,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
@@ -100,6 +100,9 @@ pub struct EndpointSpec {
     pub identity: u32,
     /// Which directions the endpoint enforces policy in.
     pub policy: PolicyEnforcement,
+    /// Cookie of the pod's network namespace, when known: the socket hooks' events name
+    /// the pod by it.
+    pub netns_cookie: Option<u64>,
 }
 
 /// Which directions an endpoint enforces policy in (default-deny once a policy selects
@@ -352,6 +355,20 @@ impl Datapath {
                 });
             }
         }
+        if let Some(cookie) = endpoint.netns_cookie {
+            let by_netns = NetnsEndpoint {
+                endpoint_id: endpoint.id,
+                _pad: 0,
+                identity: endpoint.identity,
+                ipv4: endpoint.ipv4.map_or([0; 4], |a| a.octets()),
+                ipv6: endpoint.ipv6.map_or([0; 16], |a| a.octets()),
+            };
+            // Only events need it: a full map costs the pod its name in socket events,
+            // never its traffic.
+            if let Err(error) = self.maps.netns_endpoints.insert(cookie, by_netns, 0) {
+                tracing::warn!(%error, endpoint = endpoint.id, "socket events will not name this pod");
+            }
+        }
         Ok(())
     }
 
@@ -359,6 +376,15 @@ impl Datapath {
     /// and its program's pinned link. Idempotent.
     pub fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
         attach::remove(&self.pin_dir, Hook::Endpoint, &endpoint.host_ifname)?;
+        if let Some(cookie) = endpoint.netns_cookie {
+            ignore_missing(self.maps.netns_endpoints.remove(&cookie)).map_err(|source| {
+                DatapathError::Map {
+                    map: map_names::NETNS_ENDPOINTS,
+                    operation: "remove",
+                    source,
+                }
+            })?;
+        }
         let keys = endpoint.keys();
         for key in &keys {
             self.maps.remove_endpoint(key)?;

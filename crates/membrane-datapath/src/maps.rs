@@ -14,7 +14,7 @@ use membrane_common::{
 };
 use membrane_common::{
     CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey, METRICS_SLOTS, MetricsValue,
-    NatEntry, map_names,
+    NatEntry, NetnsEndpoint, map_names,
 };
 use std::net::IpAddr;
 
@@ -39,6 +39,7 @@ pub struct ReasonCounter {
 pub struct Maps {
     pub(crate) config: Array<MapData, DatapathConfig>,
     pub(crate) endpoints: HashMap<MapData, EndpointKey, EndpointInfo>,
+    pub(crate) netns_endpoints: HashMap<MapData, u64, NetnsEndpoint>,
     pub(crate) ct: HashMap<MapData, CtKey, CtEntry>,
     pub(crate) nat: HashMap<MapData, CtKey, NatEntry>,
     pub(crate) ipcache: LpmTrie<MapData, IpcacheAddr, IpcacheEntry>,
@@ -101,6 +102,7 @@ impl Maps {
         Ok(Maps {
             config: take(ebpf, map_names::CONFIG)?,
             endpoints: take(ebpf, map_names::ENDPOINTS)?,
+            netns_endpoints: take(ebpf, map_names::NETNS_ENDPOINTS)?,
             ct: take(ebpf, map_names::CT)?,
             nat: take(ebpf, map_names::NAT)?,
             ipcache: take(ebpf, map_names::IPCACHE)?,

@@ -71,11 +71,13 @@ impl MapSizes {
     }
 
     /// Every map with its name and requested capacity.
-    pub fn entries(&self) -> [(&'static str, u32); 11] {
+    pub fn entries(&self) -> [(&'static str, u32); 12] {
         [
             (map_names::CT, self.conntrack),
             (map_names::NAT, self.nat),
             (map_names::ENDPOINTS, self.endpoints),
+            // One entry per pod, as the endpoints map has one per pod address.
+            (map_names::NETNS_ENDPOINTS, self.endpoints),
             (map_names::IPCACHE, self.ipcache),
             (map_names::SERVICES, self.services),
             (map_names::BACKENDS, self.backends),

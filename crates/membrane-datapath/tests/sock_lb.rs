@@ -233,8 +233,8 @@ fn connect_to_a_frontend_without_backends_is_refused_at_once() {
         let started = std::time::Instant::now();
         let out = run_child(&cgroup, "tcp 10.96.0.11:80");
         assert_eq!(
-            out, "error=PermissionDenied",
-            "connect() is refused by the hook"
+            out, "error=ConnectionRefused",
+            "connect() is refused by the hook, as by a closed port"
         );
         assert!(
             started.elapsed() < Duration::from_secs(3),

@@ -141,6 +141,72 @@ pub fn translated(pkt: &Packet, rev_nat_index: u16) {
     }
 }
 
+/// What a socket hook translated: a connection (or datagram) of the socket's pod, from
+/// `src` (the pod's address, zero when unknown) to the frontend `dst`:`dport`, given the
+/// backend `backend`:`backend_port`.
+pub struct SockTranslation<'a> {
+    /// The pod's endpoint id and identity (0 when the socket is not a pod's).
+    pub endpoint: (u16, u32),
+    /// Source address (16-byte form).
+    pub src: &'a [u8; 16],
+    /// The frontend address.
+    pub dst: &'a [u8; 16],
+    /// The frontend port (network byte order).
+    pub dport: u16,
+    /// The chosen backend's address.
+    pub backend: &'a [u8; 16],
+    /// The backend's port (network byte order).
+    pub backend_port: u16,
+    /// The frontend's reverse-NAT index.
+    pub rev_nat_index: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// [`membrane_common::Family`] constant.
+    pub family: u8,
+}
+
+/// Reports a socket-level translation (built on the stack: socket hooks run in process
+/// context, where the tc programs' per-CPU scratch event may be in use).
+#[inline(always)]
+pub fn socket_translated(t: &SockTranslation<'_>) {
+    let event = FlowEvent {
+        // SAFETY: bpf_ktime_get_ns has no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        tuple: membrane_common::CtKey {
+            saddr: *t.src,
+            daddr: *t.dst,
+            sport: 0,
+            dport: t.dport,
+            proto: t.proto,
+            family: t.family,
+            _pad: [0; 2],
+        },
+        xlated_daddr: *t.backend,
+        xlated_dport: t.backend_port,
+        src_endpoint: t.endpoint.0,
+        dst_endpoint: 0,
+        rev_nat_index: t.rev_nat_index,
+        src_identity: t.endpoint.1,
+        dst_identity: 0,
+        len: 0,
+        ifindex: 0,
+        kind: event_kind::SOCK_TRANSLATE,
+        reason: reason::SOCK_LB,
+        direction: membrane_common::metrics::direction::EGRESS,
+        observation_point: observation_point::UNKNOWN,
+        tcp_flags: 0,
+        ct_state: ct_state::NEW,
+        policy_match: 0,
+        policy_verdict: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        _pad: [0; 6],
+    };
+    if EVENTS.output::<FlowEvent>(&event, 0).is_err() {
+        count(reason::EVENT_LOST, event.direction, 0);
+    }
+}
+
 /// Where a forwarded packet went, from its reason code.
 #[inline(always)]
 fn point_of(code: u8) -> u8 {

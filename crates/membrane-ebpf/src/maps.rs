@@ -5,7 +5,7 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf};
 use membrane_common::{
     AffinityKey, AffinityValue, Backend, CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey,
-    FlowEvent, IpcacheAddr, IpcacheEntry, METRICS_SLOTS, MaglevKey, MetricsValue, NatEntry,
+    FlowEvent, IpcacheAddr, IpcacheEntry, METRICS_SLOTS, MaglevKey, MetricsValue, NatEntry, NetnsEndpoint,
     PolicyEntry, PolicyKey, RevNat, ServiceKey, ServiceValue, SockRevKey,
 };
 
@@ -16,6 +16,10 @@ pub static CONFIG: Array<DatapathConfig> = Array::pinned(1, 0);
 /// Local endpoints by address.
 #[map(name = "MEMBRANE_ENDPOINTS")]
 pub static ENDPOINTS: HashMap<EndpointKey, EndpointInfo> = HashMap::pinned(16384, 0);
+
+/// Local endpoints by the cookie of their network namespace.
+#[map(name = "MEMBRANE_NETNS_ENDPOINTS")]
+pub static NETNS_ENDPOINTS: HashMap<u64, NetnsEndpoint> = HashMap::pinned(16384, 0);
 
 /// Connection tracking.
 #[map(name = "MEMBRANE_CT")]

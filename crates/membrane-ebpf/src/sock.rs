@@ -3,13 +3,15 @@
 //! `recvmsg` and `getpeername` show the Service frontend again, so applications never
 //! see the backend's address.
 
+use crate::events::{self, SockTranslation};
 use crate::lb::{lookup_service, select_backend};
-use crate::maps::{CONFIG, SOCK_REV_NAT};
+use crate::maps::{CONFIG, NETNS_ENDPOINTS, SOCK_REV_NAT};
 use crate::metrics::count;
 use aya_ebpf::bindings::bpf_sock_addr;
 use aya_ebpf::helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie, bpf_set_retval};
 use aya_ebpf::macros::cgroup_sock_addr;
 use aya_ebpf::programs::SockAddrContext;
+use membrane_common::events::event_flags;
 use membrane_common::metrics::{direction, reason};
 use membrane_common::tuple::{proto, v4_bytes};
 use membrane_common::{CtKey, Family, RevNat, ServiceKey, SockRevKey};
@@ -60,7 +62,7 @@ fn set_user_addr(sa: &mut bpf_sock_addr, family: u8, addr: &[u8; 16], port: u16)
 /// Translates a Service frontend destination to a backend and remembers the way back.
 /// `Err` means the frontend has no backend: the socket call is refused at once.
 #[inline(always)]
-fn translate(ctx: &SockAddrContext, family: u8) -> Result<(), u8> {
+fn translate(ctx: &SockAddrContext, family: u8, connect: bool) -> Result<(), u8> {
     // SAFETY: the context pointer is valid for the program's run.
     let sa = unsafe { &mut *ctx.sock_addr };
     let l4 = sa.protocol as u8;
@@ -127,6 +129,29 @@ fn translate(ctx: &SockAddrContext, family: u8) -> Result<(), u8> {
         .map_err(|_| reason::DROP_MAP_FULL)?;
     set_user_addr(sa, family, &backend.addr, backend.port);
     count(reason::SOCK_LB, direction::EGRESS, 0);
+    // A connection is reported once, at connect; datagrams of unconnected sockets only
+    // when every packet is to be reported.
+    let flags = cfg.flags;
+    if flags & event_flags::NO_TRACE == 0 && (connect || flags & event_flags::ALL != 0) {
+        // SAFETY: the value is copied at once.
+        let pod = unsafe { NETNS_ENDPOINTS.get(&netns) }.copied();
+        let src = match pod {
+            Some(p) if family == Family::V4 => v4_bytes(p.ipv4),
+            Some(p) => p.ipv6,
+            None => [0; 16],
+        };
+        events::socket_translated(&SockTranslation {
+            endpoint: pod.map_or((0, 0), |p| (p.endpoint_id, p.identity)),
+            src: &src,
+            dst: &frontend,
+            dport: port,
+            backend: &backend.addr,
+            backend_port: backend.port,
+            rev_nat_index: svc.rev_nat_index,
+            proto: l4,
+            family,
+        });
+    }
     Ok(())
 }
 
@@ -151,8 +176,8 @@ fn reverse(ctx: &SockAddrContext, family: u8) {
 }
 
 #[inline(always)]
-fn forward(ctx: &SockAddrContext, family: u8) -> i32 {
-    match translate(ctx, family) {
+fn forward(ctx: &SockAddrContext, family: u8, connect: bool) -> i32 {
+    match translate(ctx, family, connect) {
         Ok(()) => ALLOW,
         Err(drop) => {
             count(drop, direction::EGRESS, 0);
@@ -170,25 +195,25 @@ fn forward(ctx: &SockAddrContext, family: u8) -> i32 {
 /// `connect()` of IPv4 sockets.
 #[cgroup_sock_addr(connect4)]
 pub fn sock_connect4(ctx: SockAddrContext) -> i32 {
-    forward(&ctx, Family::V4)
+    forward(&ctx, Family::V4, true)
 }
 
 /// `connect()` of IPv6 sockets.
 #[cgroup_sock_addr(connect6)]
 pub fn sock_connect6(ctx: SockAddrContext) -> i32 {
-    forward(&ctx, Family::V6)
+    forward(&ctx, Family::V6, true)
 }
 
 /// `sendmsg()` of unconnected IPv4 UDP sockets.
 #[cgroup_sock_addr(sendmsg4)]
 pub fn sock_sendmsg4(ctx: SockAddrContext) -> i32 {
-    forward(&ctx, Family::V4)
+    forward(&ctx, Family::V4, false)
 }
 
 /// `sendmsg()` of unconnected IPv6 UDP sockets.
 #[cgroup_sock_addr(sendmsg6)]
 pub fn sock_sendmsg6(ctx: SockAddrContext) -> i32 {
-    forward(&ctx, Family::V6)
+    forward(&ctx, Family::V6, false)
 }
 
 /// `recvmsg()` of IPv4 UDP sockets: replies appear to come from the frontend.

@@ -32,7 +32,6 @@ const PROGRAM_TIMEOUT: Duration = Duration::from_secs(15);
 /// probability of 2^-19.
 const CONNECTIONS: u32 = 20;
 
-
 /// Applies `objects` through the node agent's objects API.
 fn apply(node: &Node, objects: Vec<Value>) -> ApplyReport {
     node.agent().apply(objects).unwrap()
@@ -732,5 +731,49 @@ fn idle_flows_are_collected_from_conntrack_after_their_timeout() {
             "the UDP flow idle for 1 s is still tracked after 10 s"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_pods_connection_translated_at_the_socket_is_a_flow_naming_the_pod_and_the_service() {
+    let outside = Outside::create().unwrap();
+    let node = Node::start(&outside, 1).unwrap();
+    let pods = Pods::start(&node);
+    web_service(&node, &pods, json!({}));
+    let vip = SocketAddr::new(cluster_ip(false), TCP_PORT);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // Flows are named when decoded: a connection made before the agent's directory
+        // knew the new pod stays unnamed, so connect again until one is named.
+        let tcp = workload::tcp(&pods.client, vip, 1).unwrap();
+        assert!(tcp.success, "{tcp:?}");
+        let args = [
+            "observe",
+            "--last",
+            "100",
+            "--type",
+            "trace-sock",
+            "-o",
+            "json",
+        ];
+        let finished = membrane_testbed::cli::run(&node, &args, "").unwrap();
+        let flows: Vec<Value> = finished
+            .stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        let named = flows.iter().find(|flow| {
+            flow["source"]["pod_name"] == "client"
+                && flow["source"]["namespace"] == "shop"
+                && flow["destination_service"]["name"] == "web"
+        });
+        if named.is_some() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no trace-sock flow from shop/client to Service web: {flows:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -20,6 +20,11 @@ pub fn spec_of(endpoint: &Endpoint) -> Result<EndpointSpec, EndpointError> {
         identity: 0,
         // The manager fills in what its policy hook compiles; without one, none enforces.
         policy: PolicyEnforcement::default(),
+        netns_cookie: membrane_datapath::netns_cookie(&registration.netns)
+            .inspect_err(|error| {
+                tracing::debug!(%error, netns = %registration.netns, "no network namespace cookie: socket events will not name this pod");
+            })
+            .ok(),
     })
 }
 

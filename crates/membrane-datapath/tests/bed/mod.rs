@@ -161,6 +161,7 @@ pub fn with_bed_sized(sizes: MapSizes, test: impl FnOnce(&mut Bed) + Send + 'sta
                         ipv6: Some(v6),
                         identity: 1000 + last as u32,
                         policy: Default::default(),
+                        netns_cookie: None,
                     },
                     v4,
                     v6,

@@ -200,6 +200,7 @@ fn endpoints(bed: &Bed) -> anyhow::Result<Vec<EndpointSpec>> {
         ipv6: None,
         identity: 0,
         policy: PolicyEnforcement::default(),
+        netns_cookie: None,
     };
     let mut all = vec![endpoint(
         1,
