@@ -75,8 +75,9 @@ enum Scenario {
     /// Service load balancing at 100 to 100,000 Services: Membrane (socket and per-packet
     /// LB) versus kube-proxy-shaped iptables and nftables rules and the direct path.
     Services,
-    /// Flow events decoded and enriched per second on one core, and the flow store's
-    /// memory per stored flow.
+    /// Flow events decoded and enriched per second on one core, the flow store's memory
+    /// per stored flow, and pod-to-pod with flow events off, per connection and for
+    /// every packet.
     Observe,
     /// Network policy: apply to enforcement on many endpoints, compile time at 10,000
     /// identities, kernel time per packet with 10,000 entries, agent memory.
@@ -129,8 +130,9 @@ fn run(task: Task) -> anyhow::Result<()> {
         }
         Task::Bench {
             scenario: Scenario::Observe,
+            seconds,
             ..
-        } => bench_observe::run(),
+        } => bench_observe::run(&build_args(true), seconds),
         Task::Bench {
             scenario: Scenario::Policy,
             policy,

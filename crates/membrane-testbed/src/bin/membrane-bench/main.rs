@@ -1,7 +1,9 @@
 //! `membrane-bench`: same-node pod-to-pod TCP request/response latency and throughput
 //! through Membrane, against the same two pod namespaces joined by plain veths and
 //! kernel routing with no eBPF (what the kernel alone does on this machine), measured in
-//! one run and printed as a table with ratios.
+//! one run and printed as a table with ratios. With `--flow-events`, the cost of
+//! observability instead: Membrane with flow events off (drops only), per connection
+//! (the default) and for every packet, as ratios to events off.
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
@@ -21,12 +23,16 @@ struct Cli {
     /// Seconds of throughput measurement per path.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=60))]
     seconds: u32,
+    /// Compare the agent's flow-event settings instead of Membrane and plain routing.
+    #[arg(long)]
+    flow_events: bool,
 }
 
-/// Two pods on one Membrane node.
-fn through_membrane(cli: &Cli) -> anyhow::Result<Measured> {
+/// Two pods on one Membrane node whose agent reports `flow_events` (the agent's
+/// `--flow-events`).
+fn through_membrane(cli: &Cli, flow_events: &str) -> anyhow::Result<Measured> {
     let outside = Outside::create()?;
-    let node = Node::start(&outside, 1)?;
+    let node = Node::start_with(&outside, 1, &["--flow-events", flow_events])?;
     let client = Pod::create(&node, "bench", "client")?;
     let server = Pod::create(&node, "bench", "server")?;
     let _serving = workload::serve(&server, DEFAULT_PORTS)?;
@@ -66,8 +72,23 @@ fn main() -> anyhow::Result<()> {
         "same-node pod-to-pod TCP over IPv4: {} request/response exchanges of 64 bytes, then {}s of throughput, one connection each",
         cli.exchanges, cli.seconds
     );
+    if cli.flow_events {
+        let mut measured = Vec::new();
+        for (setting, label) in [
+            ("drops", "events off (drops only)"),
+            ("connections", "events per connection"),
+            ("all", "events for every packet"),
+        ] {
+            println!("measuring through Membrane, --flow-events {setting} ...");
+            measured.push((label, through_membrane(&cli, setting)?));
+        }
+        let off = measured.remove(0);
+        println!();
+        bench::print_table(&measured, off);
+        return Ok(());
+    }
     println!("measuring through Membrane ...");
-    let membrane = through_membrane(&cli)?;
+    let membrane = through_membrane(&cli, "connections")?;
     println!("measuring through plain veths and kernel routing ...");
     let plain = through_plain_routing(&cli)?;
     println!();
