@@ -47,13 +47,17 @@ fn rows(table: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Waits, bounded, until `node` reports `count` or more frontends of `namespace`, all programmed.
+/// Waits, bounded, until `node` reports `count` or more frontends of `namespace`, all
+/// programmed with a ready backend (a Service is programmed before its EndpointSlices
+/// fill it, and refuses connections until then).
 fn wait_programmed(node: &Node, namespace: &str, count: usize) {
     let deadline = Instant::now() + CONVERGE;
     loop {
         let all: Vec<ServiceFrontend> = node.agent().get(paths::SERVICES).unwrap();
         let mine: Vec<_> = all.iter().filter(|f| f.namespace == namespace).collect();
-        if mine.len() >= count && mine.iter().all(|f| f.programmed) {
+        let ready =
+            |f: &&ServiceFrontend| f.programmed && f.backends.iter().any(|b| !b.terminating);
+        if mine.len() >= count && mine.iter().all(ready) {
             return;
         }
         assert!(
