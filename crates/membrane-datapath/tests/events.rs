@@ -11,6 +11,16 @@ use membrane_common::metrics::reason;
 use membrane_common::program_names::FROM_CONTAINER;
 use std::time::Duration;
 
+/// A runtime and the bed's event reader (which registers with that runtime).
+fn reader(bed: &mut bed::Bed) -> (tokio::runtime::Runtime, membrane_datapath::EventReader) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reader = rt.block_on(async { bed.dp.take_event_reader() }).unwrap();
+    (rt, reader)
+}
+
 /// Reads whatever the ring holds within a short wait.
 fn drain(
     reader: &mut membrane_datapath::EventReader,
@@ -29,11 +39,7 @@ fn drain(
 #[test]
 fn forwarded_connections_report_their_first_packet_and_drops_report_every_packet() {
     with_bed(|bed| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut reader = rt.block_on(async { bed.dp.take_event_reader() }).unwrap();
+        let (rt, mut reader) = reader(bed);
         let (a, b) = (bed.a.spec.clone(), bed.b.spec.clone());
         let syn = packet(
             a.pod_mac,
@@ -110,11 +116,7 @@ fn forwarded_connections_report_their_first_packet_and_drops_report_every_packet
 #[test]
 fn a_new_connection_off_the_node_reports_the_peers_identity_and_icmp_its_type_and_code() {
     with_bed(|bed| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut reader = rt.block_on(async { bed.dp.take_event_reader() }).unwrap();
+        let (rt, mut reader) = reader(bed);
         let a = bed.a.spec.clone();
         let world: std::net::IpAddr = bed::WORLD_V4.into();
         bed.route_via_world(world);
@@ -148,11 +150,7 @@ fn a_new_connection_off_the_node_reports_the_peers_identity_and_icmp_its_type_an
 #[test]
 fn flow_event_settings_report_every_packet_or_drops_only() {
     with_bed(|bed| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut reader = rt.block_on(async { bed.dp.take_event_reader() }).unwrap();
+        let (rt, mut reader) = reader(bed);
         let a = bed.a.spec.clone();
         let (pa, pb) = (bed.a.v4.into(), bed.b.v4.into());
         let mut exchange = |bed: &mut bed::Bed, setting, sport| {
@@ -194,11 +192,7 @@ fn flow_event_settings_report_every_packet_or_drops_only() {
 #[test]
 fn a_refusal_for_want_of_backends_names_its_service() {
     with_bed(|bed| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut reader = rt.block_on(async { bed.dp.take_event_reader() }).unwrap();
+        let (rt, mut reader) = reader(bed);
         let frontend = membrane_datapath::Frontend {
             addr: "10.96.0.10".parse().unwrap(),
             port: 80,
