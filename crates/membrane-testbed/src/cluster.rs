@@ -15,8 +15,8 @@ pub const LEASE_TTL_SECS: &str = "3";
 const POLL: Duration = Duration::from_millis(50);
 
 /// The flags of a node on the etcd at `etcd` routing in `mode` (`tunnel` or `native`),
-/// with the test bed's pod CIDRs (`10.200.<n>.0/24`, `fd00:200:0:<n>::/64`) as the
-/// cluster's, never masqueraded between nodes.
+/// with the blocks the test bed cuts pod CIDRs from (`10.200.0.0/16`, `fd00:200::/48`;
+/// see [`crate::addressing`]) as the cluster's, never masqueraded between nodes.
 pub fn etcd_flags<'a>(etcd: &'a str, mode: &'a str) -> Vec<&'a str> {
     vec![
         "--kvstore",

@@ -44,6 +44,18 @@ pub enum NodeError {
     /// The pin directory could not be created.
     #[error(transparent)]
     PinDir(#[from] PinDirError),
+    /// The IPv4 pod CIDR asked for does not fit the address plan.
+    #[error(
+        "a /{prefix} IPv4 pod CIDR for node {index} does not fit in {pods} (prefix lengths {min}..=24, the node's block inside it)",
+        pods = crate::addressing::PODS_V4,
+        min = crate::addressing::PODS_V4.prefix_len()
+    )]
+    BadPodPrefix {
+        /// The node number.
+        index: u8,
+        /// The prefix length asked for.
+        prefix: u8,
+    },
     /// The state directory could not be created.
     #[error("cannot create the node's state directory")]
     StateDir(#[source] std::io::Error),
@@ -66,19 +78,78 @@ pub struct Node {
     state: tempfile::TempDir,
 }
 
+/// How to bring up a node: its number and outside, the width of its IPv4 pod CIDR and the
+/// agent's further flags. Made by [`Node::builder`], used by [`NodeBuilder::start`].
+#[derive(Debug)]
+pub struct NodeBuilder<'a> {
+    outside: &'a Outside,
+    index: u8,
+    pod_prefix_v4: u8,
+    extra: Vec<String>,
+}
+
+impl NodeBuilder<'_> {
+    /// Gives the node an IPv4 pod CIDR of `prefix` bits instead of a /24 (see
+    /// [`NodeAddressing::with_pod_prefix_v4`]): a /22 or /21 for a thousand pods.
+    pub fn pod_prefix_v4(mut self, prefix: u8) -> Self {
+        self.pod_prefix_v4 = prefix;
+        self
+    }
+
+    /// Appends `flags` to the agent's command line, after the test bed's own.
+    pub fn flags(mut self, flags: &[&str]) -> Self {
+        self.extra.extend(flags.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Brings the node up and starts its agent.
+    pub fn start(self) -> Result<Node, NodeError> {
+        let index = self.index;
+        let plan = NodeAddressing::new(index).ok_or(NodeError::BadIndex {
+            index,
+            max: NodeAddressing::MAX_INDEX,
+        })?;
+        let plan = plan
+            .with_pod_prefix_v4(self.pod_prefix_v4)
+            .ok_or(NodeError::BadPodPrefix {
+                index,
+                prefix: self.pod_prefix_v4,
+            })?;
+        Node::bring_up(self.outside, plan, self.extra)
+    }
+}
+
 impl Node {
     /// Brings up node number `index` attached to `outside`, and starts its agent.
     pub fn start(outside: &Outside, index: u8) -> Result<Node, NodeError> {
-        Node::start_with(outside, index, &[])
+        Node::builder(outside, index).start()
     }
 
     /// Brings up node number `index` attached to `outside`, and starts its agent with
     /// `extra` flags after the test bed's own.
     pub fn start_with(outside: &Outside, index: u8, extra: &[&str]) -> Result<Node, NodeError> {
-        let plan = NodeAddressing::new(index).ok_or(NodeError::BadIndex {
+        Node::builder(outside, index).flags(extra).start()
+    }
+
+    /// A node number `index` attached to `outside`, with the plan's defaults until
+    /// changed: a /24 IPv4 pod CIDR, no further agent flags.
+    pub fn builder(outside: &Outside, index: u8) -> NodeBuilder<'_> {
+        NodeBuilder {
+            outside,
             index,
-            max: NodeAddressing::MAX_INDEX,
-        })?;
+            pod_prefix_v4: NodeAddressing::DEFAULT_POD_PREFIX_V4,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Creates the namespace, wiring, cgroup, pins and state of `plan`'s node and starts
+    /// its agent with `extra` flags.
+    fn bring_up(
+        outside: &Outside,
+        plan: NodeAddressing,
+        extra: Vec<String>,
+    ) -> Result<Node, NodeError> {
+        let index = plan.index();
         let name = names::unique(&format!("node{index}"));
         let netns = Netns::create(&format!("n{index}"))?;
         wiring::loopback_up(&netns)?;
@@ -102,7 +173,7 @@ impl Node {
             uplink: UPLINK.to_string(),
             cni_conf_dir,
             cgroup_root: cgroup.path().to_path_buf(),
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            extra_args: extra,
         };
         std::fs::create_dir_all(&config.state_dir).map_err(NodeError::StateDir)?;
         let agent = Agent::new(config, state.path().join("agent.log"));

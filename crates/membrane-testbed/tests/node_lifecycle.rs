@@ -54,3 +54,38 @@ fn a_dropped_node_leaves_no_agent_namespace_cgroup_pins_or_state_behind() {
         "the agent still runs: {stat}"
     );
 }
+
+#[test]
+fn a_node_started_with_a_wider_pod_cidr_gives_its_agent_and_pods_that_cidr() {
+    let outside = Outside::create().unwrap();
+    let node = Node::builder(&outside, 2)
+        .pod_prefix_v4(22)
+        .start()
+        .unwrap();
+    let cidr = node.addressing().pod_cidr_v4();
+    assert_eq!(cidr.to_string(), "10.200.8.0/22");
+    let pool = node
+        .status()
+        .unwrap()
+        .ipv4_pool
+        .expect("the agent has an IPv4 pool");
+    assert_eq!(pool.cidr, cidr.to_string());
+    assert_eq!(pool.used + pool.free, 1022, "{pool:?}");
+    let pod = Pod::create(&node, "default", "p").unwrap();
+    let address = pod.ipv4().expect("the pod has an IPv4 address");
+    assert!(cidr.contains(&address), "{address} is outside {cidr}");
+}
+
+#[test]
+fn a_pod_cidr_outside_the_plan_is_refused_naming_node_and_prefix() {
+    let outside = Outside::create().unwrap();
+    let error = Node::builder(&outside, 40)
+        .pod_prefix_v4(21)
+        .start()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("/21") && error.contains("node 40"),
+        "{error}"
+    );
+}
