@@ -187,6 +187,22 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .with_identities(identities.clone())
         .with_policy(policy_state.clone());
     let agent = Arc::new(Agent::new(config.node.name.clone(), mtu, manager));
+    let token = CancellationToken::new();
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let (reflected, stop) = (cluster.clone(), token.clone());
+    tasks.spawn(async move {
+        reflected.run(stop).await;
+        Ok(())
+    });
+    // Endpoints are adopted with the labels of their Pods, which the first listing brings;
+    // with the kvstore unreachable they keep their pinned identities until it lists.
+    let listing = config.identity.allocation_timeout();
+    if tokio::time::timeout(listing, cluster.objects().listed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(waited = ?listing, "the kvstore's objects are not listed yet: endpoints keep their programmed identities until they are");
+    }
     let report = agent.restore().await?;
     tracing::info!(
         adopted = report.adopted,
@@ -200,13 +216,6 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let conflist = cni_conf::install(&config.cni.conf_dir, &socket)?;
     tracing::info!(conflist = %conflist.display(), "installed the CNI configuration");
 
-    let token = CancellationToken::new();
-    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let (reflected, stop) = (cluster.clone(), token.clone());
-    tasks.spawn(async move {
-        reflected.run(stop).await;
-        Ok(())
-    });
     let node = NodeInfo {
         name: config.node.name.clone(),
         addresses: [node_ipv4.map(IpAddr::V4), node_ipv6.map(IpAddr::V6)]

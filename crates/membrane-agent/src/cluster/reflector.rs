@@ -42,6 +42,18 @@ impl<T: Clone + Send + Sync> Reflector<T> {
         self.changes.subscribe()
     }
 
+    /// Whether the cache holds a first listing (before that it is empty, not "nothing").
+    pub fn is_listed(&self) -> bool {
+        *self.changes.borrow() > 0
+    }
+
+    /// Waits until the cache holds a first listing.
+    pub async fn listed(&self) {
+        let mut changes = self.changes.subscribe();
+        // `self` keeps the sender alive: the wait cannot fail.
+        let _ = changes.wait_for(|count| *count > 0).await;
+    }
+
     fn changed(&self) {
         self.changes
             .send_modify(|count| *count = count.wrapping_add(1));

@@ -89,6 +89,14 @@ pub enum RoutingError {
         #[source]
         source: membrane_state::StoreError,
     },
+    /// The object cache has not listed the kvstore yet, so a Pod's labels are unknown.
+    #[error(
+        "the labels of pod {pod} are not known yet: the kvstore's objects have not been listed"
+    )]
+    LabelsUnknown {
+        /// The pod, as namespace/name.
+        pod: String,
+    },
     /// No identity number is free.
     #[error("no identity number is free for labels {labels:?}")]
     IdentitiesExhausted {

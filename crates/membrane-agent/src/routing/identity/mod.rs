@@ -103,8 +103,22 @@ impl Identities {
         )
     }
 
-    /// The identity number of the endpoint `registration` describes.
+    /// The identity number of the endpoint `registration` describes. Until the object
+    /// cache holds its first listing the Pod's labels are unknown, not empty: that is an
+    /// error, so that an endpoint keeps the identity it is programmed with.
     pub async fn of(&self, registration: &EndpointRegistration) -> Result<u32, RoutingError> {
+        if !self.cluster.objects().is_listed() {
+            return Err(RoutingError::LabelsUnknown {
+                pod: format!(
+                    "{}/{}",
+                    registration
+                        .pod_namespace
+                        .as_deref()
+                        .unwrap_or(DEFAULT_NAMESPACE),
+                    registration.pod_name.as_deref().unwrap_or("-")
+                ),
+            });
+        }
         self.number(self.labels_of(registration)).await
     }
 
