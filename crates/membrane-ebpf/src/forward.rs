@@ -1,5 +1,6 @@
 //! Forwarding decisions: delivery to a local pod, FIB lookups and redirects.
 
+use crate::frame::Frame;
 use crate::maps::ENDPOINTS;
 use crate::packet::Packet;
 use crate::rewrite::{dec_ttl, set_macs};
@@ -58,7 +59,7 @@ pub enum Route {
 
 /// Looks the packet's destination up in the node's FIB, as received on `ifindex`.
 #[inline(never)]
-pub fn lookup(ctx: &TcContext, pkt: &Packet, ifindex: u32) -> Route {
+pub fn lookup<F: Frame>(ctx: &F, pkt: &Packet, ifindex: u32) -> Route {
     // SAFETY: bpf_fib_lookup is plain old data (integers, arrays and unions of them).
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
     params.l4_protocol = pkt.key.proto;
@@ -105,7 +106,7 @@ pub fn lookup(ctx: &TcContext, pkt: &Packet, ifindex: u32) -> Route {
     }
     let size = core::mem::size_of::<bpf_fib_lookup>() as i32;
     // SAFETY: params is a properly sized, initialised bpf_fib_lookup on our stack.
-    let ret = unsafe { fib_lookup(ctx.skb.skb.cast(), &mut params, size, 0) };
+    let ret = unsafe { fib_lookup(ctx.as_ptr(), &mut params, size, 0) };
     match ret as u32 {
         BPF_FIB_LKUP_RET_SUCCESS => Route::Out {
             ifindex: params.ifindex,

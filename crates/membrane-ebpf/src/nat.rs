@@ -2,12 +2,12 @@
 //! translation of replies.
 
 use crate::ct::mark_snat;
+use crate::frame::Frame;
 use crate::maps::NAT;
 use crate::packet::Packet;
 use crate::rewrite::{End, set_addr, set_port};
 use aya_ebpf::bindings::BPF_NOEXIST;
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_loop};
-use aya_ebpf::programs::TcContext;
 use core::ffi::c_void;
 use membrane_common::metrics::reason;
 use membrane_common::{CtKey, DatapathConfig, NatEntry};
@@ -32,8 +32,8 @@ fn reply_key(orig: &CtKey, node: &[u8; 16], port: u16, is_echo: bool) -> CtKey {
 /// Translates `pkt`'s source to `node`, reusing the connection's translation or
 /// allocating a port from the configured range.
 #[inline(never)]
-pub fn snat(
-    ctx: &TcContext,
+pub fn snat<F: Frame>(
+    ctx: &F,
     pkt: &mut Packet,
     cfg: &DatapathConfig,
     node: &[u8; 16],
@@ -169,7 +169,7 @@ fn random_below(span: u32) -> u32 {
 /// If `pkt` is a reply to a masqueraded connection, translates its destination back
 /// to the pod and returns true.
 #[inline(never)]
-pub fn reverse_snat(ctx: &TcContext, pkt: &mut Packet) -> Result<bool, u8> {
+pub fn reverse_snat<F: Frame>(ctx: &F, pkt: &mut Packet) -> Result<bool, u8> {
     // SAFETY: plain read of a value copied out immediately.
     let Some(back) = (unsafe { NAT.get(&pkt.key) }).copied() else {
         return Ok(false);

@@ -1,6 +1,6 @@
 //! Parsing Ethernet + IPv4/IPv6 + TCP/UDP/ICMP headers into a [`Packet`].
 
-use aya_ebpf::programs::TcContext;
+use crate::frame::Frame;
 use membrane_common::metrics::reason;
 use membrane_common::tuple::proto;
 use membrane_common::{CtKey, Family};
@@ -77,7 +77,7 @@ const HEADERS_MAX: u32 = (ETH_HLEN + 60 + 20) as u32;
 
 /// A pointer to a `T` at `offset` in the packet's linear data, if it lies inside.
 #[inline(always)]
-fn ptr_at<T>(ctx: &TcContext, offset: usize) -> Result<*const T, u8> {
+fn ptr_at<T, F: Frame>(ctx: &F, offset: usize) -> Result<*const T, u8> {
     let start = ctx.data();
     let end = ctx.data_end();
     if start + offset + core::mem::size_of::<T>() > end {
@@ -88,19 +88,16 @@ fn ptr_at<T>(ctx: &TcContext, offset: usize) -> Result<*const T, u8> {
 
 /// Reads a `T` at `offset` with direct packet access (no helper call).
 #[inline(always)]
-fn read<T: Copy>(ctx: &TcContext, offset: usize) -> Result<T, u8> {
+fn read<T: Copy, F: Frame>(ctx: &F, offset: usize) -> Result<T, u8> {
     // SAFETY: ptr_at checked that the whole `T` lies within [data, data_end).
-    ptr_at::<T>(ctx, offset).map(|p| unsafe { core::ptr::read_unaligned(p) })
+    ptr_at::<T, F>(ctx, offset).map(|p| unsafe { core::ptr::read_unaligned(p) })
 }
 
 /// Parses the packet in `ctx`; `Err` carries a drop reason.
 #[inline(always)]
-pub fn parse(ctx: &TcContext) -> Result<Parsed, u8> {
-    // Headers of locally generated traffic are linear; pull them in when they are not.
-    let wanted = ctx.len().min(HEADERS_MAX);
-    if ctx.data_end() - ctx.data() < wanted as usize {
-        let _ = ctx.pull_data(wanted);
-    }
+pub fn parse<F: Frame>(ctx: &F) -> Result<Parsed, u8> {
+    // Headers of locally generated traffic may not be linear; pull them in.
+    ctx.pull(HEADERS_MAX);
     // Whole headers are read at once: one bounds check each, and no single-byte reads
     // (LLVM turns those into comparisons the verifier cannot use).
     let eth: [u8; ETH_HLEN] = read(ctx, 0)?;

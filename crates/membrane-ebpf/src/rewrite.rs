@@ -1,9 +1,10 @@
-//! Header rewrites with checksum updates through the kernel's helpers.
+//! Header rewrites with checksum updates (through the kernel's helpers at tc, in place
+//! at XDP: see [`crate::frame`]).
 
+use crate::frame::Frame;
 use crate::packet::{ETH_HLEN, Packet};
 use aya_ebpf::bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR};
 use aya_ebpf::helpers::bpf_csum_diff;
-use aya_ebpf::programs::TcContext;
 use membrane_common::metrics::reason;
 use membrane_common::tuple::proto;
 
@@ -34,25 +35,22 @@ fn l4_csum(pkt: &Packet) -> Option<(usize, u64)> {
 /// Rewrites the source or destination address, fixing the IPv4 header checksum and
 /// the L4 checksum's pseudo-header part (ICMPv4 has none).
 #[inline(never)]
-pub fn set_addr(ctx: &TcContext, pkt: &mut Packet, end: End, new: &[u8; 16]) -> Result<(), u8> {
-    let fail = |_| reason::DROP_REWRITE_FAILED;
+pub fn set_addr<F: Frame>(ctx: &F, pkt: &mut Packet, end: End, new: &[u8; 16]) -> Result<(), u8> {
     if pkt.is_v4() {
         let off = ETH_HLEN + if end == End::Source { 12 } else { 16 };
-        let old: u32 = ctx.load(off).map_err(fail)?;
+        let old: u32 = ctx.load(off)?;
         let new4 = u32::from_ne_bytes([new[0], new[1], new[2], new[3]]);
-        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new4 as u64, 4)
-            .map_err(fail)?;
+        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new4 as u64, 4)?;
         if pkt.key.proto != proto::ICMP {
             if let Some((csum, extra)) = l4_csum(pkt) {
                 let flags = BPF_F_PSEUDO_HDR as u64 | extra | 4;
-                ctx.l4_csum_replace(csum, old as u64, new4 as u64, flags)
-                    .map_err(fail)?;
+                ctx.l4_csum_replace(csum, old as u64, new4 as u64, flags)?;
             }
         }
-        ctx.store(off, &new4, 0).map_err(fail)?;
+        ctx.store(off, &new4)?;
     } else {
         let off = ETH_HLEN + if end == End::Source { 8 } else { 24 };
-        let mut old: [u32; 4] = ctx.load(off).map_err(fail)?;
+        let mut old: [u32; 4] = ctx.load(off)?;
         let mut new6: [u32; 4] = [0; 4];
         let mut i = 0;
         while i < 4 {
@@ -67,10 +65,9 @@ pub fn set_addr(ctx: &TcContext, pkt: &mut Packet, end: End, new: &[u8; 16]) -> 
                 return Err(reason::DROP_REWRITE_FAILED);
             }
             let flags = BPF_F_PSEUDO_HDR as u64 | extra;
-            ctx.l4_csum_replace(csum, 0, diff as u64, flags)
-                .map_err(fail)?;
+            ctx.l4_csum_replace(csum, 0, diff as u64, flags)?;
         }
-        ctx.store(off, &new6, 0).map_err(fail)?;
+        ctx.store(off, &new6)?;
     }
     if end == End::Source {
         pkt.key.saddr = *new;
@@ -83,8 +80,7 @@ pub fn set_addr(ctx: &TcContext, pkt: &mut Packet, end: End, new: &[u8; 16]) -> 
 /// Rewrites the source or destination port (network byte order). For ICMP echo the
 /// identifier is rewritten instead, whichever end is asked for.
 #[inline(always)]
-pub fn set_port(ctx: &TcContext, pkt: &mut Packet, end: End, new: u16) -> Result<(), u8> {
-    let fail = |_| reason::DROP_REWRITE_FAILED;
+pub fn set_port<F: Frame>(ctx: &F, pkt: &mut Packet, end: End, new: u16) -> Result<(), u8> {
     let off = if pkt.is_echo {
         pkt.l4 + 4
     } else if end == End::Source {
@@ -92,12 +88,11 @@ pub fn set_port(ctx: &TcContext, pkt: &mut Packet, end: End, new: u16) -> Result
     } else {
         pkt.l4 + 2
     };
-    let old: u16 = ctx.load(off).map_err(fail)?;
+    let old: u16 = ctx.load(off)?;
     if let Some((csum, extra)) = l4_csum(pkt) {
-        ctx.l4_csum_replace(csum, old as u64, new as u64, extra | 2)
-            .map_err(fail)?;
+        ctx.l4_csum_replace(csum, old as u64, new as u64, extra | 2)?;
     }
-    ctx.store(off, &new, 0).map_err(fail)?;
+    ctx.store(off, &new)?;
     if pkt.is_echo {
         pkt.key.sport = new;
         pkt.key.dport = new;
@@ -111,18 +106,16 @@ pub fn set_port(ctx: &TcContext, pkt: &mut Packet, end: End, new: u16) -> Result
 
 /// Writes the Ethernet source and destination addresses.
 #[inline(always)]
-pub fn set_macs(ctx: &TcContext, src: &[u8; 6], dst: &[u8; 6]) -> Result<(), u8> {
+pub fn set_macs<F: Frame>(ctx: &F, src: &[u8; 6], dst: &[u8; 6]) -> Result<(), u8> {
     let mut macs = [0u8; 12];
     macs[..6].copy_from_slice(dst);
     macs[6..].copy_from_slice(src);
-    ctx.store(0, &macs, 0)
-        .map_err(|_| reason::DROP_REWRITE_FAILED)
+    ctx.store(0, &macs)
 }
 
 /// Decrements the IPv4 TTL or IPv6 hop limit, as a router does before forwarding.
 #[inline(always)]
-pub fn dec_ttl(ctx: &TcContext, pkt: &Packet) -> Result<(), u8> {
-    let fail = |_| reason::DROP_REWRITE_FAILED;
+pub fn dec_ttl<F: Frame>(ctx: &F, pkt: &Packet) -> Result<(), u8> {
     if pkt.ttl <= 1 {
         return Err(reason::DROP_TTL_EXCEEDED);
     }
@@ -131,10 +124,9 @@ pub fn dec_ttl(ctx: &TcContext, pkt: &Packet) -> Result<(), u8> {
         // TTL and protocol share one 16-bit checksum word.
         let old = u16::from_ne_bytes([pkt.ttl, pkt.key.proto]);
         let new = u16::from_ne_bytes([ttl, pkt.key.proto]);
-        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new as u64, 2)
-            .map_err(fail)?;
-        ctx.store(IPV4_TTL, &ttl, 0).map_err(fail)
+        ctx.l3_csum_replace(IPV4_CSUM, old as u64, new as u64, 2)?;
+        ctx.store(IPV4_TTL, &ttl)
     } else {
-        ctx.store(IPV6_HOP_LIMIT, &ttl, 0).map_err(fail)
+        ctx.store(IPV6_HOP_LIMIT, &ttl)
     }
 }
