@@ -1,6 +1,7 @@
 //! `cargo xtask bench policy`: network policy at scale in one run. The time from `apply`
-//! to enforcement on many endpoints and the agent's memory (release
-//! `membrane-bench-policy`, a real agent and real pods in the test bed), the compile time
+//! to enforcement on many endpoints and the agent's memory with those endpoints and then
+//! with 10,000 identities and 1,000 policies loaded (release `membrane-bench-policy`, a
+//! real agent on a real etcd and real pods in the test bed), the compile time
 //! for 10,000 identities and 1,000 policies (`membrane-policy`'s `compile` bench) and the
 //! kernel time per packet with 10,000 policy entries versus one (`membrane-datapath`'s
 //! `policy_cost` bench).
@@ -12,17 +13,30 @@ use crate::cmd::{Phases, cargo, run_binary};
 #[group(id = "policy_options")]
 pub struct Options {
     /// Policy benchmark: pods on the test-bed node, all selected by the policy
-    /// [default: 250, the most a node's /24 pod CIDR holds].
+    /// [default: 1,000].
     #[arg(long)]
     pub endpoints: Option<u32>,
+    /// Policy benchmark: identities of other nodes' pods loaded before the memory
+    /// figure [default: 10,000].
+    #[arg(long)]
+    pub identities: Option<u32>,
+    /// Policy benchmark: policies loaded before the memory figure [default: 1,000].
+    #[arg(long)]
+    pub policies: Option<u32>,
 }
 
 impl Options {
     /// The binary's arguments.
     fn args(&self) -> Vec<String> {
-        self.endpoints
-            .map(|n| vec!["--endpoints".to_string(), n.to_string()])
-            .unwrap_or_default()
+        [
+            ("--endpoints", self.endpoints),
+            ("--identities", self.identities),
+            ("--policies", self.policies),
+        ]
+        .into_iter()
+        .filter_map(|(flag, value)| value.map(|n| [flag.to_string(), n.to_string()]))
+        .flatten()
+        .collect()
     }
 }
 
@@ -61,7 +75,9 @@ mod tests {
         assert!(Options::default().args().is_empty());
         let options = Options {
             endpoints: Some(100),
+            policies: Some(7),
+            ..Options::default()
         };
-        assert_eq!(options.args(), ["--endpoints", "100"]);
+        assert_eq!(options.args(), ["--endpoints", "100", "--policies", "7"]);
     }
 }

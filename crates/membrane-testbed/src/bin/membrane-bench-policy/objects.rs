@@ -14,12 +14,13 @@ pub fn pod_name(index: u32) -> String {
     format!("pod{index}")
 }
 
-/// The label value of pod number `index`: pod 0 is the client, the rest are servers.
-fn app(index: u32) -> &'static str {
-    if index == 0 { CLIENT } else { "server" }
+/// The `app` label of a server pod `index`, `None` for the client (pod 0).
+pub fn app_of(index: u32) -> Option<String> {
+    (index != 0).then(|| crate::scale::app(index))
 }
 
-/// The namespace and a Pod object for each of `pods` pods.
+/// The namespace and a Pod object for each of `pods` pods: pod 0 is the client, the
+/// others servers of apps `app0` to `app199` in turn.
 pub fn workload(pods: u32) -> Vec<Value> {
     let mut objects = vec![json!({
         "apiVersion": "v1",
@@ -33,7 +34,7 @@ pub fn workload(pods: u32) -> Vec<Value> {
             "metadata": {
                 "name": pod_name(index),
                 "namespace": NAMESPACE,
-                "labels": {"app": app(index)},
+                "labels": {"app": app_of(index).unwrap_or_else(|| CLIENT.to_string())},
             },
             "spec": {"containers": [{"name": "main", "image": "main"}]},
         })
