@@ -15,6 +15,7 @@ mod cidr;
 mod cilium;
 mod clause;
 mod compile;
+mod compiler;
 mod entries;
 mod input;
 mod network_policy;
@@ -28,6 +29,7 @@ mod universe;
 pub use cidr::FIRST_CIDR_IDENTITY;
 pub use clause::proto;
 pub use compile::compile;
+pub use compiler::{Changes, Compiler};
 pub use input::{EnforcementMode, Labels, LocalEndpoint, NamedPort, PolicyInput};
 pub use output::{
     Compiled, Direction, EndpointPolicy, Entry, EntryKey, PolicyKind, RuleRef, Warning,

@@ -34,13 +34,53 @@ impl Resolver<'_> {
         let set: BTreeSet<u32> = match peers {
             Peers::Any if requires.is_empty() => return Resolved::Any,
             Peers::Any => self.universe.allocated().collect(),
-            Peers::Nothing => BTreeSet::new(),
             Peers::Selected(selection) => self.universe.select(selection),
-            Peers::Reserved(number) => [*number].into(),
             Peers::Cluster => CLUSTER_RESERVED
                 .into_iter()
                 .chain(self.universe.allocated())
                 .collect(),
+            unlabelled => self.unlabelled(unlabelled),
+        };
+        if requires.is_empty() {
+            return Resolved::Set(set);
+        }
+        let required: Vec<BTreeSet<u32>> =
+            requires.iter().map(|s| self.universe.select(s)).collect();
+        Resolved::Set(
+            set.into_iter()
+                .filter(|n| required.iter().all(|r| r.contains(n)))
+                .collect(),
+        )
+    }
+
+    /// Whether identity `number` is in the set [`Resolver::resolve`] gives for `peers`
+    /// and `requires` (the same answer for one identity, so a changed identity updates
+    /// a resolved set without resolving it again). Not for [`Resolved::Any`].
+    pub fn admits(&self, peers: &Peers, requires: &[Selection], number: u32) -> bool {
+        let labels = self.universe.get(number);
+        let peer = match peers {
+            Peers::Any => labels.is_some(),
+            Peers::Selected(selection) => labels.is_some_and(|l| selection.matches(l)),
+            Peers::Cluster => labels.is_some() || CLUSTER_RESERVED.contains(&number),
+            unlabelled => self.unlabelled(unlabelled).contains(&number),
+        };
+        peer && requires
+            .iter()
+            .all(|r| labels.is_some_and(|l| r.matches(l)))
+    }
+
+    /// Whether the identities `peers` and `requires` stand for depend on the labels of
+    /// allocated identities (else a changed identity cannot change them).
+    pub fn reads_labels(peers: &Peers, requires: &[Selection]) -> bool {
+        !requires.is_empty() || matches!(peers, Peers::Selected(_) | Peers::Cluster)
+    }
+
+    /// The identities of peers not chosen by labels: reserved ones, `world` and CIDR
+    /// identities, pods by address.
+    fn unlabelled(&self, peers: &Peers) -> BTreeSet<u32> {
+        match peers {
+            Peers::Any | Peers::Selected(_) | Peers::Cluster | Peers::Nothing => BTreeSet::new(),
+            Peers::Reserved(number) => [*number].into(),
             Peers::World { ipv4, ipv6 } => std::iter::once(identity::WORLD)
                 .chain(
                     self.cidr_identities
@@ -53,17 +93,7 @@ impl Resolver<'_> {
                 )
                 .collect(),
             Peers::Cidr { cidr, except, pods } => self.cidr(cidr, except, *pods),
-        };
-        if requires.is_empty() {
-            return Resolved::Set(set);
         }
-        let required: Vec<BTreeSet<u32>> =
-            requires.iter().map(|s| self.universe.select(s)).collect();
-        Resolved::Set(
-            set.into_iter()
-                .filter(|n| required.iter().all(|r| r.contains(n)))
-                .collect(),
-        )
     }
 
     /// The CIDR identities inside `cidr` and outside every `except` (plus `world` for a

@@ -90,7 +90,7 @@ impl IdentityLabels {
 #[derive(Clone, Debug, Default)]
 pub struct Universe {
     identities: BTreeMap<u32, IdentityLabels>,
-    by_namespace: BTreeMap<String, Vec<u32>>,
+    by_namespace: BTreeMap<String, BTreeSet<u32>>,
 }
 
 /// Which identities a label-based peer selects.
@@ -120,25 +120,52 @@ impl Selection {
 impl Universe {
     /// The identities of `input` (allocated ones only; reserved numbers are ignored).
     pub fn new(input: &PolicyInput) -> Universe {
-        let identities: BTreeMap<u32, IdentityLabels> = input
-            .identities
-            .iter()
-            .filter(|(number, _)| **number >= identity::FIRST_ALLOCATED)
-            .map(|(number, labels)| (*number, IdentityLabels::new(labels, &input.namespaces)))
-            .collect();
-        let mut by_namespace: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        for (number, identity) in &identities {
-            if let Some(namespace) = &identity.namespace {
-                by_namespace
-                    .entry(namespace.clone())
-                    .or_default()
-                    .push(*number);
+        let mut universe = Universe::default();
+        for (number, labels) in &input.identities {
+            universe.insert(*number, labels, &input.namespaces);
+        }
+        universe
+    }
+
+    /// Adds (or replaces) identity `number` with `labels`; reserved numbers are ignored.
+    pub fn insert(
+        &mut self,
+        number: u32,
+        labels: &[String],
+        namespaces: &BTreeMap<String, BTreeMap<String, String>>,
+    ) {
+        if number < identity::FIRST_ALLOCATED {
+            return;
+        }
+        self.remove(number);
+        let labels = IdentityLabels::new(labels, namespaces);
+        if let Some(namespace) = &labels.namespace {
+            self.by_namespace
+                .entry(namespace.clone())
+                .or_default()
+                .insert(number);
+        }
+        self.identities.insert(number, labels);
+    }
+
+    /// Removes identity `number`.
+    pub fn remove(&mut self, number: u32) {
+        let Some(old) = self.identities.remove(&number) else {
+            return;
+        };
+        if let Some(namespace) = old.namespace
+            && let Some(numbers) = self.by_namespace.get_mut(&namespace)
+        {
+            numbers.remove(&number);
+            if numbers.is_empty() {
+                self.by_namespace.remove(&namespace);
             }
         }
-        Universe {
-            identities,
-            by_namespace,
-        }
+    }
+
+    /// The labels of allocated identity `number`.
+    pub fn get(&self, number: u32) -> Option<&IdentityLabels> {
+        self.identities.get(&number)
     }
 
     /// Every allocated identity number.
