@@ -68,7 +68,7 @@ fn filler(index: u16, slots: usize) -> ServiceSpec {
             proto: 6,
             internal: false,
         },
-        rev_nat_index: u16::MAX - index,
+        rev_nat_index: u32::MAX - u32::from(index),
         flags: 0,
         affinity_timeout_s: 0,
         active: vec![1; slots],

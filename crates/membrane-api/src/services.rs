@@ -24,7 +24,7 @@ pub struct ServiceFrontend {
     /// `TCP` or `UDP`.
     pub protocol: String,
     /// The frontend's reverse-NAT index in the datapath, once it has one.
-    pub rev_nat_index: Option<u16>,
+    pub rev_nat_index: Option<u32>,
     /// How new connections pick a backend: `random` or `maglev`.
     pub algorithm: String,
     /// With `sessionAffinity: ClientIP`: seconds a client sticks to its backend.

@@ -37,6 +37,7 @@ fn event(secs_ago: u64, src: u8, dst: u8, port: u16, kind: u8, code: u8) -> Flow
         xlated_dport: 0,
         src_endpoint: 0,
         dst_endpoint: 0,
+        _pad0: 0,
         rev_nat_index: 0,
         src_identity: 0,
         dst_identity: 0,
@@ -52,7 +53,7 @@ fn event(secs_ago: u64, src: u8, dst: u8, port: u16, kind: u8, code: u8) -> Flow
         policy_verdict: 0,
         icmp_type: 0,
         icmp_code: 0,
-        _pad: [0; 6],
+        _pad: [0; 2],
     }
 }
 

@@ -65,9 +65,7 @@ pub struct CtEntry {
     pub src_identity: u32,
     /// Reverse-NAT index of the Service frontend the connection was translated from
     /// (replies get the frontend as source), 0 if none.
-    pub rev_nat_index: u16,
-    /// Padding, always zero.
-    pub _pad: u16,
+    pub rev_nat_index: u32,
     /// For a Service entry ([`ct_flags::SERVICE`], keyed by the client-to-frontend
     /// tuple): the backend the connection was given.
     pub backend_id: u32,

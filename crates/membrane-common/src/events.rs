@@ -19,8 +19,10 @@ pub struct FlowEvent {
     pub src_endpoint: u16,
     /// Local endpoint id of the destination, 0 if not local.
     pub dst_endpoint: u16,
+    /// Padding, always zero.
+    pub _pad0: u16,
     /// Reverse-NAT index of the Service the packet was translated for, 0 if none.
-    pub rev_nat_index: u16,
+    pub rev_nat_index: u32,
     /// Security identity of the source, 0 if unknown.
     pub src_identity: u32,
     /// Security identity of the destination, 0 if unknown.
@@ -50,7 +52,7 @@ pub struct FlowEvent {
     /// ICMP or ICMPv6 code of the packet, 0 for other protocols.
     pub icmp_code: u8,
     /// Padding, always zero.
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 2],
 }
 const _: () = assert!(core::mem::size_of::<FlowEvent>() == 104);
 

@@ -52,13 +52,17 @@ pub struct ServiceValue {
     pub terminating: u16,
     /// Index of the frontend in the reverse-NAT map (also names the Service in
     /// affinity and Maglev keys).
-    pub rev_nat_index: u16,
+    pub rev_nat_index: u32,
     /// [`service_flags`] bits.
     pub flags: u16,
+    /// Padding, always zero.
+    pub _pad: u16,
     /// Session affinity timeout in seconds (with [`service_flags::AFFINITY`]).
     pub affinity_timeout_s: u32,
+    /// Padding, always zero (keeps the value a multiple of 8 bytes).
+    pub _pad2: u32,
 }
-const _: () = assert!(core::mem::size_of::<ServiceValue>() == 16);
+const _: () = assert!(core::mem::size_of::<ServiceValue>() == 24);
 
 /// Bits of [`ServiceValue::flags`].
 pub mod service_flags {
@@ -124,13 +128,13 @@ pub struct AffinityKey {
     /// Client address (for socket LB of host processes: the socket cookie's bytes).
     pub client: IpAddrBytes,
     /// The Service's reverse-NAT index.
-    pub rev_nat_index: u16,
+    pub rev_nat_index: u32,
     /// [`crate::Family`] constant.
     pub family: u8,
     /// Padding, always zero.
-    pub _pad: u8,
+    pub _pad: [u8; 3],
 }
-const _: () = assert!(core::mem::size_of::<AffinityKey>() == 20);
+const _: () = assert!(core::mem::size_of::<AffinityKey>() == 24);
 
 /// Value of the session-affinity map.
 #[repr(C)]
@@ -150,9 +154,7 @@ const _: () = assert!(core::mem::size_of::<AffinityValue>() == 16);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MaglevKey {
     /// The Service's reverse-NAT index.
-    pub rev_nat_index: u16,
-    /// Padding, always zero.
-    pub _pad: u16,
+    pub rev_nat_index: u32,
     /// Position in the table, `0..table_size`.
     pub position: u32,
 }

@@ -53,7 +53,7 @@ pub mod map_names {
     pub const SERVICES: &str = "MEMBRANE_SERVICES";
     /// Backends by id (`u32` to [`crate::Backend`]).
     pub const BACKENDS: &str = "MEMBRANE_BACKENDS";
-    /// Frontends by reverse-NAT index (`u16` to [`crate::RevNat`]).
+    /// Frontends by reverse-NAT index (`u32` to [`crate::RevNat`]).
     pub const REV_NAT: &str = "MEMBRANE_REV_NAT";
     /// Session affinity (LRU, [`crate::AffinityKey`] to [`crate::AffinityValue`]).
     pub const AFFINITY: &str = "MEMBRANE_AFFINITY";
@@ -101,10 +101,10 @@ mod tests {
         assert_eq!(size_of::<IpcacheAddr>(), 20);
         assert_eq!(size_of::<IpcacheEntry>(), 24);
         assert_eq!(size_of::<ServiceKey>(), 24);
-        assert_eq!(size_of::<ServiceValue>(), 16);
+        assert_eq!(size_of::<ServiceValue>(), 24);
         assert_eq!(size_of::<Backend>(), 24);
         assert_eq!(size_of::<RevNat>(), 20);
-        assert_eq!(size_of::<AffinityKey>(), 20);
+        assert_eq!(size_of::<AffinityKey>(), 24);
         assert_eq!(size_of::<AffinityValue>(), 16);
         assert_eq!(size_of::<MaglevKey>(), 8);
         assert_eq!(size_of::<SockRevKey>(), 32);

@@ -6,6 +6,7 @@
 //! (replacing each link's program atomically) without breaking connections.
 
 mod attach;
+mod batch;
 mod conntrack;
 mod error;
 mod events;

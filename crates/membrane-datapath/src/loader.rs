@@ -194,7 +194,16 @@ impl Datapath {
 
     /// Writes (or replaces) a backend.
     pub fn upsert_backend(&mut self, id: u32, spec: &BackendSpec) -> Result<(), DatapathError> {
-        self.maps.upsert_backend(id, spec)
+        self.maps.upsert_backends(&[(id, *spec)])
+    }
+
+    /// Writes (or replaces) many backends in one batch (one syscall, not one per
+    /// backend); on failure the backends before the refused one are written.
+    pub fn upsert_backends(
+        &mut self,
+        backends: &[(u32, BackendSpec)],
+    ) -> Result<(), DatapathError> {
+        self.maps.upsert_backends(backends)
     }
 
     /// Removes a backend; absent ones are fine.
@@ -210,24 +219,46 @@ impl Datapath {
         spec: &ServiceSpec,
         names: &[Vec<u8>],
     ) -> Result<(), DatapathError> {
-        if spec.flags & service_flags::MAGLEV != 0 && !spec.frontend.internal {
-            if !crate::maglev::is_prime(self.maglev_size) {
-                return Err(DatapathError::InvalidOption {
-                    option: "maglev_table_size",
-                    reason: format!("{} is not a prime", self.maglev_size),
-                });
+        self.upsert_services([(spec, names)])
+    }
+
+    /// Writes many frontends as [`Datapath::upsert_service`] does one, with one batch
+    /// per map (a few syscalls, not one per entry): every slot, then the reverse NAT,
+    /// then the service entries that make them visible, in the order given. Only these
+    /// frontends' entries are written. On failure the frontends whose service entry
+    /// was written stay written and the others keep what they had.
+    pub fn upsert_services<'a>(
+        &mut self,
+        services: impl IntoIterator<Item = (&'a ServiceSpec, &'a [Vec<u8>])>,
+    ) -> Result<(), DatapathError> {
+        let mut specs = Vec::new();
+        for (spec, names) in services {
+            if spec.flags & service_flags::MAGLEV != 0 && !spec.frontend.internal {
+                self.write_maglev(spec, names)?;
             }
-            let named: Vec<(&[u8], u32)> = names
-                .iter()
-                .map(Vec::as_slice)
-                .zip(spec.active.iter().copied())
-                .collect();
-            self.maps.write_maglev(
-                spec.rev_nat_index,
-                &crate::maglev::table(&named, self.maglev_size),
-            )?;
+            specs.push(spec);
         }
-        self.maps.upsert_service(spec)
+        self.maps.upsert_services(&specs)
+    }
+
+    /// Writes the Maglev table of `spec`'s Service over its active backends, `names`
+    /// naming them in order.
+    fn write_maglev(&mut self, spec: &ServiceSpec, names: &[Vec<u8>]) -> Result<(), DatapathError> {
+        if !crate::maglev::is_prime(self.maglev_size) {
+            return Err(DatapathError::InvalidOption {
+                option: "maglev_table_size",
+                reason: format!("{} is not a prime", self.maglev_size),
+            });
+        }
+        let named: Vec<(&[u8], u32)> = names
+            .iter()
+            .map(Vec::as_slice)
+            .zip(spec.active.iter().copied())
+            .collect();
+        self.maps.write_maglev(
+            spec.rev_nat_index,
+            &crate::maglev::table(&named, self.maglev_size),
+        )
     }
 
     /// Removes a frontend and everything it owns.

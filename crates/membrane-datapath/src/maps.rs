@@ -45,7 +45,7 @@ pub struct Maps {
     pub(crate) ipcache: LpmTrie<MapData, IpcacheAddr, IpcacheEntry>,
     pub(crate) services: HashMap<MapData, ServiceKey, ServiceValue>,
     pub(crate) backends: HashMap<MapData, u32, Backend>,
-    pub(crate) rev_nat: HashMap<MapData, u16, RevNat>,
+    pub(crate) rev_nat: HashMap<MapData, u32, RevNat>,
     pub(crate) maglev: HashMap<MapData, MaglevKey, u32>,
     pub(crate) policy: LpmTrie<MapData, PolicyKey, PolicyEntry>,
     metrics: PerCpuArray<MapData, MetricsValue>,

@@ -335,7 +335,7 @@ impl PinnedMaps {
     pub fn pressure(&self) -> Result<Vec<MapPressure>, DatapathError> {
         let services = self.hash::<ServiceKey, ServiceValue>(map_names::SERVICES)?;
         let backends = self.hash::<u32, Backend>(map_names::BACKENDS)?;
-        let rev_nat = self.hash::<u16, RevNat>(map_names::REV_NAT)?;
+        let rev_nat = self.hash::<u32, RevNat>(map_names::REV_NAT)?;
         let maglev = self.hash::<MaglevKey, u32>(map_names::MAGLEV)?;
         let ct = self.hash::<CtKey, CtEntry>(map_names::CT)?;
         let nat = self.hash::<CtKey, NatEntry>(map_names::NAT)?;

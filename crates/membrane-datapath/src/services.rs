@@ -1,6 +1,7 @@
 //! Programming Services: backends, frontends with their slots, reverse NAT and Maglev
 //! tables. Every update touches only the entries of the Service it is about.
 
+use crate::batch;
 use crate::error::DatapathError;
 use crate::maps::{Maps, addr_bytes, ignore_missing};
 use membrane_common::lb::{backend_flags, scope};
@@ -55,13 +56,44 @@ pub struct BackendSpec {
     pub local: bool,
 }
 
+/// The backends map's value for `spec`.
+fn backend(spec: &BackendSpec) -> Backend {
+    let (addr, family) = addr_bytes(spec.addr);
+    let mut flags = 0;
+    if spec.terminating {
+        flags |= backend_flags::TERMINATING;
+    }
+    if spec.local {
+        flags |= backend_flags::LOCAL;
+    }
+    Backend {
+        addr,
+        port: spec.port.to_be(),
+        proto: spec.proto,
+        family,
+        flags,
+        _pad: [0; 3],
+    }
+}
+
+/// The reverse-NAT map's value for `frontend`: what replies are rewritten back to.
+fn rev_nat(frontend: &Frontend) -> RevNat {
+    let (addr, family) = addr_bytes(frontend.addr);
+    RevNat {
+        addr,
+        port: frontend.port.to_be(),
+        family,
+        _pad: 0,
+    }
+}
+
 /// Everything the datapath needs for one frontend.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceSpec {
     /// The frontend.
     pub frontend: Frontend,
     /// Reverse-NAT index (unique per frontend address and port on the node, non-zero).
-    pub rev_nat_index: u16,
+    pub rev_nat_index: u32,
     /// `membrane_common::lb::service_flags` bits.
     pub flags: u16,
     /// Session affinity timeout in seconds.
@@ -72,32 +104,71 @@ pub struct ServiceSpec {
     pub terminating: Vec<u32>,
 }
 
+/// One frontend of a batch, with its slot counts and what packets could see of its
+/// previous version.
+struct Plan<'a> {
+    spec: &'a ServiceSpec,
+    /// Active backends.
+    count: u16,
+    /// Terminating backends written after them.
+    terminating: u16,
+    /// Slots visible before the write (the previous service entry's count).
+    visible_before: u16,
+}
+
+impl Plan<'_> {
+    /// Backend slots written: `count` active then the terminating ones.
+    fn slots(&self) -> u16 {
+        self.count + self.terminating
+    }
+
+    /// The slot entries of this frontend, slot 1 first.
+    fn slot_entries(&self) -> impl Iterator<Item = (ServiceKey, ServiceValue)> + '_ {
+        let ids = self.spec.active.iter().chain(self.spec.terminating.iter());
+        (1..=self.slots()).zip(ids).map(|(slot, id)| {
+            let value = ServiceValue {
+                backend_id: *id,
+                count: 0,
+                terminating: 0,
+                rev_nat_index: self.spec.rev_nat_index,
+                flags: 0,
+                _pad: 0,
+                affinity_timeout_s: 0,
+                _pad2: 0,
+            };
+            (self.spec.frontend.key(slot), value)
+        })
+    }
+
+    /// The service entry (slot 0) that makes the slots visible.
+    fn head(&self) -> ServiceValue {
+        ServiceValue {
+            backend_id: 0,
+            count: self.count,
+            terminating: self.terminating,
+            rev_nat_index: self.spec.rev_nat_index,
+            flags: self.spec.flags,
+            _pad: 0,
+            affinity_timeout_s: self.spec.affinity_timeout_s,
+            _pad2: 0,
+        }
+    }
+}
+
 impl Maps {
-    /// Writes (or replaces) a backend.
-    pub fn upsert_backend(&mut self, id: u32, spec: &BackendSpec) -> Result<(), DatapathError> {
-        let (addr, family) = addr_bytes(spec.addr);
-        let mut flags = 0;
-        if spec.terminating {
-            flags |= backend_flags::TERMINATING;
-        }
-        if spec.local {
-            flags |= backend_flags::LOCAL;
-        }
-        let value = Backend {
-            addr,
-            port: spec.port.to_be(),
-            proto: spec.proto,
-            family,
-            flags,
-            _pad: [0; 3],
-        };
-        self.backends
-            .insert(id, value, 0)
-            .map_err(|source| DatapathError::Map {
-                map: map_names::BACKENDS,
-                operation: "insert",
-                source,
-            })
+    /// Writes (or replaces) backends, in one batch; on failure the backends before the
+    /// refused one are written.
+    pub fn upsert_backends(
+        &mut self,
+        backends: &[(u32, BackendSpec)],
+    ) -> Result<(), DatapathError> {
+        let ids: Vec<u32> = backends.iter().map(|(id, _)| *id).collect();
+        let values: Vec<Backend> = backends.iter().map(|(_, spec)| backend(spec)).collect();
+        batch::update(&self.backends, &ids, &values).map_err(|partial| DatapathError::Map {
+            map: map_names::BACKENDS,
+            operation: "insert",
+            source: partial.source,
+        })
     }
 
     /// Removes a backend; absent ones are fine.
@@ -109,106 +180,95 @@ impl Maps {
         })
     }
 
-    /// Writes a frontend: backend slots first, then the service entry that makes them
-    /// visible, then removes slots left over from a larger previous version. A packet
-    /// never sees a count larger than the slots written.
-    pub fn upsert_service(&mut self, spec: &ServiceSpec) -> Result<(), DatapathError> {
-        let err = |operation, source| DatapathError::Map {
-            map: map_names::SERVICES,
-            operation,
+    /// Writes (or replaces) frontends with one batch per map: every backend slot first,
+    /// then the reverse-NAT entries, then the service entries that make the slots
+    /// visible (in the order given, so an internal scope listed before its external one
+    /// is complete first), and last removes slots left over from larger previous
+    /// versions. A packet never sees a count larger than the slots written, and only
+    /// the given frontends' entries are written.
+    ///
+    /// On failure (a full map, above all) the frontends whose service entry was written
+    /// stay written; the slots no packet can see are removed again (best effort; the
+    /// write's own error is reported), so a full map keeps its room for what fits.
+    pub fn upsert_services(&mut self, specs: &[&ServiceSpec]) -> Result<(), DatapathError> {
+        let err = |map, source| DatapathError::Map {
+            map,
+            operation: "insert",
             source,
         };
-        let count = u16::try_from(spec.active.len()).map_err(|_| DatapathError::InvalidOption {
-            option: "service backends",
-            reason: format!(
-                "{} backends for one frontend is more than 65535",
-                spec.active.len()
-            ),
-        })?;
-        let terminating = u16::try_from(spec.terminating.len())
-            .unwrap_or(u16::MAX)
-            .min(u16::MAX - count);
-        let previous = self.services.get(&spec.frontend.key(0), 0).ok();
-        let mut written = 0;
-        if let Err(e) = self.write_frontend(spec, count, terminating, &mut written) {
-            // Slots beyond the previous version's are not visible: give their room back
-            // (best effort; the write's own error is the one reported), so a full map
-            // keeps its room for the Services that fit.
-            let visible = previous.map_or(0, |old| old.count.saturating_add(old.terminating));
-            for leftover in (visible + 1)..=written {
-                let _ = self.services.remove(&spec.frontend.key(leftover));
-            }
-            return Err(e);
+        let mut plans = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let count =
+                u16::try_from(spec.active.len()).map_err(|_| DatapathError::InvalidOption {
+                    option: "service backends",
+                    reason: format!(
+                        "{} backends for frontend {}:{} is more than 65535",
+                        spec.active.len(),
+                        spec.frontend.addr,
+                        spec.frontend.port
+                    ),
+                })?;
+            let previous = self.services.get(&spec.frontend.key(0), 0).ok();
+            plans.push(Plan {
+                spec,
+                count,
+                terminating: u16::try_from(spec.terminating.len())
+                    .unwrap_or(u16::MAX)
+                    .min(u16::MAX - count),
+                visible_before: previous.map_or(0, |old| old.count.saturating_add(old.terminating)),
+            });
         }
-        if let Some(old) = previous {
-            for slot in (count + terminating + 1)..=(old.count.saturating_add(old.terminating)) {
-                ignore_missing(self.services.remove(&spec.frontend.key(slot)))
-                    .map_err(|e| err("remove", e))?;
+        let (keys, values): (Vec<_>, Vec<_>) = plans.iter().flat_map(Plan::slot_entries).unzip();
+        if let Err(partial) = batch::update(&self.services, &keys, &values) {
+            self.forget_invisible(&plans, partial.written);
+            return Err(err(map_names::SERVICES, partial.source));
+        }
+        let (keys, values): (Vec<u32>, Vec<RevNat>) = plans
+            .iter()
+            .filter(|plan| !plan.spec.frontend.internal)
+            .map(|plan| (plan.spec.rev_nat_index, rev_nat(&plan.spec.frontend)))
+            .unzip();
+        if let Err(partial) = batch::update(&self.rev_nat, &keys, &values) {
+            self.forget_invisible(&plans, usize::MAX);
+            return Err(err(map_names::REV_NAT, partial.source));
+        }
+        let (keys, values): (Vec<_>, Vec<_>) = plans
+            .iter()
+            .map(|plan| (plan.spec.frontend.key(0), plan.head()))
+            .unzip();
+        if let Err(partial) = batch::update(&self.services, &keys, &values) {
+            self.forget_invisible(&plans[partial.written..], usize::MAX);
+            return Err(err(map_names::SERVICES, partial.source));
+        }
+        for plan in plans
+            .iter()
+            .filter(|plan| plan.visible_before > plan.slots())
+        {
+            for slot in (plan.slots() + 1)..=plan.visible_before {
+                ignore_missing(self.services.remove(&plan.spec.frontend.key(slot))).map_err(
+                    |source| DatapathError::Map {
+                        map: map_names::SERVICES,
+                        operation: "remove",
+                        source,
+                    },
+                )?;
             }
         }
         Ok(())
     }
 
-    /// Writes the backend slots (counting them in `written`), the reverse NAT and then
-    /// the service entry that makes the slots visible.
-    fn write_frontend(
-        &mut self,
-        spec: &ServiceSpec,
-        count: u16,
-        terminating: u16,
-        written: &mut u16,
-    ) -> Result<(), DatapathError> {
-        let err = |operation, source| DatapathError::Map {
-            map: map_names::SERVICES,
-            operation,
-            source,
-        };
-        for (i, id) in spec
-            .active
+    /// Removes, of the first `written` slot entries of `plans` (in batch order), those
+    /// beyond what their frontend's previous service entry made visible: slots of a
+    /// failed write that no packet can see. Best effort.
+    fn forget_invisible(&mut self, plans: &[Plan<'_>], written: usize) {
+        let entries = plans
             .iter()
-            .chain(spec.terminating.iter().take(terminating as usize))
-            .enumerate()
-        {
-            let slot = ServiceValue {
-                backend_id: *id,
-                count: 0,
-                terminating: 0,
-                rev_nat_index: spec.rev_nat_index,
-                flags: 0,
-                affinity_timeout_s: 0,
-            };
-            self.services
-                .insert(spec.frontend.key(i as u16 + 1), slot, 0)
-                .map_err(|e| err("insert", e))?;
-            *written = i as u16 + 1;
+            .flat_map(|plan| plan.slot_entries().map(move |(key, _)| (plan, key)));
+        for (plan, key) in entries.take(written) {
+            if key.slot > plan.visible_before {
+                let _ = self.services.remove(&key);
+            }
         }
-        let (addr, family) = addr_bytes(spec.frontend.addr);
-        let rev = RevNat {
-            addr,
-            port: spec.frontend.port.to_be(),
-            family,
-            _pad: 0,
-        };
-        if !spec.frontend.internal {
-            self.rev_nat
-                .insert(spec.rev_nat_index, rev, 0)
-                .map_err(|source| DatapathError::Map {
-                    map: map_names::REV_NAT,
-                    operation: "insert",
-                    source,
-                })?;
-        }
-        let head = ServiceValue {
-            backend_id: 0,
-            count,
-            terminating,
-            rev_nat_index: spec.rev_nat_index,
-            flags: spec.flags,
-            affinity_timeout_s: spec.affinity_timeout_s,
-        };
-        self.services
-            .insert(spec.frontend.key(0), head, 0)
-            .map_err(|e| err("insert", e))
     }
 
     /// Removes a frontend, its slots, its reverse NAT (external scope) and its Maglev
@@ -245,29 +305,24 @@ impl Maps {
     }
 
     /// Writes the Maglev table of the Service with `rev_nat_index`.
-    pub fn write_maglev(&mut self, rev_nat_index: u16, table: &[u32]) -> Result<(), DatapathError> {
-        for (position, id) in table.iter().enumerate() {
-            let key = MaglevKey {
+    pub fn write_maglev(&mut self, rev_nat_index: u32, table: &[u32]) -> Result<(), DatapathError> {
+        let keys: Vec<MaglevKey> = (0..table.len() as u32)
+            .map(|position| MaglevKey {
                 rev_nat_index,
-                _pad: 0,
-                position: position as u32,
-            };
-            self.maglev
-                .insert(key, *id, 0)
-                .map_err(|source| DatapathError::Map {
-                    map: map_names::MAGLEV,
-                    operation: "insert",
-                    source,
-                })?;
-        }
-        Ok(())
+                position,
+            })
+            .collect();
+        batch::update(&self.maglev, &keys, table).map_err(|partial| DatapathError::Map {
+            map: map_names::MAGLEV,
+            operation: "insert",
+            source: partial.source,
+        })
     }
 
-    fn remove_maglev(&mut self, rev_nat_index: u16, size: u32) -> Result<(), DatapathError> {
+    fn remove_maglev(&mut self, rev_nat_index: u32, size: u32) -> Result<(), DatapathError> {
         for position in 0..size {
             let key = MaglevKey {
                 rev_nat_index,
-                _pad: 0,
                 position,
             };
             ignore_missing(self.maglev.remove(&key)).map_err(|source| DatapathError::Map {

@@ -25,17 +25,17 @@ pub struct Origin {
     pub identity: u32,
     /// Reverse-NAT index of the Service frontend the packet was translated from, 0 if
     /// none.
-    pub rev_nat_index: u16,
+    pub rev_nat_index: u32,
 }
 
 /// What tracking found: the packet's direction and the connection's reverse-NAT index,
-/// packed in one register.
+/// packed in one register (the index in the low 32 bits, the direction above).
 #[derive(Clone, Copy)]
-pub struct Tracked(u32);
+pub struct Tracked(u64);
 
 impl Tracked {
-    const REPLY: u32 = 1 << 31;
-    const NEW: u32 = 1 << 30;
+    const REPLY: u64 = 1 << 63;
+    const NEW: u64 = 1 << 62;
 
     /// True when this packet created the connection's entry.
     #[inline(always)]
@@ -51,8 +51,8 @@ impl Tracked {
 
     /// The connection's reverse-NAT index (0: not a Service connection).
     #[inline(always)]
-    pub fn rev_nat_index(self) -> u16 {
-        self.0 as u16
+    pub fn rev_nat_index(self) -> u32 {
+        self.0 as u32
     }
 }
 
@@ -78,13 +78,12 @@ fn open(pkt: &Packet, len: u32, origin: &Origin, now: u64) -> Result<Tracked, u8
         src_ifindex: origin.ifindex,
         src_identity: origin.identity,
         rev_nat_index: origin.rev_nat_index,
-        _pad: 0,
         backend_id: 0,
         _pad2: 0,
     };
     CT.insert(&pkt.key, &entry, 0)
         .map_err(|_| reason::DROP_MAP_FULL)?;
-    Ok(Tracked(Tracked::NEW | origin.rev_nat_index as u32))
+    Ok(Tracked(Tracked::NEW | u64::from(origin.rev_nat_index)))
 }
 
 /// Looks up `pkt`'s connection in either direction; when absent, creates it (original
@@ -125,7 +124,7 @@ pub fn track(pkt: &Packet, len: u32, origin: Option<&Origin>) -> Result<Tracked,
         }
         (*entry).flags = tcp_state((*entry).flags, pkt, dir);
         let reply = if dir == Dir::Reply { Tracked::REPLY } else { 0 };
-        Ok(Tracked(reply | (*entry).rev_nat_index as u32))
+        Ok(Tracked(reply | u64::from((*entry).rev_nat_index)))
     }
 }
 

@@ -39,6 +39,7 @@ pub fn begin(pkt: &Packet, len: u32, ifindex: u32) {
             (*e).xlated_dport = 0;
             (*e).src_endpoint = 0;
             (*e).dst_endpoint = 0;
+            (*e)._pad0 = 0;
             (*e).rev_nat_index = 0;
             (*e).src_identity = 0;
             (*e).dst_identity = 0;
@@ -54,7 +55,7 @@ pub fn begin(pkt: &Packet, len: u32, ifindex: u32) {
             (*e).policy_verdict = 0;
             (*e).icmp_type = pkt.icmp_type;
             (*e).icmp_code = pkt.icmp_code;
-            (*e)._pad = [0; 6];
+            (*e)._pad = [0; 2];
         }
     }
 }
@@ -118,7 +119,7 @@ pub fn policy(verdict: u8, matched: u8) {
 /// Records the Service frontend a packet was sent to, before a backend is chosen: a
 /// refusal for want of backends names its Service too.
 #[inline(always)]
-pub fn service(rev_nat_index: u16) {
+pub fn service(rev_nat_index: u32) {
     if let Some(e) = scratch() {
         // SAFETY: as in `reset`.
         unsafe { (*e).rev_nat_index = rev_nat_index };
@@ -127,7 +128,7 @@ pub fn service(rev_nat_index: u16) {
 
 /// Records a Service translation of the destination.
 #[inline(always)]
-pub fn translated(pkt: &Packet, rev_nat_index: u16) {
+pub fn translated(pkt: &Packet, rev_nat_index: u32) {
     if rev_nat_index == 0 {
         return;
     }
@@ -158,7 +159,7 @@ pub struct SockTranslation<'a> {
     /// The backend's port (network byte order).
     pub backend_port: u16,
     /// The frontend's reverse-NAT index.
-    pub rev_nat_index: u16,
+    pub rev_nat_index: u32,
     /// IP protocol.
     pub proto: u8,
     /// [`membrane_common::Family`] constant.
@@ -185,6 +186,7 @@ pub fn socket_translated(t: &SockTranslation<'_>) {
         xlated_dport: t.backend_port,
         src_endpoint: t.endpoint.0,
         dst_endpoint: 0,
+        _pad0: 0,
         rev_nat_index: t.rev_nat_index,
         src_identity: t.endpoint.1,
         dst_identity: 0,
@@ -200,7 +202,7 @@ pub fn socket_translated(t: &SockTranslation<'_>) {
         policy_verdict: 0,
         icmp_type: 0,
         icmp_code: 0,
-        _pad: [0; 6],
+        _pad: [0; 2],
     };
     if EVENTS.output::<FlowEvent>(&event, 0).is_err() {
         count(reason::EVENT_LOST, event.direction, 0);

@@ -95,7 +95,7 @@ pub fn select_backend(
         client: *client,
         rev_nat_index: svc.rev_nat_index,
         family: key.family,
-        _pad: 0,
+        _pad: [0; 3],
     };
     if svc.flags & service_flags::AFFINITY != 0 {
         if let Some(a) = AFFINITY.get_ptr_mut(&affinity) {
@@ -114,7 +114,6 @@ pub fn select_backend(
         let position = flow_hash(flow).checked_rem(maglev_size).unwrap_or(0);
         let mkey = MaglevKey {
             rev_nat_index: svc.rev_nat_index,
-            _pad: 0,
             position,
         };
         // SAFETY: the value is copied at once.

@@ -47,7 +47,7 @@ pub static BACKENDS: HashMap<u32, Backend> = HashMap::pinned(262144, 0);
 
 /// Frontends by reverse-NAT index.
 #[map(name = "MEMBRANE_REV_NAT")]
-pub static REV_NAT: HashMap<u16, RevNat> = HashMap::pinned(65536, 0);
+pub static REV_NAT: HashMap<u32, RevNat> = HashMap::pinned(65536, 0);
 
 /// Session affinity.
 #[map(name = "MEMBRANE_AFFINITY")]

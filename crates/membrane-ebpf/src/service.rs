@@ -26,7 +26,7 @@ pub fn dnat(
     pkt: &mut Packet,
     cfg: &DatapathConfig,
     from_inside: bool,
-) -> Result<u16, u8> {
+) -> Result<u32, u8> {
     if pkt.key.proto != proto::TCP && pkt.key.proto != proto::UDP {
         return Ok(0);
     }
@@ -89,7 +89,6 @@ pub fn dnat(
                 src_ifindex: 0,
                 src_identity: 0,
                 rev_nat_index: svc.rev_nat_index,
-                _pad: 0,
                 backend_id: id,
                 _pad2: 0,
             };

@@ -51,7 +51,7 @@ static ALLOCATOR: Counting = Counting;
 
 const LOCAL_PODS: u16 = 1000;
 const REMOTE_PODS: u16 = 1000;
-const SERVICES: u16 = 100;
+const SERVICES: u32 = 100;
 /// Events per measured round.
 const EVENTS: usize = 200_000;
 /// How long each rate is measured.
@@ -125,8 +125,9 @@ fn event(n: usize) -> FlowEvent {
         xlated_dport: 0,
         src_endpoint: i + 1,
         dst_endpoint: 0,
+        _pad0: 0,
         rev_nat_index: if translated {
-            (n % usize::from(SERVICES)) as u16 + 1
+            (n % SERVICES as usize) as u32 + 1
         } else {
             0
         },
@@ -156,7 +157,7 @@ fn event(n: usize) -> FlowEvent {
         policy_verdict: 0,
         icmp_type: 0,
         icmp_code: 0,
-        _pad: [0; 6],
+        _pad: [0; 2],
     }
 }
 

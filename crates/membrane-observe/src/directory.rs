@@ -43,7 +43,7 @@ pub type Frontend = (IpAddr, u16, u8);
 /// a packet was addressed to (untranslated packets: refused for want of a backend).
 pub trait ServiceDirectory: Send + Sync {
     /// The Service whose frontend has this reverse-NAT index.
-    fn by_rev_nat(&self, index: u16) -> Option<ServiceName>;
+    fn by_rev_nat(&self, index: u32) -> Option<ServiceName>;
     /// The Service with this frontend.
     fn by_frontend(&self, frontend: Frontend) -> Option<ServiceName>;
 }
@@ -60,7 +60,7 @@ struct Entries {
     by_id: HashMap<u16, EndpointMeta>,
     by_ip: HashMap<IpAddr, EndpointMeta>,
     by_interface: HashMap<u32, EndpointMeta>,
-    services: HashMap<u16, ServiceName>,
+    services: HashMap<u32, ServiceName>,
     frontends: HashMap<Frontend, ServiceName>,
 }
 
@@ -117,7 +117,7 @@ impl StaticDirectory {
     }
 
     /// Records a Service under its reverse-NAT index.
-    pub fn insert_service(&self, rev_nat_index: u16, name: ServiceName) {
+    pub fn insert_service(&self, rev_nat_index: u32, name: ServiceName) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         inner.services.insert(rev_nat_index, name);
     }
@@ -129,7 +129,7 @@ impl StaticDirectory {
     }
 
     /// Forgets the Service with this reverse-NAT index.
-    pub fn remove_service(&self, rev_nat_index: u16) {
+    pub fn remove_service(&self, rev_nat_index: u32) {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         inner.services.remove(&rev_nat_index);
     }
@@ -153,7 +153,7 @@ impl EndpointDirectory for StaticDirectory {
 }
 
 impl ServiceDirectory for StaticDirectory {
-    fn by_rev_nat(&self, index: u16) -> Option<ServiceName> {
+    fn by_rev_nat(&self, index: u32) -> Option<ServiceName> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         inner.services.get(&index).cloned()
     }

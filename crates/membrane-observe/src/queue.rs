@@ -87,6 +87,7 @@ mod tests {
             xlated_dport: 0,
             src_endpoint: 0,
             dst_endpoint: 0,
+            _pad0: 0,
             rev_nat_index: 0,
             src_identity: 0,
             dst_identity: 0,
@@ -102,7 +103,7 @@ mod tests {
             policy_verdict: 0,
             icmp_type: 0,
             icmp_code: 0,
-            _pad: [0; 6],
+            _pad: [0; 2],
         }
     }
 

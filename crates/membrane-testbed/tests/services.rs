@@ -453,7 +453,7 @@ fn a_backend_removed_from_the_slices_gets_no_new_connections_and_old_ones_go_on(
 
 /// The numbers the agent gave each frontend and backend: (frontend, reverse-NAT index,
 /// backend ids).
-fn numbers(node: &Node) -> Vec<(SocketAddr, Option<u16>, Vec<Option<u32>>)> {
+fn numbers(node: &Node) -> Vec<(SocketAddr, Option<u32>, Vec<Option<u32>>)> {
     frontends(node)
         .into_iter()
         .map(|f| {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 struct Index {
     /// The list it was built from (compared by pointer: each publication is a new one).
     from: Arc<Vec<ServiceFrontend>>,
-    by_rev_nat: HashMap<u16, ServiceName>,
+    by_rev_nat: HashMap<u32, ServiceName>,
     by_frontend: HashMap<Frontend, ServiceName>,
 }
 
@@ -83,7 +83,7 @@ impl ServiceNames {
 }
 
 impl ServiceDirectory for ServiceNames {
-    fn by_rev_nat(&self, index: u16) -> Option<ServiceName> {
+    fn by_rev_nat(&self, index: u32) -> Option<ServiceName> {
         self.lookup(|i| i.by_rev_nat.get(&index).cloned())
     }
 
@@ -96,7 +96,7 @@ impl ServiceDirectory for ServiceNames {
 mod tests {
     use super::*;
 
-    fn frontend(kind: &str, name: &str, rev_nat_index: Option<u16>) -> ServiceFrontend {
+    fn frontend(kind: &str, name: &str, rev_nat_index: Option<u32>) -> ServiceFrontend {
         ServiceFrontend {
             owner_kind: kind.to_string(),
             namespace: "shop".to_string(),

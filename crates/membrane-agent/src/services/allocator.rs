@@ -3,6 +3,9 @@
 //! state database so that a restarted agent finds the pinned maps numbered as it left
 //! them. A released number is handed out again only after the rest of its range had
 //! its turn (the store's cursors).
+//!
+//! Both kinds of number are 32 bits wide in the datapath. Numbers are stored as `u128`
+//! keys, so the 16-bit reverse-NAT indexes of earlier versions load unchanged.
 
 use super::model::{BackendAddr, FrontendAddr};
 use crate::store::{Store, StoreError, take_free_key};
@@ -21,14 +24,16 @@ const REV_NAT_CURSOR: &str = "lb_rev_nat_index";
 /// Backend ids; 0 means "no backend" in a service slot.
 const BACKEND_RANGE: RangeInclusive<u128> = 1..=u32::MAX as u128;
 /// Reverse-NAT indexes; 0 means "not translated" in conntrack.
-const REV_NAT_RANGE: RangeInclusive<u128> = 1..=u16::MAX as u128;
+const REV_NAT_RANGE: RangeInclusive<u128> = 1..=u32::MAX as u128;
 
 /// The numbers in use, mirrored in memory.
 #[derive(Debug)]
 pub struct Allocator {
     store: Store,
     backends: BTreeMap<BackendAddr, u32>,
-    frontends: BTreeMap<FrontendAddr, u16>,
+    frontends: BTreeMap<FrontendAddr, u32>,
+    /// The reverse-NAT indexes handed out ([`REV_NAT_RANGE`]; narrower in tests).
+    rev_nat_range: RangeInclusive<u128>,
 }
 
 impl Allocator {
@@ -51,8 +56,9 @@ impl Allocator {
             backends: backends.into_iter().map(|(id, b)| (b, id as u32)).collect(),
             frontends: frontends
                 .into_iter()
-                .map(|(index, f)| (f, index as u16))
+                .map(|(index, f)| (f, index as u32))
                 .collect(),
+            rev_nat_range: REV_NAT_RANGE,
         })
     }
 
@@ -62,7 +68,7 @@ impl Allocator {
     }
 
     /// Every frontend with its reverse-NAT index.
-    pub fn frontends(&self) -> &BTreeMap<FrontendAddr, u16> {
+    pub fn frontends(&self) -> &BTreeMap<FrontendAddr, u32> {
         &self.frontends
     }
 
@@ -72,7 +78,7 @@ impl Allocator {
     }
 
     /// The reverse-NAT index of `frontend`, if it has one.
-    pub fn rev_nat_index(&self, frontend: &FrontendAddr) -> Option<u16> {
+    pub fn rev_nat_index(&self, frontend: &FrontendAddr) -> Option<u32> {
         self.frontends.get(frontend).copied()
     }
 
@@ -96,6 +102,7 @@ impl Allocator {
         if backends.is_empty() && frontends.is_empty() {
             return Ok(());
         }
+        let rev_nat_range = self.rev_nat_range.clone();
         let (new_backends, new_frontends) =
             self.store
                 .write("numbering backends and frontends", |txn| {
@@ -105,7 +112,7 @@ impl Allocator {
                         txn,
                         REV_NAT_INDEXES,
                         REV_NAT_CURSOR,
-                        REV_NAT_RANGE,
+                        rev_nat_range,
                         &frontends,
                     )?;
                     Ok::<_, StoreError>((new_backends, new_frontends))
@@ -115,7 +122,7 @@ impl Allocator {
         self.frontends.extend(
             new_frontends
                 .into_iter()
-                .map(|(f, index)| (f, index as u16)),
+                .map(|(f, index)| (f, index as u32)),
         );
         Ok(())
     }
@@ -130,7 +137,7 @@ impl Allocator {
             .into_iter()
             .filter_map(|b| Some((*b, self.backend_id(b)?)))
             .collect();
-        let frontends: Vec<(FrontendAddr, u16)> = frontends
+        let frontends: Vec<(FrontendAddr, u32)> = frontends
             .into_iter()
             .filter_map(|f| Some((*f, self.rev_nat_index(f)?)))
             .collect();
@@ -278,16 +285,42 @@ mod tests {
     }
 
     #[test]
+    fn recorded_indexes_load_whether_they_fit_sixteen_bits_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let allocator = Allocator::load(Store::open(dir.path()).unwrap()).unwrap();
+        // An index of an earlier (16-bit) version and one past 65,535, as recorded.
+        allocator
+            .store
+            .write("recording", |txn| {
+                let mut table = txn.open_table(REV_NAT_INDEXES).unwrap();
+                for (index, last) in [(7u128, 1), (100_000, 2)] {
+                    let json = serde_json::to_string(&frontend(last)).unwrap();
+                    table.insert(index, json.as_str()).unwrap();
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        drop(allocator);
+        let mut reopened = Allocator::load(Store::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(reopened.rev_nat_index(&frontend(1)), Some(7));
+        assert_eq!(reopened.rev_nat_index(&frontend(2)), Some(100_000));
+        reopened.allocate(&[], &[frontend(3)]).unwrap();
+        let new = reopened.rev_nat_index(&frontend(3)).unwrap();
+        assert!(new != 7 && new != 100_000, "{new} is taken");
+    }
+
+    #[test]
     fn exhausted_indexes_leave_the_rest_unnumbered() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut allocator = Allocator::load(store).unwrap();
-        // Fill the index range directly, leaving one free.
+        // A range of 1,000 (the real one has 2^32 - 1), filled directly but for one.
+        allocator.rev_nat_range = 1..=1000;
         allocator
             .store
             .write("filling", |txn| {
                 let mut table = txn.open_table(REV_NAT_INDEXES).unwrap();
-                for index in 2..=u16::MAX as u128 {
+                for index in 2..=1000 {
                     let json = serde_json::to_string(&FrontendAddr {
                         port: index as u16,
                         ..frontend(200)

@@ -1,7 +1,11 @@
 //! What the services reconciler needs from the eBPF datapath, as a trait: implemented by
 //! [`membrane_datapath::Datapath`], by a shared datapath behind a mutex (each call
-//! takes the lock on its own, so endpoint work is never held up for a whole pass), and
-//! in unit tests by an in-memory map set.
+//! takes the lock on its own, so endpoint work is held up for one batch at most, never
+//! for a whole pass), and in unit tests by an in-memory map set.
+//!
+//! Writes come in batches (the datapath writes a batch with a few syscalls, not one per
+//! map entry); a batch that fails has written a prefix of its items, each whole, and
+//! left the rest as they were.
 
 use crate::agent::lock;
 use membrane_datapath::{BackendSpec, Datapath, DatapathError, Frontend, ServiceSpec};
@@ -12,15 +16,19 @@ pub trait ServiceDatapath: Send + 'static {
     /// The datapath's error.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// Writes (or replaces) backend `id`.
-    fn upsert_backend(&mut self, id: u32, spec: &BackendSpec) -> Result<(), Self::Error>;
+    /// Writes (or replaces) each backend `(id, spec)`, in order.
+    fn upsert_backends(&mut self, backends: &[(u32, BackendSpec)]) -> Result<(), Self::Error>;
 
     /// Removes backend `id`; absent ones are fine.
     fn remove_backend(&mut self, id: u32) -> Result<(), Self::Error>;
 
-    /// Writes one scope of a frontend with its slots (and its Maglev table, `names`
-    /// naming the active backends in order).
-    fn upsert_service(&mut self, spec: &ServiceSpec, names: &[Vec<u8>]) -> Result<(), Self::Error>;
+    /// Writes frontend scopes with their slots (and their Maglev tables, `names`
+    /// naming the active backends in order); a scope is visible once complete, in the
+    /// order given.
+    fn upsert_services(
+        &mut self,
+        services: &[(ServiceSpec, Vec<Vec<u8>>)],
+    ) -> Result<(), Self::Error>;
 
     /// Removes one scope of a frontend and everything it owns; absent ones are fine.
     fn remove_service(&mut self, frontend: &Frontend) -> Result<(), Self::Error>;
@@ -32,20 +40,24 @@ pub trait ServiceDatapath: Send + 'static {
 impl ServiceDatapath for Datapath {
     type Error = DatapathError;
 
-    fn upsert_backend(&mut self, id: u32, spec: &BackendSpec) -> Result<(), DatapathError> {
-        Datapath::upsert_backend(self, id, spec)
+    fn upsert_backends(&mut self, backends: &[(u32, BackendSpec)]) -> Result<(), DatapathError> {
+        Datapath::upsert_backends(self, backends)
     }
 
     fn remove_backend(&mut self, id: u32) -> Result<(), DatapathError> {
         Datapath::remove_backend(self, id)
     }
 
-    fn upsert_service(
+    fn upsert_services(
         &mut self,
-        spec: &ServiceSpec,
-        names: &[Vec<u8>],
+        services: &[(ServiceSpec, Vec<Vec<u8>>)],
     ) -> Result<(), DatapathError> {
-        Datapath::upsert_service(self, spec, names)
+        Datapath::upsert_services(
+            self,
+            services
+                .iter()
+                .map(|(spec, names)| (spec, names.as_slice())),
+        )
     }
 
     fn remove_service(&mut self, frontend: &Frontend) -> Result<(), DatapathError> {
@@ -63,16 +75,19 @@ impl ServiceDatapath for Datapath {
 impl<T: ServiceDatapath> ServiceDatapath for Arc<Mutex<T>> {
     type Error = T::Error;
 
-    fn upsert_backend(&mut self, id: u32, spec: &BackendSpec) -> Result<(), T::Error> {
-        lock(self).upsert_backend(id, spec)
+    fn upsert_backends(&mut self, backends: &[(u32, BackendSpec)]) -> Result<(), T::Error> {
+        lock(self).upsert_backends(backends)
     }
 
     fn remove_backend(&mut self, id: u32) -> Result<(), T::Error> {
         lock(self).remove_backend(id)
     }
 
-    fn upsert_service(&mut self, spec: &ServiceSpec, names: &[Vec<u8>]) -> Result<(), T::Error> {
-        lock(self).upsert_service(spec, names)
+    fn upsert_services(
+        &mut self,
+        services: &[(ServiceSpec, Vec<Vec<u8>>)],
+    ) -> Result<(), T::Error> {
+        lock(self).upsert_services(services)
     }
 
     fn remove_service(&mut self, frontend: &Frontend) -> Result<(), T::Error> {
@@ -183,13 +198,15 @@ pub mod memory {
     impl ServiceDatapath for MemoryDatapath {
         type Error = Refused;
 
-        fn upsert_backend(&mut self, id: u32, spec: &BackendSpec) -> Result<(), Refused> {
+        fn upsert_backends(&mut self, backends: &[(u32, BackendSpec)]) -> Result<(), Refused> {
             let mut maps = self.maps();
-            if !maps.backends.contains_key(&id) && maps.backends.len() >= maps.backend_capacity {
-                return Err(Refused::full("backends"));
+            for (id, spec) in backends {
+                if !maps.backends.contains_key(id) && maps.backends.len() >= maps.backend_capacity {
+                    return Err(Refused::full("backends"));
+                }
+                maps.log.push(format!("upsert backend {id}"));
+                maps.backends.insert(*id, *spec);
             }
-            maps.log.push(format!("upsert backend {id}"));
-            maps.backends.insert(id, *spec);
             Ok(())
         }
 
@@ -200,26 +217,31 @@ pub mod memory {
             Ok(())
         }
 
-        fn upsert_service(&mut self, spec: &ServiceSpec, names: &[Vec<u8>]) -> Result<(), Refused> {
+        fn upsert_services(
+            &mut self,
+            services: &[(ServiceSpec, Vec<Vec<u8>>)],
+        ) -> Result<(), Refused> {
             let mut maps = self.maps();
-            let previous = maps
-                .services
-                .get(&key(&spec.frontend))
-                .map_or(0, |(s, _)| 1 + s.active.len() + s.terminating.len());
-            let wanted = 1 + spec.active.len() + spec.terminating.len();
-            if maps.service_entries() - previous + wanted > maps.service_capacity {
-                return Err(Refused::full("services"));
+            for (spec, names) in services {
+                let previous = maps
+                    .services
+                    .get(&key(&spec.frontend))
+                    .map_or(0, |(s, _)| 1 + s.active.len() + s.terminating.len());
+                let wanted = 1 + spec.active.len() + spec.terminating.len();
+                if maps.service_entries() - previous + wanted > maps.service_capacity {
+                    return Err(Refused::full("services"));
+                }
+                let f = spec.frontend;
+                maps.log.push(format!(
+                    "upsert service {}:{}/{}{}",
+                    f.addr,
+                    f.port,
+                    f.proto,
+                    if f.internal { " internal" } else { "" }
+                ));
+                maps.services
+                    .insert(key(&spec.frontend), (spec.clone(), names.clone()));
             }
-            let f = spec.frontend;
-            maps.log.push(format!(
-                "upsert service {}:{}/{}{}",
-                f.addr,
-                f.port,
-                f.proto,
-                if f.internal { " internal" } else { "" }
-            ));
-            maps.services
-                .insert(key(&spec.frontend), (spec.clone(), names.to_vec()));
             Ok(())
         }
 

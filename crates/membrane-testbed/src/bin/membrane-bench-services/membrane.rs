@@ -114,13 +114,6 @@ impl Membrane {
             )?;
             active.push(id);
         }
-        let rev_nat_index = u16::try_from(i + 1).with_context(|| {
-            format!(
-                "Service {} needs reverse-NAT index {}, past the datapath's 16-bit limit",
-                i + 1,
-                i + 1
-            )
-        })?;
         let frontend = catalog::frontend(i);
         self.datapath.upsert_service(
             &ServiceSpec {
@@ -130,7 +123,7 @@ impl Membrane {
                     proto: libc::IPPROTO_TCP as u8,
                     internal: false,
                 },
-                rev_nat_index,
+                rev_nat_index: i + 1,
                 flags: 0,
                 affinity_timeout_s: 0,
                 active,
