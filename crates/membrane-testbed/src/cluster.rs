@@ -1,7 +1,6 @@
 //! Helpers of several-node tests: the flags of agents sharing one etcd, pod addresses,
 //! what a node's pinned ipcache holds, and bounded waits for the nodes to converge.
 
-use crate::workload;
 use crate::{Node, Pod};
 use membrane_common::Family;
 use std::net::IpAddr;
@@ -116,18 +115,4 @@ pub fn wait_until<T>(
         std::thread::sleep(POLL);
     }
     panic!("{what}: not within {within:?}");
-}
-
-/// Waits, single pings at most `within`, until `to` answers `from`.
-///
-/// # Panics
-///
-/// When it does not, or the ping client cannot run.
-pub fn wait_reachable(from: &Pod, to: IpAddr, within: Duration) -> Duration {
-    let what = format!("{} reaching {to}", from.full_name());
-    let ((), took) = wait_until(&what, within, || {
-        let outcome = workload::ping(from, to, 1).expect("the ping client runs");
-        (outcome.success && outcome.report.failed == 0).then_some(())
-    });
-    took
 }

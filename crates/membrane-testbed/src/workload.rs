@@ -282,6 +282,49 @@ pub fn ping(
     )
 }
 
+/// Asserts that every operation of a client succeeded, naming `what` and showing the
+/// outcome when one did not.
+///
+/// # Panics
+///
+/// When the client failed or counted a failed operation.
+pub fn assert_all_ok(what: &str, outcome: &Outcome<CountReport>) {
+    assert!(
+        outcome.success && outcome.report.failed == 0,
+        "{what}: {outcome:?}"
+    );
+}
+
+/// Asserts that `from` reaches a server at `to` on `ports`: `count` TCP connections,
+/// `count` UDP exchanges and `count` pings, all answered.
+///
+/// # Panics
+///
+/// When one is not, or a client cannot run.
+pub fn assert_reaches(from: &(impl Place + ?Sized), to: IpAddr, ports: Ports, count: u32) {
+    let tcp = tcp(from, SocketAddr::new(to, ports.tcp), count).expect("the tcp client runs");
+    assert_all_ok(&format!("tcp to {to}"), &tcp);
+    let udp = udp(from, SocketAddr::new(to, ports.udp), count).expect("the udp client runs");
+    assert_all_ok(&format!("udp to {to}"), &udp);
+    let icmp = ping(from, to, count).expect("the ping client runs");
+    assert_all_ok(&format!("icmp to {to}"), &icmp);
+}
+
+/// Waits, single pings at most `within`, until `to` answers `from`; returns how long
+/// that took.
+///
+/// # Panics
+///
+/// When it does not, or the ping client cannot run.
+pub fn wait_reachable(from: &(impl Place + ?Sized), to: IpAddr, within: Duration) -> Duration {
+    let what = format!("{} reaching {to}", from.netns().name());
+    let ((), took) = crate::cluster::wait_until(&what, within, || {
+        let outcome = ping(from, to, 1).expect("the ping client runs");
+        (outcome.success && outcome.report.failed == 0).then_some(())
+    });
+    took
+}
+
 /// `count` short TCP connections one after another to `first`'s port on `spread`
 /// consecutive addresses from `first`'s, for new-connection latency and rate.
 pub fn connects(

@@ -8,11 +8,11 @@
 //! Needs root, bpffs and Debian's etcd-server (`cargo xtask test` provides them).
 
 use ipnet::IpNet;
-use membrane_testbed::cluster::{
-    etcd_flags, ipcache_identity, pod_address, wait_reachable, wait_until,
+use membrane_testbed::cluster::{etcd_flags, ipcache_identity, pod_address, wait_until};
+use membrane_testbed::report::StreamReport;
+use membrane_testbed::workload::{
+    self, DEFAULT_PORTS, Outcome, assert_all_ok, assert_reaches, wait_reachable,
 };
-use membrane_testbed::report::{CountReport, StreamReport};
-use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome};
 use membrane_testbed::{Etcd, Node, Outside, Place as _, Pod, wiring};
 use rtnetlink::IpVersion;
 use std::net::{IpAddr, SocketAddr};
@@ -26,13 +26,6 @@ const STREAM_FOR: Duration = Duration::from_secs(50);
 
 /// How long a new label set waits for an unreachable etcd.
 const ALLOCATION_TIMEOUT_SECS: &str = "3";
-
-fn assert_all_ok(what: &str, outcome: &Outcome<CountReport>) {
-    assert!(
-        outcome.success && outcome.report.failed == 0,
-        "{what}: {outcome:?}"
-    );
-}
 
 /// Node `index` on `etcd` in `mode`; in native mode the underlay learns its pod CIDRs.
 fn start_node(outside: &Outside, index: u8, etcd: &str, mode: &str) -> Node {
@@ -184,12 +177,7 @@ fn with_etcd_stopped_known_pods_keep_talking_and_new_label_sets_fail_clearly_unt
 
     etcd.stop();
     for v6 in [false, true] {
-        let to = pod_address(&server, v6);
-        let tcp = SocketAddr::new(to, DEFAULT_PORTS.tcp);
-        let udp = SocketAddr::new(to, DEFAULT_PORTS.udp);
-        assert_all_ok("tcp", &workload::tcp(&client, tcp, 5).unwrap());
-        assert_all_ok("udp", &workload::udp(&client, udp, 5).unwrap());
-        assert_all_ok("icmp", &workload::ping(&client, to, 3).unwrap());
+        assert_reaches(&client, pod_address(&server, v6), DEFAULT_PORTS, 5);
     }
     // A pod whose label set the node knows gets its identity from the cache.
     let late = Pod::create(&a, "shop", "late").unwrap();

@@ -4,23 +4,15 @@
 //!
 //! Needs root, bpffs and Debian's etcd-server (`cargo xtask test` provides them).
 
-use membrane_testbed::cluster::{conntrack_source_identity, wait_reachable, wait_until};
+use membrane_testbed::cluster::{conntrack_source_identity, wait_until};
 use membrane_testbed::cluster::{etcd_flags as flags, ipcache_identity, pod_address as address};
-use membrane_testbed::report::CountReport;
-use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome};
+use membrane_testbed::workload::{self, DEFAULT_PORTS, assert_reaches, wait_reachable};
 use membrane_testbed::{Etcd, Node, Outside, Place as _, Pod};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// How long the nodes get to learn each other's pods.
 const CONVERGE: Duration = Duration::from_secs(20);
-
-fn assert_all_ok(what: &str, outcome: &Outcome<CountReport>) {
-    assert!(
-        outcome.success && outcome.report.failed == 0,
-        "{what}: {outcome:?}"
-    );
-}
 
 /// Waits until `node`'s pinned ipcache holds `ip`, and returns its identity there.
 fn wait_in_ipcache(node: &Node, ip: IpAddr) -> u32 {
@@ -70,15 +62,7 @@ fn pods_on_different_nodes_reach_each_other(mode: &str) {
         // The receiving node learns the client's identity through etcd.
         let published = wait_in_ipcache(&b, address(&client, v6));
         wait_reachable(&client, to, CONVERGE);
-        assert_all_ok(
-            "tcp",
-            &workload::tcp(&client, SocketAddr::new(to, DEFAULT_PORTS.tcp), 5).unwrap(),
-        );
-        assert_all_ok(
-            "udp",
-            &workload::udp(&client, SocketAddr::new(to, DEFAULT_PORTS.udp), 5).unwrap(),
-        );
-        assert_all_ok("icmp", &workload::ping(&client, to, 5).unwrap());
+        assert_reaches(&client, to, DEFAULT_PORTS, 5);
         let seen = workload::whoami_tcp(&client, SocketAddr::new(to, DEFAULT_PORTS.tcp)).unwrap();
         assert_eq!(
             seen.report.peer.ip(),

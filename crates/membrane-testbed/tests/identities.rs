@@ -9,10 +9,9 @@
 use membrane_api::ApplyReport;
 use membrane_state::{EtcdStore, Store, keys};
 use membrane_testbed::cluster::{
-    conntrack_source_identity, etcd_flags, ipcache_identity, pod_address, wait_reachable,
-    wait_until,
+    conntrack_source_identity, etcd_flags, ipcache_identity, pod_address, wait_until,
 };
-use membrane_testbed::workload::{self, DEFAULT_PORTS};
+use membrane_testbed::workload::{self, DEFAULT_PORTS, wait_reachable};
 use membrane_testbed::{Etcd, Node, Outside, Place as _, Pod};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -24,7 +23,6 @@ const CONVERGE: Duration = Duration::from_secs(15);
 
 /// How long an unused identity is kept in this test.
 const GRACE_SECS: &str = "2";
-
 
 /// Applies `objects` through the node agent's objects API.
 fn apply(node: &Node, objects: Vec<Value>) -> ApplyReport {

@@ -17,6 +17,7 @@ use membrane_observe::api::observer::{
 };
 use membrane_observe::api::{system_time, timestamp};
 use membrane_observe::client::{ClientTls, ServerAddress, channel};
+use membrane_testbed::cluster::etcd_flags;
 use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome};
 use membrane_testbed::{Etcd, Node, Outside, Place as _, Pod, binaries};
 use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -115,28 +116,12 @@ impl Pki {
     }
 }
 
-/// The flags of a node on `etcd`.
-fn flags(etcd: &str) -> Vec<String> {
-    [
-        "--kvstore",
-        "etcd",
-        "--kvstore-endpoints",
-        etcd,
-        "--kvstore-lease-ttl-secs",
-        "3",
-        "--cluster-cidr-v4",
-        "10.200.0.0/16",
-        "--cluster-cidr-v6",
-        "fd00:200::/48",
-        "--metrics",
-        &format!("0.0.0.0:{METRICS_PORT}"),
-    ]
-    .map(str::to_string)
-    .to_vec()
-}
-
-fn start(outside: &Outside, index: u8, flags: &[String]) -> Node {
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+/// Starts node `index` on `etcd`, serving metrics on [`METRICS_PORT`], with `extra` flags.
+fn start(outside: &Outside, index: u8, etcd: &str, extra: &[&str]) -> Node {
+    let metrics = format!("0.0.0.0:{METRICS_PORT}");
+    let mut flags = etcd_flags(etcd, "tunnel");
+    flags.extend(["--metrics", &metrics]);
+    flags.extend(extra);
     Node::start_with(outside, index, &flags).unwrap()
 }
 
@@ -479,15 +464,10 @@ fn flows_of_both_nodes_are_served_enriched_through_the_observer_api_cli_and_metr
     let pki = Pki::new();
     // Node 1 serves the Observer on plain TCP :4244 (the default) and translates Services
     // per packet, so that its flows carry the Service; node 2 serves with mutual TLS.
-    let mut per_packet = flags(&etcd.endpoint());
-    per_packet.push("--socket-lb=false".to_string());
-    let a = start(&outside, 1, &per_packet);
-    let mut with_tls = flags(&etcd.endpoint());
-    with_tls.extend([
-        "--config".to_string(),
-        pki.agent_config().display().to_string(),
-    ]);
-    let b = start(&outside, 2, &with_tls);
+    let store = etcd.endpoint();
+    let a = start(&outside, 1, &store, &["--socket-lb=false"]);
+    let config = pki.agent_config().display().to_string();
+    let b = start(&outside, 2, &store, &["--config", &config]);
     let client = Pod::create(&a, "shop", "client").unwrap();
     let server = Pod::create(&b, "shop", "server").unwrap();
     let _serving = workload::serve(&server, DEFAULT_PORTS).unwrap();

@@ -1,26 +1,10 @@
 //! Pods on one node, created through the real CNI plugin with the real agent and
 //! datapath: connectivity between pods, to the node and to the world, on both families.
 
-use membrane_testbed::report::CountReport;
-use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome};
+use membrane_testbed::cluster::pod_address as address;
+use membrane_testbed::workload::{self, DEFAULT_PORTS, assert_all_ok, assert_reaches};
 use membrane_testbed::{Node, Outside, Pod};
 use std::net::{IpAddr, SocketAddr};
-
-fn assert_all_ok(what: &str, outcome: &Outcome<CountReport>) {
-    assert!(
-        outcome.success && outcome.report.failed == 0,
-        "{what}: {outcome:?}"
-    );
-}
-
-/// The pod's address of the given family.
-fn address(pod: &Pod, v6: bool) -> IpAddr {
-    if v6 {
-        IpAddr::V6(pod.ipv6().expect("the pod has an IPv6 address"))
-    } else {
-        IpAddr::V4(pod.ipv4().expect("the pod has an IPv4 address"))
-    }
-}
 
 fn pods_on_one_node_reach_each_other(v6: bool) {
     let outside = Outside::create().unwrap();
@@ -29,15 +13,7 @@ fn pods_on_one_node_reach_each_other(v6: bool) {
     let server = Pod::create(&node, "default", "server").unwrap();
     let _serving = workload::serve(&server, DEFAULT_PORTS).unwrap();
     let to = address(&server, v6);
-    assert_all_ok(
-        "tcp",
-        &workload::tcp(&client, SocketAddr::new(to, DEFAULT_PORTS.tcp), 5).unwrap(),
-    );
-    assert_all_ok(
-        "udp",
-        &workload::udp(&client, SocketAddr::new(to, DEFAULT_PORTS.udp), 5).unwrap(),
-    );
-    assert_all_ok("icmp", &workload::ping(&client, to, 5).unwrap());
+    assert_reaches(&client, to, DEFAULT_PORTS, 5);
     let url = format!("http://{}/", SocketAddr::new(to, DEFAULT_PORTS.http));
     assert_all_ok("http", &workload::http(&client, &url, 3).unwrap());
     let seen = workload::whoami_tcp(&client, SocketAddr::new(to, DEFAULT_PORTS.tcp)).unwrap();
@@ -68,15 +44,7 @@ fn a_pod_reaches_its_node(v6: bool) {
     } else {
         IpAddr::V4(node.ipv4())
     };
-    assert_all_ok(
-        "tcp",
-        &workload::tcp(&pod, SocketAddr::new(to, DEFAULT_PORTS.tcp), 5).unwrap(),
-    );
-    assert_all_ok(
-        "udp",
-        &workload::udp(&pod, SocketAddr::new(to, DEFAULT_PORTS.udp), 5).unwrap(),
-    );
-    assert_all_ok("icmp", &workload::ping(&pod, to, 5).unwrap());
+    assert_reaches(&pod, to, DEFAULT_PORTS, 5);
 }
 
 #[test]
@@ -99,15 +67,7 @@ fn a_pod_reaches_the_world_as_its_node(v6: bool) {
     } else {
         (IpAddr::V4(outside.world_v4()), IpAddr::V4(node.ipv4()))
     };
-    assert_all_ok(
-        "tcp",
-        &workload::tcp(&pod, SocketAddr::new(world, DEFAULT_PORTS.tcp), 5).unwrap(),
-    );
-    assert_all_ok(
-        "udp",
-        &workload::udp(&pod, SocketAddr::new(world, DEFAULT_PORTS.udp), 5).unwrap(),
-    );
-    assert_all_ok("icmp", &workload::ping(&pod, world, 5).unwrap());
+    assert_reaches(&pod, world, DEFAULT_PORTS, 5);
     let tcp = workload::whoami_tcp(&pod, SocketAddr::new(world, DEFAULT_PORTS.tcp)).unwrap();
     assert_eq!(
         tcp.report.peer.ip(),

@@ -7,6 +7,7 @@
 //! Needs root, bpffs and cgroup v2 (`cargo xtask test` provides them).
 
 use membrane_api::{ApplyReport, ServiceFrontend, paths};
+use membrane_testbed::cluster::{etcd_flags, pod_address as address};
 use membrane_testbed::pinned;
 use membrane_testbed::report::ServersReport;
 use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome, Server};
@@ -127,15 +128,6 @@ fn slices(service: &str, node: &Node, pods: &[&Pod]) -> Vec<Value> {
             })
         })
         .collect()
-}
-
-/// The pod's address of one family.
-fn address(pod: &Pod, v6: bool) -> IpAddr {
-    if v6 {
-        IpAddr::V6(pod.ipv6().expect("the pod has an IPv6 address"))
-    } else {
-        IpAddr::V4(pod.ipv4().expect("the pod has an IPv4 address"))
-    }
 }
 
 fn cluster_ip(v6: bool) -> IpAddr {
@@ -523,40 +515,12 @@ fn a_crashed_agent_restarts_with_every_number_and_node_port_connections_go_on() 
     }
 }
 
-/// Waits, a bounded number of single pings and at most [`PROGRAM_TIMEOUT`], until `to`
-/// answers `from`: the nodes learn each other's pods through etcd.
-fn wait_reachable(from: &Pod, to: IpAddr) {
-    let deadline = Instant::now() + PROGRAM_TIMEOUT;
-    for attempt in 0.. {
-        let outcome = workload::ping(from, to, 1).unwrap();
-        if outcome.success && outcome.report.failed == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline && attempt < 150,
-            "{to} unreachable after {PROGRAM_TIMEOUT:?}: {outcome:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_service_with_a_backend_on_each_of_two_nodes_is_reached_from_a_pod_the_node_and_outside() {
     let outside = Outside::create().unwrap();
     let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
     let endpoint = etcd.endpoint();
-    let flags = [
-        "--kvstore",
-        "etcd",
-        "--kvstore-endpoints",
-        &endpoint,
-        "--routing-mode",
-        "tunnel",
-        "--cluster-cidr-v4",
-        "10.200.0.0/16",
-        "--cluster-cidr-v6",
-        "fd00:200::/48",
-    ];
+    let flags = etcd_flags(&endpoint, "tunnel");
     let a = Node::start_with(&outside, 1, &flags).unwrap();
     let b = Node::start_with(&outside, 2, &flags).unwrap();
     let local = Pod::create(&a, "shop", "web-a").unwrap();
@@ -584,7 +548,7 @@ fn a_service_with_a_backend_on_each_of_two_nodes_is_reached_from_a_pod_the_node_
     for v6 in [false, true] {
         let backends = [address(&local, v6), address(&remote, v6)];
         wait_programmed(&a, cluster_ip(v6), TCP_PORT, &backends);
-        wait_reachable(&client, address(&remote, v6));
+        workload::wait_reachable(&client, address(&remote, v6), PROGRAM_TIMEOUT);
         let vip = cluster_ip(v6);
         // A pod (socket LB), a process on the node (socket LB in the node's cgroup), and
         // the outside world through node a's NodePort (per packet; the remote backend's

@@ -3,8 +3,7 @@
 
 use membrane_testbed::addressing::{NodeAddressing, UPLINK, WORLD_V4, WORLD_V6};
 use membrane_testbed::netlink;
-use membrane_testbed::report::CountReport;
-use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome};
+use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome, assert_all_ok, assert_reaches};
 use membrane_testbed::{Cgroup, Netns, Outside, wiring};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -22,10 +21,6 @@ fn bare_node(outside: &Outside, index: u8) -> Netns {
     )
     .unwrap();
     netns
-}
-
-fn assert_all_ok(outcome: &Outcome<CountReport>) {
-    assert!(outcome.success && outcome.report.failed == 0, "{outcome:?}");
 }
 
 #[test]
@@ -159,11 +154,9 @@ fn a_node_namespace_reaches_the_world_over_tcp_udp_http_and_icmp_on_both_familie
     let node = bare_node(&outside, 1);
     let _server = workload::serve(&outside, DEFAULT_PORTS).unwrap();
     for world in [IpAddr::V4(WORLD_V4), IpAddr::V6(WORLD_V6)] {
-        assert_all_ok(&workload::tcp(&node, SocketAddr::new(world, DEFAULT_PORTS.tcp), 3).unwrap());
-        assert_all_ok(&workload::udp(&node, SocketAddr::new(world, DEFAULT_PORTS.udp), 3).unwrap());
+        assert_reaches(&node, world, DEFAULT_PORTS, 3);
         let url = format!("http://{}/", SocketAddr::new(world, DEFAULT_PORTS.http));
-        assert_all_ok(&workload::http(&node, &url, 2).unwrap());
-        assert_all_ok(&workload::ping(&node, world, 3).unwrap());
+        assert_all_ok("http", &workload::http(&node, &url, 2).unwrap());
     }
 }
 
@@ -247,7 +240,7 @@ fn latency_and_throughput_are_measured_between_namespaces() {
     let _server = workload::serve(&outside, DEFAULT_PORTS).unwrap();
     let target = SocketAddr::new(WORLD_V4.into(), DEFAULT_PORTS.tcp);
     let rr = workload::rr(&node, target, 200).unwrap();
-    assert_all_ok(&rr);
+    assert_all_ok("rr", &rr);
     let latency = rr.report.latency.unwrap();
     assert!(latency.p50_us <= latency.p99_us && latency.p99_us <= latency.max_us);
     let throughput = workload::throughput(&node, target, 1).unwrap();
