@@ -90,7 +90,8 @@ impl MapSizesConfig {
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct MapSizeFlags {
     /// Entries of each load-balancing map (services, backends, reverse NAT, affinity);
-    /// the per-map flags below override it.
+    /// the per-map flags below override it. 1100000 holds 100,000 Services of ten
+    /// backends.
     #[arg(long, env = "MEMBRANE_BPF_LB_MAP_MAX", value_name = "ENTRIES")]
     pub bpf_lb_map_max: Option<String>,
     /// Entries of the services map (a head plus one per backend slot per frontend)
@@ -280,6 +281,16 @@ mod tests {
         assert_eq!(resolved.rev_nat, 2_000_000);
         assert_eq!(resolved.affinity, 2_000_000);
         assert_eq!(resolved.conntrack, MapSizes::default().conntrack);
+    }
+
+    #[test]
+    fn the_lb_flag_at_1100000_holds_a_hundred_thousand_services_of_ten_backends() {
+        let (sizes, _) = flags(|f| f.bpf_lb_map_max = Some("1100000".into()));
+        let resolved = sizes.resolve();
+        let needed = MapSizes::for_services(100_000, 10);
+        assert!(resolved.services >= needed.services, "{resolved:?}");
+        assert!(resolved.backends >= needed.backends, "{resolved:?}");
+        assert!(resolved.rev_nat >= needed.rev_nat, "{resolved:?}");
     }
 
     #[test]

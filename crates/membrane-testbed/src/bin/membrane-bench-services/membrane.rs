@@ -1,7 +1,7 @@
 //! Membrane on a bed: the real datapath loaded in the node namespace with maps sized for
 //! the run, both pods as endpoints, the socket-level load balancer on a cgroup the
 //! socket-LB client runs in, and the Services written through the datapath's API (what
-//! the agent's reconciler calls), timed.
+//! the agent's reconciler calls: every Service in one batch, then one more alone), timed.
 
 use crate::catalog;
 use crate::topology::{self, BACKEND_HOST_IF, BACKENDS, Bed, CLIENT, CLIENT_HOST_IF, UPLINK};
@@ -97,49 +97,22 @@ impl Membrane {
         }
     }
 
-    /// Writes Service `i` with its ten backends.
+    /// Writes Service `i` with its ten backends, as one changed Service is written.
     pub fn add(&mut self, i: u32) -> anyhow::Result<()> {
-        let mut active = Vec::with_capacity(usize::from(BACKENDS));
-        for (j, backend) in (0u8..).zip(catalog::backends()) {
-            let id = catalog::backend_id(i, j);
-            self.datapath.upsert_backend(
-                id,
-                &BackendSpec {
-                    addr: backend.ip(),
-                    port: backend.port(),
-                    proto: libc::IPPROTO_TCP as u8,
-                    terminating: false,
-                    local: true,
-                },
-            )?;
-            active.push(id);
-        }
-        let frontend = catalog::frontend(i);
-        self.datapath.upsert_service(
-            &ServiceSpec {
-                frontend: Frontend {
-                    addr: frontend.ip(),
-                    port: frontend.port(),
-                    proto: libc::IPPROTO_TCP as u8,
-                    internal: false,
-                },
-                rev_nat_index: i + 1,
-                flags: 0,
-                affinity_timeout_s: 0,
-                active,
-                terminating: Vec::new(),
-            },
-            &[],
-        )?;
+        self.datapath.upsert_backends(&backends(i))?;
+        self.datapath.upsert_service(&service(i), &[])?;
         Ok(())
     }
 
-    /// Writes Services `0..n`, timed.
+    /// Writes Services `0..n` with their backends in one batch per map (as the agent's
+    /// reconciler writes a full sync), timed.
     pub fn program(&mut self, n: u32) -> anyhow::Result<Duration> {
         let started = Instant::now();
-        for i in 0..n {
-            self.add(i)?;
-        }
+        let backends: Vec<(u32, BackendSpec)> = (0..n).flat_map(backends).collect();
+        let services: Vec<ServiceSpec> = (0..n).map(service).collect();
+        self.datapath.upsert_backends(&backends)?;
+        self.datapath
+            .upsert_services(services.iter().map(|spec| (spec, &[][..])))?;
         Ok(started.elapsed())
     }
 
@@ -174,6 +147,41 @@ impl Membrane {
     /// Entries of the services map.
     pub fn service_entries(&self) -> usize {
         self.datapath.service_entries()
+    }
+}
+
+/// The ten backends of Service `i` with their ids.
+fn backends(i: u32) -> Vec<(u32, BackendSpec)> {
+    (0u8..)
+        .zip(catalog::backends())
+        .map(|(j, backend)| {
+            let spec = BackendSpec {
+                addr: backend.ip(),
+                port: backend.port(),
+                proto: libc::IPPROTO_TCP as u8,
+                terminating: false,
+                local: true,
+            };
+            (catalog::backend_id(i, j), spec)
+        })
+        .collect()
+}
+
+/// Service `i`'s frontend over its ten backends.
+fn service(i: u32) -> ServiceSpec {
+    let frontend = catalog::frontend(i);
+    ServiceSpec {
+        frontend: Frontend {
+            addr: frontend.ip(),
+            port: frontend.port(),
+            proto: libc::IPPROTO_TCP as u8,
+            internal: false,
+        },
+        rev_nat_index: i + 1,
+        flags: 0,
+        affinity_timeout_s: 0,
+        active: backends(i).into_iter().map(|(id, _)| id).collect(),
+        terminating: Vec::new(),
     }
 }
 
