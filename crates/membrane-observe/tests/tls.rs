@@ -6,51 +6,18 @@ mod support;
 use membrane_observe::api::observer::ServerStatusRequest;
 use membrane_observe::client::{ClientTls, ServerAddress, connect};
 use membrane_observe::server::{TlsFiles, tls_config};
-use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use membrane_test_pki::Pki;
 use std::path::{Path, PathBuf};
 use support::Harness;
 
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    /// A CA, a server certificate for `observer.membrane` and a client certificate.
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "membrane test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
-        write("ca.pem", ca_cert.pem());
-        for (name, san) in [
-            ("server", "observer.membrane"),
-            ("client", "client.membrane"),
-        ] {
-            let key = KeyPair::generate().unwrap();
-            let params = CertificateParams::new(vec![san.to_string()]).unwrap();
-            let cert = params.signed_by(&key, &issuer).unwrap();
-            write(&format!("{name}.pem"), cert.pem());
-            write(&format!("{name}-key.pem"), key.serialize_pem());
-        }
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
+/// The name the server certificate is made for.
+const SERVER_NAME: &str = "observer.membrane";
 
 fn client_tls(pki: &Pki, with_identity: bool) -> ClientTls {
     ClientTls {
-        ca: Some(pki.path("ca.pem")),
-        identity: with_identity.then(|| (pki.path("client.pem"), pki.path("client-key.pem"))),
-        server_name: Some("observer.membrane".to_string()),
+        ca: Some(pki.ca()),
+        identity: with_identity.then(|| (pki.client_cert(), pki.client_key())),
+        server_name: Some(SERVER_NAME.to_string()),
     }
 }
 
@@ -63,10 +30,10 @@ async fn status_ok(socket: &Path, tls: Option<&ClientTls>) -> bool {
 
 #[tokio::test]
 async fn tls_server_answers_clients_that_trust_its_ca_and_refuses_plaintext() {
-    let pki = Pki::new();
+    let pki = Pki::new(SERVER_NAME);
     let tls = tls_config(&TlsFiles {
-        cert: pki.path("server.pem"),
-        key: pki.path("server-key.pem"),
+        cert: pki.server_cert(),
+        key: pki.server_key(),
         client_ca: None,
     })
     .unwrap();
@@ -77,11 +44,11 @@ async fn tls_server_answers_clients_that_trust_its_ca_and_refuses_plaintext() {
 
 #[tokio::test]
 async fn mutual_tls_server_refuses_clients_without_a_certificate() {
-    let pki = Pki::new();
+    let pki = Pki::new(SERVER_NAME);
     let tls = tls_config(&TlsFiles {
-        cert: pki.path("server.pem"),
-        key: pki.path("server-key.pem"),
-        client_ca: Some(pki.path("ca.pem")),
+        cert: pki.server_cert(),
+        key: pki.server_key(),
+        client_ca: Some(pki.ca()),
     })
     .unwrap();
     let h = Harness::start_with_tls(10, 8, Some(tls)).await;

@@ -17,10 +17,10 @@ use membrane_observe::api::observer::{
 };
 use membrane_observe::api::{system_time, timestamp};
 use membrane_observe::client::{ClientTls, ServerAddress, channel};
+use membrane_test_pki::Pki;
 use membrane_testbed::cluster::etcd_flags;
 use membrane_testbed::workload::{self, DEFAULT_PORTS, Outcome};
 use membrane_testbed::{Etcd, Node, Outside, Place as _, Pod, binaries};
-use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
@@ -55,64 +55,30 @@ fn assert_all_ok<R: std::fmt::Debug>(what: &str, outcome: &Outcome<R>) {
     assert!(outcome.success, "{what}: {outcome:?}");
 }
 
-/// A CA, a server certificate for `observer.membrane` and a client certificate, in a
-/// temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
+/// The name the agents' Observer certificate is made for.
+const OBSERVER_NAME: &str = "observer.membrane";
+
+/// An agent config file, next to `pki`'s certificates, serving the Observer on TCP with
+/// mutual TLS.
+fn agent_config(pki: &Pki) -> PathBuf {
+    let path = pki.dir().join("agent.yaml");
+    let text = format!(
+        "observe:\n  tls-cert: {}\n  tls-key: {}\n  tls-client-ca: {}\n",
+        pki.server_cert().display(),
+        pki.server_key().display(),
+        pki.ca().display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "membrane observe test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
-        write("ca.pem", ca_cert.pem());
-        for (name, san) in [
-            ("server", "observer.membrane"),
-            ("client", "client.membrane"),
-        ] {
-            let key = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(vec![san.to_string()])
-                .unwrap()
-                .signed_by(&key, &issuer)
-                .unwrap();
-            write(&format!("{name}.pem"), cert.pem());
-            write(&format!("{name}-key.pem"), key.serialize_pem());
-        }
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// An agent config file serving the Observer on TCP with mutual TLS.
-    fn agent_config(&self) -> PathBuf {
-        let path = self.path("agent.yaml");
-        let text = format!(
-            "observe:\n  tls-cert: {}\n  tls-key: {}\n  tls-client-ca: {}\n",
-            self.path("server.pem").display(),
-            self.path("server-key.pem").display(),
-            self.path("ca.pem").display()
-        );
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn client(&self, with_certificate: bool) -> ClientTls {
-        ClientTls {
-            ca: Some(self.path("ca.pem")),
-            identity: with_certificate
-                .then(|| (self.path("client.pem"), self.path("client-key.pem"))),
-            server_name: Some("observer.membrane".to_string()),
-        }
+/// A client of the Observer trusting `pki`'s CA, with its client certificate if
+/// `with_certificate`.
+fn client_tls(pki: &Pki, with_certificate: bool) -> ClientTls {
+    ClientTls {
+        ca: Some(pki.ca()),
+        identity: with_certificate.then(|| (pki.client_cert(), pki.client_key())),
+        server_name: Some(OBSERVER_NAME.to_string()),
     }
 }
 
@@ -461,12 +427,12 @@ fn assert_pod(end: &pb::Endpoint, pod: &Pod, app: &str) {
 fn flows_of_both_nodes_are_served_enriched_through_the_observer_api_cli_and_metrics() {
     let outside = Outside::create().unwrap();
     let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
-    let pki = Pki::new();
+    let pki = Pki::new(OBSERVER_NAME);
     // Node 1 serves the Observer on plain TCP :4244 (the default) and translates Services
     // per packet, so that its flows carry the Service; node 2 serves with mutual TLS.
     let store = etcd.endpoint();
     let a = start(&outside, 1, &store, &["--socket-lb=false"]);
-    let config = pki.agent_config().display().to_string();
+    let config = agent_config(&pki).display().to_string();
     let b = start(&outside, 2, &store, &["--config", &config]);
     let client = Pod::create(&a, "shop", "client").unwrap();
     let server = Pod::create(&b, "shop", "server").unwrap();
@@ -819,7 +785,7 @@ fn flows_of_both_nodes_are_served_enriched_through_the_observer_api_cli_and_metr
                 .into_inner();
             assert!(status.num_flows > 0);
             let secured = ServerAddress::Tcp(format!("{}:{OBSERVER_PORT}", b.ipv4()));
-            let refused = match channel(&secured, Some(&pki.client(false))).await {
+            let refused = match channel(&secured, Some(&client_tls(&pki, false))).await {
                 Err(_) => true,
                 Ok(channel) => ObserverClient::new(channel)
                     .server_status(ServerStatusRequest {})
@@ -835,8 +801,11 @@ fn flows_of_both_nodes_are_served_enriched_through_the_observer_api_cli_and_metr
                     .is_err(),
             };
             assert!(no_tls, "plaintext reached the TLS listener");
-            let mut mutual =
-                ObserverClient::new(channel(&secured, Some(&pki.client(true))).await.unwrap());
+            let mut mutual = ObserverClient::new(
+                channel(&secured, Some(&client_tls(&pki, true)))
+                    .await
+                    .unwrap(),
+            );
             let seen = flows(
                 &mut mutual,
                 GetFlowsRequest {
