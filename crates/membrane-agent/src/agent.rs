@@ -146,10 +146,14 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
         self.manager.lock().await.identified()
     }
 
-    /// Writes endpoint `id`'s current policy enforcement flags into the datapath (if it
-    /// is programmed).
-    pub async fn apply_policy(&self, id: u16) -> Result<bool, EndpointError> {
-        self.manager.lock().await.apply_policy(id)
+    /// Writes the current policy enforcement flags of the endpoints `ids` into the
+    /// datapath (those programmed), under one lock of the endpoint manager; returns how
+    /// many were written.
+    pub async fn apply_policies(
+        &self,
+        ids: &std::collections::BTreeSet<u16>,
+    ) -> Result<usize, EndpointError> {
+        self.manager.lock().await.apply_policies(ids)
     }
 
     /// A receiver marked changed whenever an endpoint is programmed or deleted.

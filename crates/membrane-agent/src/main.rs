@@ -183,6 +183,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         policy::inputs::adopt(&config.bpffs_dir())
             .context("cannot read the pinned policy entries")?,
     ));
+    let policy_counters = policy_state.counters();
     let manager = EndpointManager::new(ipam, datapath.clone(), net, config.orphan_grace())?
         .with_identities(identities.clone())
         .with_policy(policy_state.clone());
@@ -392,7 +393,15 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             token.clone(),
         );
         tasks.spawn(async move {
-            Ok(metrics::serve(listener, measured, observed, balanced, stop).await?)
+            Ok(metrics::serve(
+                listener,
+                measured,
+                observed,
+                balanced,
+                policy_counters,
+                stop,
+            )
+            .await?)
         });
     }
     tasks.spawn(cancel_on_signal(token.clone()));

@@ -3,6 +3,7 @@
 use crate::agent::{Agent, Counters};
 use crate::endpoints::NodeDatapath;
 use crate::node::NodeNetwork;
+use crate::policy::PolicyCounters;
 use crate::services::Services;
 use axum::Router;
 use axum::extract::State;
@@ -17,28 +18,35 @@ use std::sync::atomic::Ordering;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Serves `/metrics` (the agent's, the observer's and the Services') on `listener`
-/// until `token` is cancelled.
+/// Serves `/metrics` (the agent's, the observer's, the Services' and policy's) on
+/// `listener` until `token` is cancelled.
 pub async fn serve<D: NodeDatapath, N: NodeNetwork>(
     listener: TcpListener,
     agent: Arc<Agent<D, N>>,
     observed: Arc<ObserveMetrics>,
     services: Arc<Services>,
+    policy: Arc<PolicyCounters>,
     token: CancellationToken,
 ) -> std::io::Result<()> {
     let router = Router::new()
         .route("/metrics", get(metrics::<D, N>))
-        .with_state((agent, observed, services));
+        .with_state((agent, observed, services, policy));
     axum::serve(listener, router)
         .with_graceful_shutdown(token.cancelled_owned())
         .await
 }
 
-/// What the handler reads: the agent, the observer's metrics and the Services'.
-type Measured<D, N> = (Arc<Agent<D, N>>, Arc<ObserveMetrics>, Arc<Services>);
+/// What the handler reads: the agent, the observer's metrics, the Services' and
+/// policy's counters.
+type Measured<D, N> = (
+    Arc<Agent<D, N>>,
+    Arc<ObserveMetrics>,
+    Arc<Services>,
+    Arc<PolicyCounters>,
+);
 
 async fn metrics<D: NodeDatapath, N: NodeNetwork>(
-    State((agent, observed, services)): State<Measured<D, N>>,
+    State((agent, observed, services, policy)): State<Measured<D, N>>,
 ) -> impl IntoResponse {
     match agent.status().await {
         Ok(status) => {
@@ -46,6 +54,7 @@ async fn metrics<D: NodeDatapath, N: NodeNetwork>(
             // Writing into a String cannot fail.
             let _ = observed.encode(&mut text);
             text.push_str(&services.render_metrics());
+            text.push_str(&policy.render_metrics());
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

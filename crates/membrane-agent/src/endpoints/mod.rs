@@ -194,26 +194,37 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
         self
     }
 
-    /// Writes endpoint `id`'s current enforcement flags (from the policy hook) into the
-    /// datapath, if the endpoint is programmed; true when it was.
-    pub fn apply_policy(&mut self, id: u16) -> Result<bool, EndpointError> {
-        let (Some(hook), Some(identity)) = (&self.policy, self.programmed.get(&id)) else {
-            return Ok(false);
+    /// Writes the current enforcement flags (from the policy hook) of the endpoints
+    /// `ids` into their datapath entries, those that are programmed; returns how many
+    /// were. Every endpoint is tried; the first failure is returned after the others.
+    pub fn apply_policies(&mut self, ids: &BTreeSet<u16>) -> Result<usize, EndpointError> {
+        let Some(hook) = &self.policy else {
+            return Ok(0);
         };
-        let Some(endpoint) = self.list()?.into_iter().find(|e| e.id == id) else {
-            return Ok(false);
-        };
-        let mut spec = spec::spec_of(&endpoint)?;
-        spec.identity = *identity;
-        spec.policy = hook.enforcement(id);
-        self.datapath
-            .write_endpoint(&spec)
-            .map_err(|e| EndpointError::Datapath {
-                operation: "writing the policy flags of",
-                id,
-                source: Box::new(e),
-            })?;
-        Ok(true)
+        let (mut written, mut first_error) = (0, None);
+        for endpoint in self.list()?.iter().filter(|e| ids.contains(&e.id)) {
+            let Some(identity) = self.programmed.get(&endpoint.id) else {
+                continue;
+            };
+            let outcome = spec::entry_spec(endpoint).and_then(|mut spec| {
+                spec.identity = *identity;
+                spec.policy = hook.enforcement(endpoint.id);
+                self.datapath
+                    .write_endpoint(&spec)
+                    .map_err(|e| EndpointError::Datapath {
+                        operation: "writing the policy flags of",
+                        id: endpoint.id,
+                        source: Box::new(e),
+                    })
+            });
+            match outcome {
+                Ok(()) => written += 1,
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(written), Err)
     }
 
     /// A receiver marked changed whenever an endpoint is programmed (created, restored,

@@ -5,8 +5,24 @@ use membrane_api::{Endpoint, EndpointRegistration};
 use membrane_datapath::{EndpointSpec, PolicyEnforcement};
 use std::net::IpAddr;
 
-/// The datapath's view of `endpoint`; fails on a malformed MAC.
+/// The datapath's view of `endpoint`, with its network namespace cookie read from
+/// the pod's namespace; fails on a malformed MAC.
 pub fn spec_of(endpoint: &Endpoint) -> Result<EndpointSpec, EndpointError> {
+    let netns = &endpoint.registration.netns;
+    Ok(EndpointSpec {
+        netns_cookie: membrane_datapath::netns_cookie(netns)
+            .inspect_err(|error| {
+                tracing::debug!(%error, %netns, "no network namespace cookie: socket events will not name this pod");
+            })
+            .ok(),
+        ..entry_spec(endpoint)?
+    })
+}
+
+/// The datapath's view of `endpoint` without its network namespace cookie, for
+/// rewriting its endpoint entry alone (the entry by cookie stays as written); fails on
+/// a malformed MAC.
+pub fn entry_spec(endpoint: &Endpoint) -> Result<EndpointSpec, EndpointError> {
     let registration = &endpoint.registration;
     Ok(EndpointSpec {
         id: endpoint.id,
@@ -20,11 +36,7 @@ pub fn spec_of(endpoint: &Endpoint) -> Result<EndpointSpec, EndpointError> {
         identity: 0,
         // The manager fills in what its policy hook compiles; without one, none enforces.
         policy: PolicyEnforcement::default(),
-        netns_cookie: membrane_datapath::netns_cookie(&registration.netns)
-            .inspect_err(|error| {
-                tracing::debug!(%error, netns = %registration.netns, "no network namespace cookie: socket events will not name this pod");
-            })
-            .ok(),
+        netns_cookie: None,
     })
 }
 

@@ -91,45 +91,54 @@ pub mod memory {
         pub cidrs: BTreeMap<IpNet, u32>,
         /// Writes and removals made.
         pub operations: usize,
+        /// Entry writes the map still takes before it refuses them as full (none: no
+        /// limit).
+        pub room: Option<usize>,
     }
 
     /// The in-memory maps; clones share the record.
     #[derive(Clone, Debug, Default)]
     pub struct MemoryMaps(pub Arc<Mutex<Recorded>>);
 
-    /// Never fails.
+    /// A write refused once [`Recorded::room`] ran out, as a full map refuses it
+    /// (ENOSPC).
     #[derive(Debug, thiserror::Error)]
-    #[error("never")]
-    pub struct Never;
+    #[error("the in-memory policy map refused the write")]
+    pub struct Refused(#[source] std::io::Error);
 
     impl PolicyMaps for MemoryMaps {
-        type Error = Never;
+        type Error = Refused;
 
         fn write_entry(
             &mut self,
             endpoint: u16,
             key: &EntryKey,
             entry: &Entry,
-        ) -> Result<(), Never> {
+        ) -> Result<(), Refused> {
             let mut state = self.0.lock().unwrap();
+            match &mut state.room {
+                Some(0) => return Err(Refused(std::io::Error::from_raw_os_error(28))),
+                Some(room) => *room -= 1,
+                None => {}
+            }
             state.operations += 1;
             state.entries.insert((endpoint, *key), *entry);
             Ok(())
         }
 
-        fn remove_entry(&mut self, endpoint: u16, key: &EntryKey) -> Result<(), Never> {
+        fn remove_entry(&mut self, endpoint: u16, key: &EntryKey) -> Result<(), Refused> {
             let mut state = self.0.lock().unwrap();
             state.operations += 1;
             state.entries.remove(&(endpoint, *key));
             Ok(())
         }
 
-        fn upsert_cidr(&mut self, prefix: IpNet, identity: u32) -> Result<(), Never> {
+        fn upsert_cidr(&mut self, prefix: IpNet, identity: u32) -> Result<(), Refused> {
             self.0.lock().unwrap().cidrs.insert(prefix, identity);
             Ok(())
         }
 
-        fn remove_cidr(&mut self, prefix: IpNet) -> Result<(), Never> {
+        fn remove_cidr(&mut self, prefix: IpNet) -> Result<(), Refused> {
             self.0.lock().unwrap().cidrs.remove(&prefix);
             Ok(())
         }

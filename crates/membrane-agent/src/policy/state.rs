@@ -1,20 +1,24 @@
-//! The policy component's state: the cluster's view, the node's endpoints, the last
-//! compilation and what is programmed; every change recompiles and writes only the
+//! The policy component's state: the cluster's view, the node's endpoints, the
+//! incremental compiler and what is programmed; every change recompiles only what it
+//! touches ([`Compiler::update`]) and writes, for the endpoints it names, only the
 //! difference between the compiled and the programmed entries.
 
 use super::maps::PolicyMaps;
+use super::metrics::PolicyCounters;
 use crate::endpoints::PolicyHook;
+use crate::services::datapath::is_map_full;
 use ipnet::IpNet;
 use membrane_api::Endpoint;
 use membrane_datapath::PolicyEnforcement;
 use membrane_model::Object;
 use membrane_policy::{
-    Compiled, EndpointPolicy, EnforcementMode, Entry, EntryKey, Labels, LocalEndpoint, NamedPort,
-    PolicyInput,
+    Changes, Compiled, Compiler, EndpointPolicy, EnforcementMode, Entry, EntryKey, Labels,
+    LocalEndpoint, NamedPort, PolicyInput, Warning,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the cluster holds that policy reads (everything but this node's endpoints).
 #[derive(Clone, Debug, Default)]
@@ -53,14 +57,17 @@ pub struct Settings {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Set after the first full pass; before it, new endpoints keep their adopted flags.
-    ready: bool,
+    /// Made by the first pass; before it, new endpoints keep their adopted flags.
+    compiler: Option<Compiler>,
     cluster: ClusterView,
     endpoints: BTreeMap<u16, Known>,
-    compiled: Compiled,
+    warnings: Vec<Warning>,
     programmed: BTreeMap<u16, BTreeMap<EntryKey, Entry>>,
     cidrs: BTreeMap<IpNet, u32>,
-    adopted_flags: BTreeMap<u16, PolicyEnforcement>,
+    /// The flags each endpoint's datapath entry was last given.
+    flags: BTreeMap<u16, PolicyEnforcement>,
+    /// Endpoints whose map writes failed: written again at the next pass.
+    retry: BTreeSet<u16>,
     /// Endpoints the hook prepared since the last pass: a pass that listed the
     /// endpoints before they were created keeps them.
     prepared: BTreeSet<u16>,
@@ -72,6 +79,7 @@ pub struct PolicyState<M> {
     settings: Settings,
     inner: Mutex<Inner>,
     maps: Mutex<M>,
+    counters: Arc<PolicyCounters>,
 }
 
 /// What the datapath held when the agent started: entries per endpoint, CIDR identities
@@ -103,11 +111,36 @@ impl<M: PolicyMaps> PolicyState<M> {
             inner: Mutex::new(Inner {
                 programmed: adopted.entries,
                 cidrs: adopted.cidrs,
-                adopted_flags: adopted.flags,
+                flags: adopted.flags,
                 ..Inner::default()
             }),
             maps: Mutex::new(maps),
+            counters: Arc::default(),
         }
+    }
+
+    /// The counters, for the agent's metrics.
+    pub fn counters(&self) -> Arc<PolicyCounters> {
+        self.counters.clone()
+    }
+
+    /// Reports that endpoint `id`'s entries could not be written (and were undone).
+    fn refused(&self, id: u16, error: &M::Error) {
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        if is_map_full(error) {
+            self.counters.map_full.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(endpoint = id, error = %crate::agent::chain(error), "the policy map is full: endpoint {id}'s new policy is not applied (it keeps its previous entries and flags; retried at every pass); raise --bpf-policy-map-max");
+        } else {
+            tracing::warn!(endpoint = id, error = %crate::agent::chain(error), "cannot write endpoint {id}'s policy entries: undone, retried at the next pass");
+        }
+    }
+
+    /// Publishes how many entries are programmed.
+    fn count_entries(&self, programmed: &BTreeMap<u16, BTreeMap<EntryKey, Entry>>) {
+        let entries: usize = programmed.values().map(BTreeMap::len).sum();
+        self.counters
+            .entries
+            .store(entries as u64, Ordering::Relaxed);
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
@@ -123,10 +156,19 @@ impl<M: PolicyMaps> PolicyState<M> {
     pub fn snapshot(&self) -> (Compiled, BTreeMap<u16, Known>, ClusterView) {
         let inner = self.inner();
         (
-            inner.compiled.clone(),
+            inner
+                .compiler
+                .as_ref()
+                .map(Compiler::compiled)
+                .unwrap_or_default(),
             inner.endpoints.clone(),
             inner.cluster.clone(),
         )
+    }
+
+    /// The endpoints of the last compilation.
+    pub fn known_endpoints(&self) -> BTreeMap<u16, Known> {
+        self.inner().endpoints.clone()
     }
 
     /// The compiler's input for `endpoints` over `cluster`.
@@ -150,11 +192,13 @@ impl<M: PolicyMaps> PolicyState<M> {
         }
     }
 
-    /// Recompiles for `cluster` and `endpoints` and writes the difference. Returns the
+    /// Brings the compilation to `cluster` and `endpoints` (recompiling only what
+    /// changed) and writes the difference for the endpoints it changed. Returns the
     /// endpoints whose enforcement flags changed (the caller rewrites their datapath
     /// entry) and how many map operations failed (retried at the next pass).
     pub fn reconcile(&self, cluster: ClusterView, mut endpoints: Vec<Known>) -> (Vec<u16>, usize) {
-        let mut inner = self.inner();
+        let mut guard = self.inner();
+        let inner = &mut *guard;
         let prepared = std::mem::take(&mut inner.prepared);
         for id in prepared {
             if !endpoints.iter().any(|k| k.endpoint.id == id)
@@ -168,53 +212,77 @@ impl<M: PolicyMaps> PolicyState<M> {
             endpoints.iter().map(|k| k.endpoint.clone()).collect(),
             &inner.cidrs,
         );
-        let compiled = membrane_policy::compile(&input);
-        for warning in &compiled.warnings {
-            if !inner.compiled.warnings.contains(warning) {
+        let mut changes = match inner.compiler.as_mut() {
+            Some(compiler) => compiler.update(input),
+            None => {
+                let compiler = Compiler::new(input);
+                let changes = Changes {
+                    endpoints: compiler
+                        .endpoints()
+                        .map(|(id, _)| id)
+                        .chain(inner.programmed.keys().copied())
+                        .collect(),
+                    cidr_identities: true,
+                    full: true,
+                };
+                inner.compiler = Some(compiler);
+                changes
+            }
+        };
+        let compiler = inner.compiler.as_ref().expect("compiled above");
+        for warning in compiler.warnings() {
+            if !inner.warnings.contains(warning) {
                 tracing::warn!(%warning, "part of a policy is not enforced");
             }
         }
+        inner.warnings = compiler.warnings().to_vec();
+        changes.endpoints.append(&mut inner.retry);
         let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
         let owned_elsewhere = |prefix: &IpNet| {
-            prefix.prefix_len() == prefix.max_prefix_len() && input.owns_host(prefix.addr())
+            prefix.prefix_len() == prefix.max_prefix_len()
+                && (cluster.pod_addresses.contains_key(&prefix.addr())
+                    || cluster.node_addresses.contains(&prefix.addr()))
         };
         let mut failures = write_cidrs(
             &mut *maps,
             &mut inner.cidrs,
-            &compiled.cidr_identities,
+            compiler.cidr_identities(),
             Some(&owned_elsewhere),
         );
         let empty = BTreeMap::new();
-        let ids: BTreeSet<u16> = compiled
-            .endpoints
-            .keys()
-            .chain(inner.programmed.keys())
-            .copied()
-            .collect();
-        for id in ids {
-            let want = compiled.endpoints.get(&id).map_or(&empty, |p| &p.entries);
-            failures += write_entries(&mut *maps, &mut inner.programmed, id, want);
+        let mut changed = Vec::new();
+        for id in changes.endpoints {
+            let policy = compiler.endpoint(id);
+            let want = policy.map_or(&empty, |p| &p.entries);
+            match write_entries(&mut *maps, &mut inner.programmed, id, want) {
+                Ok(0) => {}
+                Ok(stale) => {
+                    inner.retry.insert(id);
+                    failures += stale;
+                }
+                Err(error) => {
+                    // Nothing of the new policy applied: entries and flags stay as they were.
+                    self.refused(id, &error);
+                    inner.retry.insert(id);
+                    failures += 1;
+                    continue;
+                }
+            }
+            match policy.map(flags) {
+                Some(now) => {
+                    if inner.flags.insert(id, now) != Some(now) {
+                        changed.push(id);
+                    }
+                }
+                None => {
+                    inner.flags.remove(&id);
+                }
+            }
         }
+        self.count_entries(&inner.programmed);
         drop(maps);
-        let changed = compiled
-            .endpoints
-            .iter()
-            .filter(|(id, policy)| {
-                let before = inner
-                    .compiled
-                    .endpoints
-                    .get(id)
-                    .map(flags)
-                    .or_else(|| inner.adopted_flags.get(id).copied());
-                before != Some(flags(policy))
-            })
-            .map(|(id, _)| *id)
-            .collect();
         inner.cluster = cluster;
         inner.endpoints = endpoints.into_iter().map(|k| (k.endpoint.id, k)).collect();
-        inner.compiled = compiled;
-        inner.ready = true;
-        inner.adopted_flags.clear();
         (changed, failures)
     }
 }
@@ -270,35 +338,42 @@ fn write_cidrs<M: PolicyMaps>(
     failures
 }
 
-/// Makes endpoint `id`'s programmed entries equal `want`: new and changed ones written
-/// first, then stale ones removed. Returns the number of failures.
+/// Makes endpoint `id`'s programmed entries equal `want`, whole or not at all: new and
+/// changed entries are written first; if one write fails, those already made are undone
+/// (the endpoint keeps its previous entries) and the error returned; then stale entries
+/// are removed. Returns how many removals failed (those entries stay programmed and are
+/// removed at a later pass).
 fn write_entries<M: PolicyMaps>(
     maps: &mut M,
     programmed: &mut BTreeMap<u16, BTreeMap<EntryKey, Entry>>,
     id: u16,
     want: &BTreeMap<EntryKey, Entry>,
-) -> usize {
+) -> Result<usize, M::Error> {
     let had = programmed.entry(id).or_default();
-    let mut failures = 0;
+    let mut written: Vec<(EntryKey, Option<Entry>)> = Vec::new();
     for (key, entry) in want {
-        if had.get(key) == Some(entry) {
+        let before = had.get(key).copied();
+        if before == Some(*entry) {
             continue;
         }
-        match maps.write_entry(id, key, entry) {
-            Ok(()) => {
-                had.insert(*key, *entry);
+        if let Err(error) = maps.write_entry(id, key, entry) {
+            undo(maps, id, written, had, want);
+            if had.is_empty() {
+                programmed.remove(&id);
             }
-            Err(error) => {
-                failures += 1;
-                tracing::warn!(endpoint = id, ?key, error = %crate::agent::chain(&error), "cannot write a policy entry");
-            }
+            return Err(error);
         }
+        written.push((*key, before));
+    }
+    for (key, _) in &written {
+        had.insert(*key, want[key]);
     }
     let stale: Vec<EntryKey> = had
         .keys()
         .filter(|k| !want.contains_key(*k))
         .copied()
         .collect();
+    let mut failures = 0;
     for key in stale {
         match maps.remove_entry(id, &key) {
             Ok(()) => {
@@ -313,7 +388,29 @@ fn write_entries<M: PolicyMaps>(
     if had.is_empty() {
         programmed.remove(&id);
     }
-    failures
+    Ok(failures)
+}
+
+/// Puts back what `written` replaced (or removes what it added), newest first; an
+/// entry that cannot be put back is recorded in `had` as it is now (`want`'s), so a
+/// later pass corrects or removes it.
+fn undo<M: PolicyMaps>(
+    maps: &mut M,
+    id: u16,
+    written: Vec<(EntryKey, Option<Entry>)>,
+    had: &mut BTreeMap<EntryKey, Entry>,
+    want: &BTreeMap<EntryKey, Entry>,
+) {
+    for (key, before) in written.into_iter().rev() {
+        let undone = match before {
+            Some(entry) => maps.write_entry(id, &key, &entry),
+            None => maps.remove_entry(id, &key),
+        };
+        if let Err(error) = undone {
+            tracing::error!(endpoint = id, ?key, error = %crate::agent::chain(&error), "cannot undo a policy entry write");
+            had.insert(key, want[&key]);
+        }
+    }
 }
 
 /// The pod `namespace/name` of a registration, when it names one.
@@ -360,58 +457,75 @@ impl<M: PolicyMaps> PolicyHook for PolicyState<M> {
         identity: u32,
         labels: &BTreeSet<String>,
     ) -> PolicyEnforcement {
-        let mut inner = self.inner();
-        if !inner.ready {
+        let mut guard = self.inner();
+        let inner = &mut *guard;
+        let Some(compiler) = inner.compiler.as_mut() else {
             // Restoring before the caches are read: keep what the datapath enforced.
-            return inner
-                .adopted_flags
-                .get(&endpoint.id)
-                .copied()
-                .unwrap_or_default();
-        }
+            return inner.flags.get(&endpoint.id).copied().unwrap_or_default();
+        };
         let known = Self::known(
             &inner.cluster,
             endpoint,
             identity,
             labels.iter().cloned().collect(),
         );
-        let input = self.input(&inner.cluster, vec![known.endpoint.clone()], &inner.cidrs);
-        let compiled = membrane_policy::compile(&input);
-        let Some(policy) = compiled.endpoints.get(&endpoint.id).cloned() else {
+        compiler.set_endpoint(known.endpoint.clone());
+        let Some(policy) = compiler.endpoint(endpoint.id) else {
             return PolicyEnforcement::default();
         };
         let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
-        let Inner {
-            cidrs, programmed, ..
-        } = &mut *inner;
-        write_cidrs(&mut *maps, cidrs, &compiled.cidr_identities, None);
-        write_entries(&mut *maps, programmed, endpoint.id, &policy.entries);
+        if let Err(error) = write_entries(
+            &mut *maps,
+            &mut inner.programmed,
+            endpoint.id,
+            &policy.entries,
+        ) {
+            // The endpoint starts with its flags and none of its entries: its enforced
+            // directions drop everything until a pass writes them.
+            self.refused(endpoint.id, &error);
+            inner.retry.insert(endpoint.id);
+        }
         drop(maps);
-        inner.compiled.rules.extend(compiled.rules);
-        inner.compiled.endpoints.insert(endpoint.id, policy.clone());
+        self.count_entries(&inner.programmed);
+        let now = flags(policy);
+        inner.flags.insert(endpoint.id, now);
         inner.endpoints.insert(endpoint.id, known);
         inner.prepared.insert(endpoint.id);
-        flags(&policy)
+        now
     }
 
     fn enforcement(&self, id: u16) -> PolicyEnforcement {
         let inner = self.inner();
         inner
-            .compiled
-            .endpoints
-            .get(&id)
+            .compiler
+            .as_ref()
+            .and_then(|c| c.endpoint(id))
             .map(flags)
-            .or_else(|| inner.adopted_flags.get(&id).copied())
+            .or_else(|| inner.flags.get(&id).copied())
             .unwrap_or_default()
     }
 
     fn forget(&self, id: u16) {
-        let mut inner = self.inner();
+        let mut guard = self.inner();
+        let inner = &mut *guard;
+        if let Some(compiler) = inner.compiler.as_mut() {
+            compiler.remove_endpoint(id);
+        }
         let mut maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
-        write_entries(&mut *maps, &mut inner.programmed, id, &BTreeMap::new());
+        if let Ok(stale) = write_entries(&mut *maps, &mut inner.programmed, id, &BTreeMap::new())
+            && stale > 0
+        {
+            tracing::warn!(
+                endpoint = id,
+                stale,
+                "some policy entries of a deleted endpoint stay until the next pass"
+            );
+        }
         drop(maps);
-        inner.compiled.endpoints.remove(&id);
+        self.count_entries(&inner.programmed);
         inner.endpoints.remove(&id);
         inner.prepared.remove(&id);
+        inner.flags.remove(&id);
+        inner.retry.remove(&id);
     }
 }

@@ -242,3 +242,65 @@ fn a_pass_that_listed_the_endpoints_before_a_new_one_keeps_its_entries() {
     );
     assert!(state.enforcement(7).ingress);
 }
+
+const THREE_PORTS: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: client}}}], ports: [{port: 80}, {port: 443}, {port: 8443}]}]
+"#;
+
+#[test]
+fn a_full_map_applies_nothing_of_the_endpoints_new_policy_and_the_next_pass_does() {
+    let (state, maps) = state();
+    let first = view(DENY_ALL, &[(300, "web"), (301, "client")]);
+    state.reconcile(first.clone(), vec![web(&first)]);
+    let before = maps.0.lock().unwrap().entries.clone();
+    // The new policy needs two more entries; the map takes one.
+    let grown = view(THREE_PORTS, &[(300, "web"), (301, "client")]);
+    maps.0.lock().unwrap().room = Some(1);
+    let (changed, failures) = state.reconcile(grown.clone(), vec![web(&grown)]);
+    assert_eq!((changed, failures), (Vec::new(), 1));
+    assert_eq!(
+        maps.0.lock().unwrap().entries,
+        before,
+        "nothing applied halfway"
+    );
+    let counters = state.counters();
+    assert_eq!(
+        counters.map_full.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    // Nothing changes, but the refused endpoint is written again once there is room.
+    maps.0.lock().unwrap().room = None;
+    let (_, failures) = state.reconcile(grown.clone(), vec![web(&grown)]);
+    assert_eq!(failures, 0);
+    let recorded = maps.0.lock().unwrap();
+    assert!(
+        recorded
+            .entries
+            .keys()
+            .any(|(_, k)| k.port == 443 && k.identity == 301),
+        "{:?}",
+        recorded.entries
+    );
+    assert_eq!(
+        counters.entries.load(std::sync::atomic::Ordering::Relaxed) as usize,
+        recorded.entries.len()
+    );
+}
+
+#[test]
+fn a_new_endpoint_through_the_hook_is_not_compiled_again_by_the_next_pass() {
+    let (state, maps) = state();
+    let cluster = view(DENY_ALL, &[(300, "web"), (301, "client")]);
+    state.reconcile(cluster.clone(), Vec::new());
+    let labels: BTreeSet<String> = labels("web").into_iter().collect();
+    state.prepare(&endpoint(1, "web-1"), 300, &labels);
+    let operations = maps.0.lock().unwrap().operations;
+    let (changed, _) = state.reconcile(cluster.clone(), vec![web(&cluster)]);
+    assert!(changed.is_empty(), "flags already written by the hook");
+    assert_eq!(maps.0.lock().unwrap().operations, operations);
+}
