@@ -144,6 +144,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             routing: routing_datapath,
             maglev_table_size: config.services.maglev_table_size.get(),
             flow_events: config.observe.flow_events.datapath(),
+            acceleration: config.services.acceleration.datapath(),
         })
         .context("loading the eBPF datapath failed")?,
     ));
@@ -164,6 +165,9 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             tracing::info!(cgroup = %cgroup.display(), "socket-level load balancing attached")
         }
         None => tracing::info!("socket-level load balancing off: Services are balanced per packet"),
+    }
+    if let Some(mode) = membrane_agent::agent::lock(&datapath).acceleration() {
+        tracing::info!(uplink = %uplink.name, ?mode, "XDP acceleration of Services from outside attached");
     }
     let lb = Reconciler::new(datapath.clone(), Allocator::load(store)?);
     let cluster = Arc::new(Cluster::new(kvstore.clone()));

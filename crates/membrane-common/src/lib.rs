@@ -78,6 +78,9 @@ pub mod program_names {
     pub const FROM_CONTAINER: &str = "from_container";
     /// tc ingress on the node's uplink: traffic arriving from the network.
     pub const FROM_NETDEV: &str = "from_netdev";
+    /// XDP on the node's uplink: Services reached from outside whose backend is on
+    /// another node, translated and sent back out before the stack sees them.
+    pub const XDP_FROM_NETDEV: &str = "xdp_from_netdev";
     /// tc ingress on the tunnel device: decapsulated traffic from other nodes.
     pub const FROM_OVERLAY: &str = "from_overlay";
     /// tc egress on the tunnel device: the node's own traffic to pods of other nodes.

@@ -51,6 +51,12 @@ pub mod reason {
     /// Traffic from outside to a Service frontend, translated and delivered to a local
     /// backend.
     pub const SERVICE_EXTERNAL: u8 = 9;
+    /// XDP on the uplink: a request from outside to a Service frontend translated to a
+    /// backend on another node and sent straight back out (NodePort acceleration).
+    pub const XDP_SERVICE: u8 = 10;
+    /// XDP on the uplink: a backend's reply on such a connection translated back to the
+    /// frontend and sent straight back out to the client.
+    pub const XDP_REVERSE_NAT: u8 = 11;
     /// First drop reason; everything from here on is a drop.
     pub const DROP_FIRST: u8 = 128;
     /// Truncated or malformed packet.
@@ -101,6 +107,8 @@ pub mod reason {
             FROM_NETWORK => "from_network",
             SOCK_LB => "socket_lb_translated",
             SERVICE_EXTERNAL => "service_from_outside",
+            XDP_SERVICE => "xdp_service_to_network",
+            XDP_REVERSE_NAT => "xdp_reverse_nat_to_network",
             DROP_INVALID_PACKET => "invalid_packet",
             DROP_UNSUPPORTED_L3 => "unsupported_l3_protocol",
             DROP_INVALID_SOURCE => "invalid_source_address",

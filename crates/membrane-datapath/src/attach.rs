@@ -103,9 +103,7 @@ pub fn attach_pinned(
         Some(id) => id,
         None => {
             // No usable pinned link (first start, or the interface was recreated).
-            if path.exists() {
-                std::fs::remove_file(&path).map_err(|e| link_err("removed", Box::new(e)))?;
-            }
+            unpin(&path)?;
             program
                 .attach_with_options(
                     interface,
@@ -118,17 +116,39 @@ pub fn attach_pinned(
     let link = program.take_link(link_id).map_err(attach_err)?;
     let fd_link = FdLink::try_from(link)
         .map_err(|e| link_err("converted to a file-descriptor link", Box::new(e)))?;
+    pin(fd_link, &path)
+}
+
+/// Pins `link` at `path`, unless it is the adopted link already pinned there (dropping
+/// our handle then keeps the pin).
+pub(crate) fn pin(link: FdLink, path: &Path) -> Result<(), DatapathError> {
+    let link_err = |action, source: Box<dyn std::error::Error + Send + Sync>| DatapathError::Link {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| link_err("given a directory", Box::new(e)))?;
     }
     if path.exists() {
-        // The adopted link is already pinned here; dropping our handle keeps the pin.
         return Ok(());
     }
-    fd_link
-        .pin(&path)
+    link.pin(path)
         .map_err(|e| link_err("pinned", Box::new(e)))?;
     Ok(())
+}
+
+/// Drops the link pinned at `path`, detaching its program unless something else holds
+/// the link. Succeeds when nothing is pinned.
+pub(crate) fn unpin(path: &Path) -> Result<(), DatapathError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    std::fs::remove_file(path).map_err(|source| DatapathError::Link {
+        action: "removed",
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })
 }
 
 /// Detaches the program at `hook` of `interface` by dropping its pinned link.

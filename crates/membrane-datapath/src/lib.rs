@@ -5,6 +5,7 @@
 //! flowing while the agent is stopped, and a restarted agent adopts the pinned state
 //! (replacing each link's program atomically) without breaking connections.
 
+mod acceleration;
 mod attach;
 mod batch;
 mod conntrack;
@@ -13,22 +14,23 @@ mod events;
 mod loader;
 mod maglev;
 mod maps;
+mod netns;
 mod pinned;
 mod policy;
 mod pressure;
 mod services;
 mod sizes;
-mod netns;
 mod sock_lb;
 pub mod test_run;
 
+pub use acceleration::{Acceleration, Attached};
 pub use conntrack::{CtStats, CtTimeouts};
 pub use error::DatapathError;
 pub use events::EventReader;
 pub use loader::{Datapath, DatapathOptions, EndpointSpec, FlowEvents, PolicyEnforcement, Routing};
 pub use maglev::{is_prime, table as maglev_table};
-pub use netns::netns_cookie;
 pub use maps::ReasonCounter;
+pub use netns::netns_cookie;
 pub use pinned::{
     BackendEntry, EndpointRow, IpcacheRow, NatMapping, PinnedMaps, PolicyRow, ServiceSlot, Tuple,
 };

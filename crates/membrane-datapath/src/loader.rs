@@ -51,6 +51,8 @@ pub struct DatapathOptions {
     pub maglev_table_size: u32,
     /// Which forwarded packets become flow events (drops always do).
     pub flow_events: FlowEvents,
+    /// XDP acceleration of Services reached from outside, on the uplink.
+    pub acceleration: crate::Acceleration,
 }
 
 /// Which forwarded packets the datapath reports as flow events; every drop is reported
@@ -162,6 +164,7 @@ pub struct Datapath {
     pin_dir: PathBuf,
     maglev_size: u32,
     ct_timeouts: crate::CtTimeouts,
+    accelerated: Option<crate::Attached>,
 }
 
 impl Datapath {
@@ -176,7 +179,18 @@ impl Datapath {
             datapath.attach(Hook::Overlay, device)?;
             datapath.attach(Hook::HostToOverlay, device)?;
         }
+        datapath.accelerated = crate::acceleration::apply(
+            &mut datapath.ebpf,
+            &datapath.pin_dir,
+            &options.uplink,
+            options.acceleration,
+        )?;
         Ok(datapath)
+    }
+
+    /// The mode the uplink's XDP program runs in, `None` when there is none.
+    pub fn acceleration(&self) -> Option<crate::Attached> {
+        self.accelerated
     }
 
     /// Writes the node-wide settings into the config map.
@@ -345,6 +359,7 @@ impl Datapath {
                 })?;
         }
         crate::sock_lb::load(&mut ebpf)?;
+        crate::acceleration::load(&mut ebpf)?;
         let maps = Maps::take(&mut ebpf)?;
         Ok(Datapath {
             ebpf,
@@ -352,6 +367,7 @@ impl Datapath {
             pin_dir: pin_dir.to_path_buf(),
             maglev_size: 0,
             ct_timeouts: crate::CtTimeouts::default(),
+            accelerated: None,
         })
     }
 

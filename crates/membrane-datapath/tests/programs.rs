@@ -786,8 +786,8 @@ fn every_program_verifies_with_headroom_below_the_kernel_limit() {
         let counts = bed.dp.verified_instructions();
         assert_eq!(
             counts.len(),
-            12,
-            "4 tc programs and 8 socket hooks: {counts:?}"
+            13,
+            "4 tc programs, the uplink's XDP program and 8 socket hooks: {counts:?}"
         );
         for (name, count) in counts {
             println!("{name}: {count} instructions verified");

@@ -9,7 +9,7 @@ use bed::{Bed, L4, packet, with_bed};
 use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 use membrane_common::lb::service_flags;
 use membrane_common::metrics::reason;
-use membrane_common::program_names::FROM_CONTAINER;
+use membrane_common::program_names::{FROM_CONTAINER, FROM_NETDEV, XDP_FROM_NETDEV};
 use membrane_datapath::{BackendSpec, Frontend, ServiceSpec};
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -600,5 +600,161 @@ fn a_client_port_reused_through_another_service_to_the_same_backend_gets_that_se
             second,
             "replies come from the Service this connection was opened through"
         );
+    });
+}
+
+const XDP_PASS: i32 = 2;
+const XDP_TX: i32 = 3;
+
+/// A backend address on another node, reached through the world neighbour.
+fn remote_backend(bed: &Bed, v6: bool) -> IpAddr {
+    let remote: IpAddr = if v6 {
+        "fd00:200:0:5::7".parse().unwrap()
+    } else {
+        "10.200.5.7".parse().unwrap()
+    };
+    bed.route_via_world(remote);
+    remote
+}
+
+/// Asserts that the frame's IPv4 header and TCP checksums are right, and returns its
+/// TTL (hop limit).
+fn checked_ttl(bytes: &[u8]) -> u8 {
+    let h = PacketHeaders::from_ethernet_slice(bytes).unwrap();
+    let payload = h.payload.slice();
+    let Some(TransportHeader::Tcp(tcp)) = h.transport else {
+        panic!("not TCP: {bytes:?}")
+    };
+    match h.net.unwrap() {
+        NetHeaders::Ipv4(ip, _) => {
+            assert_eq!(
+                ip.header_checksum,
+                ip.calc_header_checksum(),
+                "IPv4 checksum"
+            );
+            assert_eq!(
+                tcp.checksum,
+                tcp.calc_checksum_ipv4(&ip, payload).unwrap(),
+                "TCP checksum"
+            );
+            ip.time_to_live
+        }
+        NetHeaders::Ipv6(ip, _) => {
+            assert_eq!(
+                tcp.checksum,
+                tcp.calc_checksum_ipv6(&ip, payload).unwrap(),
+                "TCP checksum"
+            );
+            ip.hop_limit
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn xdp_sends_a_node_port_request_for_a_remote_backend_back_out_and_its_reply_to_the_client() {
+    both(|bed, v6| {
+        let remote = remote_backend(bed, v6);
+        nodeport(bed, v6, remote);
+        let (world, node) = outside(v6);
+        let uplink_mac = [2, 0, 0, 0, 0, 1];
+        let input = packet(
+            bed::WORLD_MAC,
+            uplink_mac,
+            world,
+            node,
+            5555,
+            30080,
+            L4::TcpSyn,
+        );
+        let out = bed
+            .dp
+            .test_run(XDP_FROM_NETDEV, &input, bed.uplink, 1)
+            .unwrap();
+        assert_eq!(out.action, XDP_TX, "sent straight back out");
+        let (src, dst, nat_port, dport) = tuple(&out.packet);
+        assert_eq!(
+            (src, dst, dport),
+            (node, remote, 8080),
+            "source-NATed to the node, sent to the backend"
+        );
+        assert_eq!(&out.packet[..6], &bed::WORLD_MAC, "to the next hop's MAC");
+        assert_eq!(checked_ttl(&out.packet), 63, "routed: one hop less");
+        assert_eq!(counter(bed, reason::XDP_SERVICE), 1);
+
+        let reply = packet(
+            bed::WORLD_MAC,
+            uplink_mac,
+            remote,
+            node,
+            8080,
+            nat_port,
+            L4::TcpAck,
+        );
+        let back = bed
+            .dp
+            .test_run(XDP_FROM_NETDEV, &reply, bed.uplink, 1)
+            .unwrap();
+        assert_eq!(back.action, XDP_TX);
+        assert_eq!(
+            tuple(&back.packet),
+            (node, world, 30080, 5555),
+            "the client sees its node port answer"
+        );
+        assert_eq!(&back.packet[..6], &bed::WORLD_MAC);
+        assert_eq!(checked_ttl(&back.packet), 63);
+        assert_eq!(counter(bed, reason::XDP_REVERSE_NAT), 1);
+
+        // The connection's next packet through tc (XDP detached, say) keeps its backend
+        // and its translation.
+        let next = packet(
+            bed::WORLD_MAC,
+            uplink_mac,
+            world,
+            node,
+            5555,
+            30080,
+            L4::TcpAck,
+        );
+        let tc = bed.dp.test_run(FROM_NETDEV, &next, bed.uplink, 1).unwrap();
+        assert_eq!(tc.action, TC_ACT_REDIRECT);
+        assert_eq!(tuple(&tc.packet), (node, remote, nat_port, 8080));
+    });
+}
+
+#[test]
+fn xdp_leaves_what_it_does_not_accelerate_untouched_for_tc() {
+    both(|bed, v6| {
+        let b = pod_b(bed, v6);
+        nodeport(bed, v6, b);
+        let (world, node) = outside(v6);
+        let to = |dst: IpAddr, dport: u16| {
+            packet(
+                bed::WORLD_MAC,
+                [2, 0, 0, 0, 0, 1],
+                world,
+                dst,
+                5555,
+                dport,
+                L4::TcpSyn,
+            )
+        };
+        // A node port whose backend is on this node, the node's own port, a ClusterIP.
+        for input in [to(node, 30080), to(node, 22), to(vip(v6), 80)] {
+            let out = bed
+                .dp
+                .test_run(XDP_FROM_NETDEV, &input, bed.uplink, 1)
+                .unwrap();
+            assert_eq!(out.action, XDP_PASS);
+            assert_eq!(out.packet, input, "passed untouched");
+        }
+        assert_eq!(counter(bed, reason::XDP_SERVICE), 0);
+        // tc then delivers the node port's connection to the backend XDP chose.
+        let tc = bed
+            .dp
+            .test_run(FROM_NETDEV, &to(node, 30080), bed.uplink, 1)
+            .unwrap();
+        assert_eq!(tc.action, TC_ACT_REDIRECT);
+        assert_eq!(tuple(&tc.packet), (world, b, 5555, 8080));
     });
 }

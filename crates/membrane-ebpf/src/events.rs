@@ -219,7 +219,10 @@ fn point_of(code: u8) -> u8 {
         | reason::FROM_NETWORK
         | reason::SERVICE_EXTERNAL => observation_point::TO_ENDPOINT,
         reason::TO_STACK => observation_point::TO_STACK,
-        reason::MASQUERADE | reason::FORWARD_FIB => observation_point::TO_NETWORK,
+        reason::MASQUERADE
+        | reason::FORWARD_FIB
+        | reason::XDP_SERVICE
+        | reason::XDP_REVERSE_NAT => observation_point::TO_NETWORK,
         reason::TO_OVERLAY => observation_point::TO_OVERLAY,
         _ => observation_point::UNKNOWN,
     }

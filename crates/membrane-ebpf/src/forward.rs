@@ -58,8 +58,15 @@ pub enum Route {
 }
 
 /// Looks the packet's destination up in the node's FIB, as received on `ifindex`.
-#[inline(never)]
+#[inline(always)]
 pub fn lookup<F: Frame>(ctx: &F, pkt: &Packet, ifindex: u32) -> Route {
+    lookup_to(ctx, pkt, &pkt.key.daddr, ifindex)
+}
+
+/// Looks `daddr` up in the node's FIB for `pkt` (its source, ports, protocol and
+/// length), as received on `ifindex`: where the packet would go once sent to `daddr`.
+#[inline(never)]
+pub fn lookup_to<F: Frame>(ctx: &F, pkt: &Packet, daddr: &[u8; 16], ifindex: u32) -> Route {
     // SAFETY: bpf_fib_lookup is plain old data (integers, arrays and unions of them).
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
     params.l4_protocol = pkt.key.proto;
@@ -75,12 +82,8 @@ pub fn lookup<F: Frame>(ctx: &F, pkt: &Packet, ifindex: u32) -> Route {
             pkt.key.saddr[2],
             pkt.key.saddr[3],
         ]);
-        params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes([
-            pkt.key.daddr[0],
-            pkt.key.daddr[1],
-            pkt.key.daddr[2],
-            pkt.key.daddr[3],
-        ]);
+        params.__bindgen_anon_4.ipv4_dst =
+            u32::from_ne_bytes([daddr[0], daddr[1], daddr[2], daddr[3]]);
     } else {
         params.family = AF_INET6;
         let mut s = [0u32; 4];
@@ -94,10 +97,10 @@ pub fn lookup<F: Frame>(ctx: &F, pkt: &Packet, ifindex: u32) -> Route {
                 pkt.key.saddr[i * 4 + 3],
             ]);
             d[i] = u32::from_ne_bytes([
-                pkt.key.daddr[i * 4],
-                pkt.key.daddr[i * 4 + 1],
-                pkt.key.daddr[i * 4 + 2],
-                pkt.key.daddr[i * 4 + 3],
+                daddr[i * 4],
+                daddr[i * 4 + 1],
+                daddr[i * 4 + 2],
+                daddr[i * 4 + 3],
             ]);
             i += 1;
         }

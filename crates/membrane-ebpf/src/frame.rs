@@ -83,18 +83,23 @@ impl Frame for TcContext {
     }
 }
 
+// The context's fields are read with volatile loads: otherwise LLVM may pass them to a
+// non-inlined function as plain integers instead of the context pointer, and the
+// verifier refuses arithmetic (the 32-to-64-bit widening) on the packet pointers.
 impl Frame for XdpContext {
     #[inline(always)]
     fn data(&self) -> usize {
-        XdpContext::data(self)
+        // SAFETY: ctx is the program's context pointer, valid for the whole run.
+        unsafe { core::ptr::read_volatile(&(*self.ctx).data) as usize }
     }
     #[inline(always)]
     fn data_end(&self) -> usize {
-        XdpContext::data_end(self)
+        // SAFETY: as in `data`.
+        unsafe { core::ptr::read_volatile(&(*self.ctx).data_end) as usize }
     }
     #[inline(always)]
     fn len(&self) -> u32 {
-        (XdpContext::data_end(self) - XdpContext::data(self)) as u32
+        (Frame::data_end(self) - Frame::data(self)) as u32
     }
     #[inline(always)]
     fn pull(&self, _len: u32) {
@@ -140,8 +145,8 @@ impl Frame for XdpContext {
 /// The address of a `T` at `offset` in `frame`, if it lies inside.
 #[inline(always)]
 fn in_frame<T>(frame: &XdpContext, offset: usize) -> Result<usize, u8> {
-    let start = XdpContext::data(frame);
-    if start + offset + core::mem::size_of::<T>() > XdpContext::data_end(frame) {
+    let start = Frame::data(frame);
+    if start + offset + core::mem::size_of::<T>() > Frame::data_end(frame) {
         return Err(reason::DROP_INVALID_PACKET);
     }
     Ok(start + offset)

@@ -37,6 +37,8 @@ mod service;
 mod sock;
 #[cfg(target_arch = "bpf")]
 mod tunnel;
+#[cfg(target_arch = "bpf")]
+mod xdp;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

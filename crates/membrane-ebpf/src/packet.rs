@@ -55,6 +55,27 @@ pub struct Packet {
 }
 
 impl Packet {
+    /// A packet with every field zero, to be filled by a parse.
+    pub const EMPTY: Packet = Packet {
+        l4: 0,
+        key: CtKey {
+            saddr: [0; 16],
+            daddr: [0; 16],
+            sport: 0,
+            dport: 0,
+            proto: 0,
+            family: 0,
+            _pad: [0; 2],
+        },
+        tcp_flags: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        ttl: 0,
+        is_echo: false,
+        is_fragment: false,
+        tot_len: 0,
+    };
+
     /// True for IPv4.
     #[inline(always)]
     pub fn is_v4(&self) -> bool {

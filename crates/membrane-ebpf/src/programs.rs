@@ -46,8 +46,9 @@ fn ifindex(ctx: &TcContext) -> u32 {
     unsafe { (*ctx.skb.skb).ifindex }
 }
 
+/// The datapath's configuration, once the agent has written it.
 #[inline(always)]
-fn config() -> Result<&'static DatapathConfig, u8> {
+pub fn config() -> Result<&'static DatapathConfig, u8> {
     match CONFIG.get(0) {
         Some(c) if c.flags & config_flags::VALID != 0 => Ok(c),
         _ => Err(reason::DROP_NO_CONFIG),

@@ -4,25 +4,25 @@
 
 use crate::ct::Tracked;
 use crate::events;
+use crate::frame::Frame;
 use crate::lb::{lookup_service, select_backend};
 use crate::maps::{BACKENDS, CT, REV_NAT};
 use crate::packet::{Packet, tcp_flags};
 use crate::rewrite::{End, set_addr, set_port};
 use aya_ebpf::helpers::bpf_ktime_get_ns;
-use aya_ebpf::programs::TcContext;
 use membrane_common::ct::ct_flags;
 use membrane_common::lb::service_flags;
 use membrane_common::metrics::reason;
 use membrane_common::tuple::proto;
-use membrane_common::{CtEntry, DatapathConfig, ServiceKey};
+use membrane_common::{CtEntry, CtKey, DatapathConfig, ServiceKey};
 
 /// If `pkt` goes to a Service frontend, rewrites its destination to the connection's
 /// backend and returns the frontend's reverse-NAT index; 0 when it is not for a Service.
 /// From outside the node (`from_inside` false) only frontends meant to be reachable
 /// from outside count (NodePort, LoadBalancer, external IPs).
 #[inline(never)]
-pub fn dnat(
-    ctx: &TcContext,
+pub fn dnat<F: Frame>(
+    ctx: &F,
     pkt: &mut Packet,
     cfg: &DatapathConfig,
     from_inside: bool,
@@ -78,22 +78,7 @@ pub fn dnat(
                 &pkt.key.saddr,
                 cfg.maglev_table_size,
             )?;
-            let entry = CtEntry {
-                created_ns: now,
-                last_seen_ns: now,
-                packets_fwd: 1,
-                bytes_fwd: 0,
-                packets_rev: 0,
-                bytes_rev: 0,
-                flags: ct_flags::SERVICE,
-                src_ifindex: 0,
-                src_identity: 0,
-                rev_nat_index: svc.rev_nat_index,
-                backend_id: id,
-                _pad2: 0,
-            };
-            CT.insert(&pkt.key, &entry, 0)
-                .map_err(|_| reason::DROP_MAP_FULL)?;
+            pin(&pkt.key, svc.rev_nat_index, id)?;
             // SAFETY: as above.
             unsafe { BACKENDS.get(&id) }
                 .copied()
@@ -108,11 +93,35 @@ pub fn dnat(
     Ok(rev_nat_index)
 }
 
+/// Pins `backend_id` to the connection of `key` with a Service conntrack entry. A call
+/// of its own, so that the entry's bytes are on the stack only while it runs (the
+/// programs calling `dnat` are near the verifier's 512-byte stack limit).
+#[inline(never)]
+fn pin(key: &CtKey, rev_nat_index: u32, backend_id: u32) -> Result<(), u8> {
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let entry = CtEntry {
+        created_ns: now,
+        last_seen_ns: now,
+        packets_fwd: 1,
+        bytes_fwd: 0,
+        packets_rev: 0,
+        bytes_rev: 0,
+        flags: ct_flags::SERVICE,
+        src_ifindex: 0,
+        src_identity: 0,
+        rev_nat_index,
+        backend_id,
+        _pad2: 0,
+    };
+    CT.insert(key, &entry, 0).map_err(|_| reason::DROP_MAP_FULL)
+}
+
 /// Rewrites the source of a reply on a translated connection back to its frontend (for
 /// a NodePort, the node's address of the packet's family).
 #[inline(never)]
-pub fn reverse(
-    ctx: &TcContext,
+pub fn reverse<F: Frame>(
+    ctx: &F,
     pkt: &mut Packet,
     tracked: Tracked,
     cfg: &DatapathConfig,

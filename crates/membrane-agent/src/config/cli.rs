@@ -151,6 +151,11 @@ pub struct Cli {
         default_missing_value = "true"
     )]
     pub socket_lb: Option<String>,
+    /// XDP acceleration of NodePort, LoadBalancer and external-IP Services on the
+    /// uplink: disabled, native, best-effort (native where the driver can) or generic
+    /// (any device; also accepted as testing-only) [default: disabled].
+    #[arg(long, env = "MEMBRANE_BPF_LB_ACCELERATION", value_name = "MODE")]
+    pub bpf_lb_acceleration: Option<String>,
     /// The cgroup v2 directory the socket-level load balancer attaches to; pods and
     /// node processes must run below it [default: none, socket LB off].
     #[arg(long, env = "MEMBRANE_CGROUP_ROOT", value_name = "DIR")]
@@ -354,6 +359,12 @@ impl Cli {
         parse.set::<bool>(&self.socket_lb, "--socket-lb", "MEMBRANE_SOCKET_LB", |v| {
             s.socket_lb = v
         });
+        parse.set::<crate::services::config::Acceleration>(
+            &self.bpf_lb_acceleration,
+            "--bpf-lb-acceleration",
+            "MEMBRANE_BPF_LB_ACCELERATION",
+            |v| s.acceleration = v,
+        );
         if let Some(dir) = &self.cgroup_root {
             s.cgroup_root = Some(dir.clone());
         }

@@ -1,5 +1,6 @@
 //! Settings of the services component: the NodePort range, the default backend
-//! selection, the Maglev table size and the socket-level load balancer.
+//! selection, the Maglev table size, the socket-level load balancer and XDP
+//! acceleration.
 
 use crate::config::PortRange;
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,8 @@ pub struct ServicesConfig {
     /// The cgroup v2 directory the socket-level load balancer is attached to (pods' and
     /// the node's processes must live below it). Socket LB is off when unset.
     pub cgroup_root: Option<PathBuf>,
+    /// XDP acceleration of Services reached from outside, on the uplink.
+    pub acceleration: Acceleration,
 }
 
 impl Default for ServicesConfig {
@@ -34,6 +37,7 @@ impl Default for ServicesConfig {
             maglev_table_size: MaglevTableSize(16381),
             socket_lb: true,
             cgroup_root: None,
+            acceleration: Acceleration::Disabled,
         }
     }
 }
@@ -82,6 +86,57 @@ impl FromStr for LbAlgorithm {
             "random" => Ok(LbAlgorithm::Random),
             "maglev" => Ok(LbAlgorithm::Maglev),
             _ => Err(LbAlgorithmError {
+                text: text.to_string(),
+            }),
+        }
+    }
+}
+
+/// XDP acceleration of Services reached from outside (Cilium's
+/// `loadBalancer.acceleration`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Acceleration {
+    /// No XDP program: tc balances everything.
+    #[default]
+    Disabled,
+    /// XDP in the uplink's driver; the agent refuses to start if the driver cannot.
+    Native,
+    /// XDP in the driver where it can, otherwise none (with a warning).
+    BestEffort,
+    /// Generic XDP, which any device runs (Cilium's `testing-only`).
+    Generic,
+}
+
+impl Acceleration {
+    /// The datapath's setting.
+    pub fn datapath(self) -> membrane_datapath::Acceleration {
+        match self {
+            Acceleration::Disabled => membrane_datapath::Acceleration::Disabled,
+            Acceleration::Native => membrane_datapath::Acceleration::Native,
+            Acceleration::BestEffort => membrane_datapath::Acceleration::BestEffort,
+            Acceleration::Generic => membrane_datapath::Acceleration::Generic,
+        }
+    }
+}
+
+/// Why an acceleration setting does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not an acceleration: use disabled, native, best-effort or generic")]
+pub struct AccelerationError {
+    text: String,
+}
+
+impl FromStr for Acceleration {
+    type Err = AccelerationError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "disabled" => Ok(Acceleration::Disabled),
+            "native" => Ok(Acceleration::Native),
+            "best-effort" => Ok(Acceleration::BestEffort),
+            "generic" | "testing-only" => Ok(Acceleration::Generic),
+            _ => Err(AccelerationError {
                 text: text.to_string(),
             }),
         }

@@ -67,6 +67,7 @@ impl Membrane {
             routing: Routing::Native,
             maglev_table_size: MAGLEV_TABLE_SIZE,
             flow_events: Default::default(),
+            acceleration: Default::default(),
         };
         let endpoints = endpoints(bed)?;
         let mut datapath = bed.node.run(|| -> anyhow::Result<Datapath> {
