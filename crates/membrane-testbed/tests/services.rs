@@ -741,3 +741,60 @@ fn a_pods_connection_translated_at_the_socket_is_a_flow_naming_the_pod_and_the_s
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Packets of `reason` the node's datapath counted.
+fn counted(node: &Node, reason: &str) -> u64 {
+    pinned::counters(node.pin_dir().path())
+        .unwrap()
+        .iter()
+        .filter(|c| c.reason == reason)
+        .map(|c| c.packets)
+        .sum()
+}
+
+#[test]
+fn with_xdp_acceleration_the_outside_reaches_a_node_port_whose_backend_is_on_another_node() {
+    let outside = Outside::create().unwrap();
+    let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
+    let endpoint = etcd.endpoint();
+    let flags = etcd_flags(&endpoint, "native");
+    // Generic XDP: the bed's uplinks are veths, whose native XDP_TX needs the peer
+    // in the outside namespace to run XDP too.
+    let accelerated: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["--bpf-lb-acceleration", "generic"])
+        .collect();
+    let a = Node::start_with(&outside, 1, &accelerated).unwrap();
+    let b = Node::start_with(&outside, 2, &flags).unwrap();
+    for node in [&a, &b] {
+        membrane_testbed::wiring::route_pod_cidrs(outside.netns(), node.addressing()).unwrap();
+    }
+    let remote = Pod::create(&b, "shop", "web-b").unwrap();
+    let _server = workload::serve(&remote, DEFAULT_PORTS).unwrap();
+    let mut objects = vec![service("web", [CLUSTER_V4, CLUSTER_V6], json!({}))];
+    objects.extend(slices("web", &b, &[&remote]));
+    apply(&b, objects);
+    for v6 in [false, true] {
+        let backend = address(&remote, v6);
+        wait_programmed(&a, cluster_ip(v6), TCP_PORT, &[backend]);
+        let at = node_address(&a, v6);
+        let (requests, replies) = (
+            counted(&a, "xdp_service_to_network"),
+            counted(&a, "xdp_reverse_nat_to_network"),
+        );
+        reaches_both_backends(
+            &outside,
+            SocketAddr::new(at, TCP_NODE_PORT),
+            SocketAddr::new(at, UDP_NODE_PORT),
+            &[backend],
+        );
+        // Every connection's request and reply packets went through XDP on node a
+        // (TCP: the handshake, the exchange and the close; UDP: one each way).
+        let min = u64::from(2 * CONNECTIONS);
+        let sent = counted(&a, "xdp_service_to_network") - requests;
+        let answered = counted(&a, "xdp_reverse_nat_to_network") - replies;
+        assert!(sent >= min, "{sent} requests accelerated (v6: {v6})");
+        assert!(answered >= min, "{answered} replies accelerated (v6: {v6})");
+    }
+}
