@@ -88,6 +88,8 @@ pub struct Services {
     pub algorithms: BTreeMap<String, usize>,
     /// True when the socket-level load balancer's cgroup hooks are attached.
     pub socket_lb: bool,
+    /// The XDP acceleration attached to the uplink (`native on uplink0`), if any.
+    pub xdp: Option<String>,
 }
 
 /// The Observer's flow store.
@@ -169,15 +171,28 @@ pub async fn gather(
     let agent: AgentStatus = client.get(paths::STATUS).await?;
     let dir = pin_dir::resolve(client, bpffs_dir).await?;
     let pins = PinnedMaps::open(&dir);
-    let socket_lb = dir.join("links").read_dir().is_ok_and(|mut entries| {
-        entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("cgroup-")))
+    let links: Vec<String> = dir
+        .join("links")
+        .read_dir()
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let socket_lb = links.iter().any(|name| name.starts_with("cgroup-"));
+    // XDP links are pinned as `xdp-<mode>-<device>`.
+    let xdp = links.iter().find_map(|name| {
+        let (mode, device) = name.strip_prefix("xdp-")?.split_once('-')?;
+        Some(format!("{mode} on {device}"))
     });
     Ok(Report {
         socket: client.socket().display().to_string(),
         agent,
         kvstore: Part::of(client.get::<KvstoreStatus>(paths::KVSTORE)).await,
         datapath: Part::of(async { pins.and_then(|p| datapath(&p)) }).await,
-        services: Part::of(services(client, socket_lb)).await,
+        services: Part::of(services(client, socket_lb, xdp)).await,
         observer: Part::of(observer_status(observer)).await,
         nodes: Part::of(async {
             let nodes: Vec<NodeInfo> = client.get(paths::NODES).await?;
@@ -242,7 +257,11 @@ fn datapath(pins: &PinnedMaps) -> Result<Datapath, membrane_datapath::DatapathEr
     })
 }
 
-async fn services(client: &Client, socket_lb: bool) -> Result<Services, ClientError> {
+async fn services(
+    client: &Client,
+    socket_lb: bool,
+    xdp: Option<String>,
+) -> Result<Services, ClientError> {
     let frontends: Vec<ServiceFrontend> = client.get(paths::SERVICES).await?;
     let mut report = Services {
         frontends: BTreeMap::new(),
@@ -250,6 +269,7 @@ async fn services(client: &Client, socket_lb: bool) -> Result<Services, ClientEr
         failed: Vec::new(),
         algorithms: BTreeMap::new(),
         socket_lb,
+        xdp,
     };
     for f in &frontends {
         *report.frontends.entry(f.kind.clone()).or_default() += 1;

@@ -93,8 +93,9 @@ pub fn summary(out: &mut impl Write, report: &Report) -> io::Result<()> {
                 .collect();
             let total: usize = s.frontends.values().sum();
             format!(
-                "True: socket LB {}, per-packet LB on, frontends {total} ({}), programmed {}/{total}, backend selection [{}]{}",
+                "True: socket LB {}, per-packet LB on, XDP acceleration {}, frontends {total} ({}), programmed {}/{total}, backend selection [{}]{}",
                 if s.socket_lb { "on" } else { "off" },
+                s.xdp.as_deref().unwrap_or("off"),
                 if kinds.is_empty() {
                     "none".into()
                 } else {
@@ -227,6 +228,7 @@ mod tests {
                 failed: vec!["shop/web 10.96.0.1:80: map full".into()],
                 algorithms: BTreeMap::from([("random".into(), 3)]),
                 socket_lb: false,
+                xdp: Some("generic on uplink0".into()),
             }),
             observer: failed("cannot reach the Observer at /run/o.sock"),
             nodes: found(vec!["node-1".into(), "node-2".into()]),
@@ -242,7 +244,7 @@ mod tests {
             "Datapath:              Ok eBPF, 2 pinned links in /sys/fs/bpf/membrane/node-1\n",
             "Routing:               Native (routes per node pod CIDR)\n",
             "Masquerading:          eBPF [IPv4], NAT ports 49152-65535\n",
-            "KubeProxyReplacement:  True: socket LB off, per-packet LB on, frontends 3 (ClusterIP 2, NodePort 1), programmed 2/3, backend selection [random 3]; NOT programmed: shop/web 10.96.0.1:80: map full\n",
+            "KubeProxyReplacement:  True: socket LB off, per-packet LB on, XDP acceleration generic on uplink0, frontends 3 (ClusterIP 2, NodePort 1), programmed 2/3, backend selection [random 3]; NOT programmed: shop/web 10.96.0.1:80: map full\n",
             "Observer:              Error: cannot reach the Observer at /run/o.sock\n",
             "Nodes:                 2 (node-1, node-2)\n",
             "Identities:            not listed by this agent\n",
