@@ -494,15 +494,10 @@ impl<M: PolicyMaps> PolicyHook for PolicyState<M> {
         now
     }
 
+    /// The flags that go with the entries written (an endpoint whose new entries were
+    /// refused keeps its previous flags).
     fn enforcement(&self, id: u16) -> PolicyEnforcement {
-        let inner = self.inner();
-        inner
-            .compiler
-            .as_ref()
-            .and_then(|c| c.endpoint(id))
-            .map(flags)
-            .or_else(|| inner.flags.get(&id).copied())
-            .unwrap_or_default()
+        self.inner().flags.get(&id).copied().unwrap_or_default()
     }
 
     fn forget(&self, id: u16) {

@@ -153,15 +153,16 @@ impl Compiler {
             endpoints,
             previous_cidr_identities,
             ..
-        } = &input;
+        } = input;
+        let input = PolicyInput {
+            policies: Vec::new(),
+            endpoints: Vec::new(),
+            previous_cidr_identities: BTreeMap::new(),
+            ..input
+        };
         let mut shared = Shared {
             universe: Universe::new(&input),
-            input: PolicyInput {
-                policies: Vec::new(),
-                endpoints: Vec::new(),
-                previous_cidr_identities: BTreeMap::new(),
-                ..input.clone()
-            },
+            input,
             keys: BTreeMap::new(),
             policies: HashMap::new(),
             next_slot: 0,
@@ -171,16 +172,16 @@ impl Compiler {
             warnings: Vec::new(),
         };
         for object in policies {
-            shared.insert_policy(object.clone());
+            shared.insert_policy(object);
         }
-        shared.cidr_identities = shared.wanted_cidr_identities(previous_cidr_identities);
+        shared.cidr_identities = shared.wanted_cidr_identities(&previous_cidr_identities);
         shared.collect_warnings();
         let mut compiler = Compiler {
             shared,
             endpoints: BTreeMap::new(),
         };
         for endpoint in endpoints {
-            compiler.set_endpoint(endpoint.clone());
+            compiler.set_endpoint(endpoint);
         }
         compiler
     }
