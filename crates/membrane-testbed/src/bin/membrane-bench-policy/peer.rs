@@ -28,7 +28,7 @@ pub fn allocate_identities(
     netns
         .block_on(|| async move {
             let started = Instant::now();
-            let store = EtcdStore::connect(&[endpoint.clone()])
+            let store = EtcdStore::connect(std::slice::from_ref(&endpoint))
                 .await
                 .with_context(|| format!("connecting to etcd at {endpoint}"))?;
             let lease = store
