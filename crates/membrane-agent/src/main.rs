@@ -145,6 +145,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             maglev_table_size: config.services.maglev_table_size.get(),
             flow_events: config.observe.flow_events.datapath(),
             acceleration: config.services.acceleration.datapath(),
+            dsr: config.services.lb_mode == membrane_agent::services::config::LbMode::Dsr,
         })
         .context("loading the eBPF datapath failed")?,
     ));

@@ -92,6 +92,9 @@ pub mod ct_flags {
     pub const SNAT: u32 = 1 << 6;
     /// A Service entry: keyed by the client-to-frontend tuple, it pins the backend.
     pub const SERVICE: u32 = 1 << 7;
+    /// A direct-server-return connection to a local backend: the NAT map holds, under
+    /// the reply's tuple, the frontend its replies leave from.
+    pub const DSR: u32 = 1 << 8;
 }
 
 /// Idle timeouts after which the agent collects a connection, in nanoseconds.

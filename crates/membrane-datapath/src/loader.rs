@@ -53,6 +53,9 @@ pub struct DatapathOptions {
     pub flow_events: FlowEvents,
     /// XDP acceleration of Services reached from outside, on the uplink.
     pub acceleration: crate::Acceleration,
+    /// Direct server return for TCP Services reached from outside whose backend is on
+    /// another node (native routing, IPv4): the backend answers the client itself.
+    pub dsr: bool,
 }
 
 /// Which forwarded packets the datapath reports as flow events; every drop is reported
@@ -563,6 +566,9 @@ fn datapath_config(o: &DatapathOptions) -> Result<DatapathConfig, DatapathError>
     }
     if o.node_ipv6.is_some() {
         flags |= config_flags::MASQUERADE_V6;
+    }
+    if o.dsr {
+        flags |= config_flags::DSR;
     }
     Ok(DatapathConfig {
         node_ipv4: v4_bytes(o.node_ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED).octets()),

@@ -6,6 +6,7 @@ use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf};
 use ipnet::IpNet;
+use membrane_common::ct::ct_flags;
 use membrane_common::metrics::{direction, reason};
 use membrane_common::tuple::v4_bytes;
 use membrane_common::{
@@ -154,8 +155,22 @@ impl Maps {
         Ok(doomed.len())
     }
 
-    /// Deletes one connection's conntrack entry and both of its NAT entries.
+    /// Deletes one connection's conntrack entry and its NAT entries (both directions of
+    /// a source NAT, or the frontend a direct-server-return connection replies from).
     pub fn forget_connection(&mut self, key: &CtKey) -> Result<(), DatapathError> {
+        if self
+            .ct
+            .get(key, 0)
+            .is_ok_and(|e| e.flags & ct_flags::DSR != 0)
+        {
+            ignore_missing(self.nat.remove(&key.reversed())).map_err(|source| {
+                DatapathError::Map {
+                    map: map_names::NAT,
+                    operation: "remove",
+                    source,
+                }
+            })?;
+        }
         if let Ok(egress) = self.nat.get(key, 0) {
             let mut reply = key.reversed();
             reply.daddr = egress.addr;

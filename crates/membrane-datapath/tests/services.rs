@@ -758,3 +758,129 @@ fn xdp_leaves_what_it_does_not_accelerate_untouched_for_tc() {
         assert_eq!(tuple(&tc.packet), (world, b, 5555, 8080));
     });
 }
+
+/// Turns direct server return on.
+fn with_dsr(bed: &mut Bed) {
+    bed.options.dsr = true;
+    bed.dp.configure(&bed.options).unwrap();
+}
+
+/// The IPv4 options of a frame (the bytes between the fixed header and TCP).
+fn ipv4_options(bytes: &[u8]) -> Vec<u8> {
+    let ihl = usize::from(bytes[14] & 0x0f) * 4;
+    bytes[14 + 20..14 + ihl].to_vec()
+}
+
+/// The DSR option naming `addr:port`, as the balancing node writes it.
+fn dsr_option(addr: std::net::Ipv4Addr, port: u16) -> Vec<u8> {
+    let mut option = vec![0x9a, 8];
+    option.extend_from_slice(&port.to_be_bytes());
+    option.extend_from_slice(&addr.octets());
+    option
+}
+
+#[test]
+fn with_dsr_a_node_port_syn_to_a_remote_backend_keeps_the_client_and_names_the_frontend() {
+    with_bed(|bed| {
+        with_dsr(bed);
+        let remote = remote_backend(bed, false);
+        nodeport(bed, false, remote);
+        let (world, node) = outside(false);
+        let send = |bed: &Bed, l4| {
+            let input = packet(
+                bed::WORLD_MAC,
+                [2, 0, 0, 0, 0, 1],
+                world,
+                node,
+                5555,
+                30080,
+                l4,
+            );
+            bed.dp.test_run(FROM_NETDEV, &input, bed.uplink, 1).unwrap()
+        };
+        let syn = send(bed, L4::TcpSyn);
+        assert_eq!(syn.action, TC_ACT_REDIRECT);
+        assert_eq!(
+            tuple(&syn.packet),
+            (world, remote, 5555, 8080),
+            "the client's address reaches the backend"
+        );
+        assert_eq!(
+            ipv4_options(&syn.packet),
+            dsr_option(bed::NODE_V4, 30080),
+            "the SYN names the frontend"
+        );
+        assert_eq!(checked_ttl(&syn.packet), 63);
+        assert!(
+            bed.dp.nat_entries().unwrap().is_empty(),
+            "nothing source-NATed"
+        );
+        // The connection's later packets go as they are, to the same backend.
+        let ack = send(bed, L4::TcpAck);
+        assert_eq!(ack.action, TC_ACT_REDIRECT);
+        assert_eq!(tuple(&ack.packet), (world, remote, 5555, 8080));
+        assert!(ipv4_options(&ack.packet).is_empty());
+        checked_ttl(&ack.packet);
+    });
+}
+
+#[test]
+fn with_dsr_the_backend_node_answers_the_client_from_the_frontend_and_collects_it() {
+    with_bed(|bed| {
+        let b = pod_b(bed, false);
+        let (world, node) = outside(false);
+        // The SYN as the balancing node sent it: the client's address, the option.
+        let plain = packet(
+            bed::WORLD_MAC,
+            [2, 0, 0, 0, 0, 1],
+            world,
+            b,
+            5555,
+            8080,
+            L4::TcpSyn,
+        );
+        let mut syn = plain[..34].to_vec();
+        syn.extend_from_slice(&dsr_option(bed::NODE_V4, 30080));
+        syn.extend_from_slice(&plain[34..]);
+        syn[14] += 2; // IHL: two more words
+        let tot_len = u16::from_be_bytes([syn[16], syn[17]]) + 8;
+        syn[16..18].copy_from_slice(&tot_len.to_be_bytes());
+        syn[24..26].copy_from_slice(&[0, 0]);
+        let csum = !ones_complement_sum(&syn[14..14 + 28]);
+        syn[24..26].copy_from_slice(&csum.to_be_bytes());
+        let delivered = bed.dp.test_run(FROM_NETDEV, &syn, bed.uplink, 1).unwrap();
+        assert_eq!(
+            delivered.action, TC_ACT_REDIRECT,
+            "delivered to the backend"
+        );
+        assert_eq!(tuple(&delivered.packet), (world, b, 5555, 8080));
+
+        let bs = bed.b.spec.clone();
+        let reply = packet(bs.pod_mac, bs.host_mac, b, world, 8080, 5555, L4::TcpAck);
+        let out = bed
+            .dp
+            .test_run(FROM_CONTAINER, &reply, bs.host_ifindex, 1)
+            .unwrap();
+        assert_eq!(out.action, TC_ACT_REDIRECT, "straight out to the client");
+        assert_eq!(
+            tuple(&out.packet),
+            (node, world, 30080, 5555),
+            "the reply leaves from the frontend the SYN named"
+        );
+        checked_ttl(&out.packet);
+
+        // Collected with its connection.
+        bed.dp.set_ct_timeouts(membrane_datapath::CtTimeouts {
+            tcp_established: std::time::Duration::ZERO,
+            tcp_short: std::time::Duration::ZERO,
+            datagram: std::time::Duration::ZERO,
+        });
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        bed.dp.collect_conntrack().unwrap();
+        assert!(bed.dp.conntrack_entries().unwrap().is_empty());
+        assert!(
+            bed.dp.nat_entries().unwrap().is_empty(),
+            "the frontend entry goes with the connection"
+        );
+    });
+}

@@ -8,6 +8,8 @@
 #[cfg(target_arch = "bpf")]
 mod ct;
 #[cfg(target_arch = "bpf")]
+mod dsr;
+#[cfg(target_arch = "bpf")]
 mod events;
 #[cfg(target_arch = "bpf")]
 mod forward;

@@ -5,8 +5,8 @@ use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf};
 use membrane_common::{
     AffinityKey, AffinityValue, Backend, CtEntry, CtKey, DatapathConfig, EndpointInfo, EndpointKey,
-    FlowEvent, IpcacheAddr, IpcacheEntry, METRICS_SLOTS, MaglevKey, MetricsValue, NatEntry, NetnsEndpoint,
-    PolicyEntry, PolicyKey, RevNat, ServiceKey, ServiceValue, SockRevKey,
+    FlowEvent, IpcacheAddr, IpcacheEntry, METRICS_SLOTS, MaglevKey, MetricsValue, NatEntry,
+    NetnsEndpoint, PolicyEntry, PolicyKey, RevNat, ServiceKey, ServiceValue, SockRevKey,
 };
 
 /// Datapath settings written by the agent.

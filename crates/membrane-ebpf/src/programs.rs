@@ -1,6 +1,7 @@
 //! The program entry points: thin wrappers that turn every `Err` into a counted drop.
 
 use crate::ct::{Origin, track};
+use crate::dsr;
 use crate::events;
 use crate::forward::{Route, endpoint, lookup, redirect_out, to_endpoint};
 use crate::maps::CONFIG;
@@ -130,6 +131,7 @@ fn try_from_container(ctx: &TcContext) -> Result<Verdict, u8> {
     )?;
     events::tracked(tracked);
     service::reverse(ctx, &mut pkt, tracked, cfg)?;
+    dsr::reverse(ctx, &mut pkt, tracked)?;
     let dst = endpoint(&pkt.key.daddr, pkt.key.family);
     if tracked.is_new() {
         // The sender's egress policy, then (same node) the receiver's ingress policy.
@@ -302,8 +304,16 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
                 reason: reason::SERVICE_EXTERNAL,
             });
         }
-        // The backend is on another node: its reply must come back through us.
-        snat(ctx, &mut pkt, cfg, node)?;
+        if dsr::applies(&pkt, cfg) {
+            // The backend answers the client itself; the SYN names the frontend.
+            match dsr::add_option(ctx, &mut pkt, rev_nat_index, cfg) {
+                0 => {}
+                code => return Err(code),
+            }
+        } else {
+            // The backend is on another node: its reply must come back through us.
+            snat(ctx, &mut pkt, cfg, node)?;
+        }
         return forward_off_node(ctx, &mut pkt, cfg, ifindex, identity::REMOTE_NODE, false);
     }
     let Some(ep) = endpoint(&pkt.key.daddr, pkt.key.family) else {
@@ -326,6 +336,11 @@ fn try_from_netdev(ctx: &TcContext) -> Result<Verdict, u8> {
     events::tracked(tracked);
     if tracked.is_new() {
         policy::enforce(&pkt, ep, direction::INGRESS, identity)?;
+        // A direct-server-return request another node balanced to this backend.
+        match dsr::remember(ctx, &pkt) {
+            0 => {}
+            code => return Err(code),
+        }
     }
     // A remote backend's reply to a local client of a Service.
     service::reverse(ctx, &mut pkt, tracked, cfg)?;

@@ -9,16 +9,19 @@
 //! way. Everything else (local backends, tunnel mode, a Service without backends, a
 //! neighbour not yet resolved, the node's own traffic) passes to the tc programs
 //! untouched, so XDP only ever shortens a path the tc programs would take anyway: both
-//! share the conntrack, NAT and Service maps.
+//! share the conntrack, NAT and Service maps. With direct server return (see
+//! [`crate::dsr`]) the SYN goes through tc, which adds the DSR option, and the
+//! connection's later packets leave here without source NAT.
 
 use crate::ct::{Origin, track};
+use crate::dsr;
 use crate::events;
 use crate::forward::{Route, endpoint, lookup_to};
 use crate::frame::Frame;
 use crate::maps::NAT;
 use crate::metrics::count;
 use crate::nat::{reverse_snat, snat};
-use crate::packet::{Packet, Parsed, parse};
+use crate::packet::{Packet, Parsed, parse, tcp_flags};
 use crate::programs::config;
 use crate::rewrite::{End, dec_ttl, set_addr, set_macs, set_port};
 use crate::service;
@@ -150,8 +153,14 @@ fn request(
         Err(reason::DROP_NO_BACKEND) => return Ok(Outcome::Pass),
         Err(drop) => return Err(drop),
     };
+    // With direct server return the SYN gets its option at tc (XDP cannot grow the
+    // header in place); the connection's other packets go out here untranslated at
+    // the source.
+    let dsr = dsr::applies(pkt, cfg);
+    let syn = pkt.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
     let out = match endpoint(&pkt.key.daddr, pkt.key.family) {
         Some(_) => None,
+        None if dsr && syn => None,
         None => same_way_out(ctx, pkt, &pkt.key.daddr, ifindex),
     };
     let Some((smac, dmac)) = out else {
@@ -175,7 +184,9 @@ fn request(
         }),
     )?;
     events::tracked(tracked);
-    snat(ctx, pkt, cfg, node_address(pkt, cfg))?;
+    if !dsr {
+        snat(ctx, pkt, cfg, node_address(pkt, cfg))?;
+    }
     dec_ttl(ctx, pkt)?;
     set_macs(ctx, &smac, &dmac)?;
     Ok(Outcome::Service)

@@ -19,11 +19,15 @@ pub struct Outside {
 
 impl Outside {
     /// Creates the namespace with its loopback up, forwarding on and the world's
-    /// addresses on its loopback.
+    /// addresses on its loopback. It accepts packets from nodes whose source is one of
+    /// its own (world) addresses: the namespace stands for the world's hosts and their
+    /// router at once, and with direct server return a node forwards the client's own
+    /// packets, source unchanged, to the node of their backend.
     pub fn create() -> Result<Outside, WiringError> {
         let netns = Netns::create("out")?;
         wiring::loopback_up(&netns)?;
         wiring::enable_forwarding(&netns)?;
+        netns.set_sysctl("net/ipv4/conf/all/accept_local", "1")?;
         wiring::add_world(&netns)?;
         Ok(Outside { netns })
     }

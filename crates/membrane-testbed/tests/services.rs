@@ -798,3 +798,57 @@ fn with_xdp_acceleration_the_outside_reaches_a_node_port_whose_backend_is_on_ano
         assert!(answered >= min, "{answered} replies accelerated (v6: {v6})");
     }
 }
+
+#[test]
+fn with_dsr_a_backend_on_another_node_sees_the_client_and_answers_it_directly() {
+    let outside = Outside::create().unwrap();
+    let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
+    let endpoint = etcd.endpoint();
+    let flags = etcd_flags(&endpoint, "native");
+    let dsr: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["--bpf-lb-mode", "dsr"])
+        .collect();
+    let a = Node::start_with(&outside, 1, &dsr).unwrap();
+    let b = Node::start_with(&outside, 2, &flags).unwrap();
+    for node in [&a, &b] {
+        membrane_testbed::wiring::route_pod_cidrs(outside.netns(), node.addressing()).unwrap();
+    }
+    let remote = Pod::create(&b, "shop", "web-b").unwrap();
+    let _server = workload::serve(&remote, DEFAULT_PORTS).unwrap();
+    let mut objects = vec![service("web", [CLUSTER_V4, CLUSTER_V6], json!({}))];
+    objects.extend(slices("web", &b, &[&remote]));
+    apply(&b, objects);
+    let backend = address(&remote, false);
+    wait_programmed(&a, cluster_ip(false), TCP_PORT, &[backend]);
+    let node_port = SocketAddr::new(node_address(&a, false), TCP_NODE_PORT);
+    let seen = workload::whoami_tcp(&outside, node_port).unwrap();
+    // The client connects from the outside's address on node a's link.
+    assert_eq!(
+        seen.report.peer.ip(),
+        IpAddr::V4(a.addressing().gateway_v4().addr()),
+        "the backend sees the client's own address, not node a's"
+    );
+    // TCP by direct return, UDP source-NATed as before, IPv6 too.
+    reaches_both_backends(
+        &outside,
+        node_port,
+        SocketAddr::new(node_address(&a, false), UDP_NODE_PORT),
+        &[backend],
+    );
+    let v6 = node_address(&a, true);
+    wait_programmed(&a, cluster_ip(true), TCP_PORT, &[address(&remote, true)]);
+    reaches_both_backends(
+        &outside,
+        SocketAddr::new(v6, TCP_NODE_PORT),
+        SocketAddr::new(v6, UDP_NODE_PORT),
+        &[address(&remote, true)],
+    );
+    // The replies never came back through node a: it translated no reply.
+    assert_eq!(
+        counted(&a, "reverse_nat"),
+        0,
+        "v4 replies went straight out"
+    );
+}

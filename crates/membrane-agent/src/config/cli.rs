@@ -151,6 +151,11 @@ pub struct Cli {
         default_missing_value = "true"
     )]
     pub socket_lb: Option<String>,
+    /// How a request from outside reaches a backend on another node: snat (replies
+    /// come back through this node) or dsr (TCP over IPv4 with native routing: the
+    /// backend answers the client directly) [default: snat].
+    #[arg(long, env = "MEMBRANE_BPF_LB_MODE", value_name = "MODE")]
+    pub bpf_lb_mode: Option<String>,
     /// XDP acceleration of NodePort, LoadBalancer and external-IP Services on the
     /// uplink: disabled, native, best-effort (native where the driver can) or generic
     /// (any device; also accepted as testing-only) [default: disabled].
@@ -359,6 +364,12 @@ impl Cli {
         parse.set::<bool>(&self.socket_lb, "--socket-lb", "MEMBRANE_SOCKET_LB", |v| {
             s.socket_lb = v
         });
+        parse.set::<crate::services::config::LbMode>(
+            &self.bpf_lb_mode,
+            "--bpf-lb-mode",
+            "MEMBRANE_BPF_LB_MODE",
+            |v| s.lb_mode = v,
+        );
         parse.set::<crate::services::config::Acceleration>(
             &self.bpf_lb_acceleration,
             "--bpf-lb-acceleration",

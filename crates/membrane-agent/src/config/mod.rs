@@ -440,6 +440,11 @@ pub enum ConfigProblem {
         /// Positions of one table.
         table_size: u32,
     },
+    /// Direct server return asked for with tunnel routing.
+    #[error(
+        "--bpf-lb-mode dsr (services.lb-mode) needs --routing-mode native: a tunnel carries no DSR option"
+    )]
+    DsrNeedsNativeRouting,
     /// An interval is zero.
     #[error("{flag} must be at least 1")]
     Zero {
@@ -577,6 +582,11 @@ impl AgentConfig {
                 env: "MEMBRANE_UPLINK",
                 key: "node.uplink",
             });
+        }
+        if self.services.lb_mode == crate::services::config::LbMode::Dsr
+            && self.routing.mode != crate::routing::RoutingMode::Native
+        {
+            problems.push(ConfigProblem::DsrNeedsNativeRouting);
         }
         let (v4, v6) = (self.ipam.ipv4_pod_cidr, self.ipam.ipv6_pod_cidr);
         let ipam = &self.ipam;

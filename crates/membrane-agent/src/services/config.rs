@@ -27,6 +27,8 @@ pub struct ServicesConfig {
     pub cgroup_root: Option<PathBuf>,
     /// XDP acceleration of Services reached from outside, on the uplink.
     pub acceleration: Acceleration,
+    /// How a request from outside reaches a backend on another node.
+    pub lb_mode: LbMode,
 }
 
 impl Default for ServicesConfig {
@@ -38,6 +40,7 @@ impl Default for ServicesConfig {
             socket_lb: true,
             cgroup_root: None,
             acceleration: Acceleration::Disabled,
+            lb_mode: LbMode::Snat,
         }
     }
 }
@@ -86,6 +89,40 @@ impl FromStr for LbAlgorithm {
             "random" => Ok(LbAlgorithm::Random),
             "maglev" => Ok(LbAlgorithm::Maglev),
             _ => Err(LbAlgorithmError {
+                text: text.to_string(),
+            }),
+        }
+    }
+}
+
+/// How a request from outside to a Service reaches a backend on another node (Cilium's
+/// `loadBalancer.mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LbMode {
+    /// Source-NATed to the balancing node, so the reply comes back through it.
+    #[default]
+    Snat,
+    /// Direct server return for TCP over IPv4 (native routing): the backend sees the
+    /// client's address and answers it itself; other traffic is source-NATed.
+    Dsr,
+}
+
+/// Why a load-balancing mode does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not a load-balancing mode: use snat or dsr")]
+pub struct LbModeError {
+    text: String,
+}
+
+impl FromStr for LbMode {
+    type Err = LbModeError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "snat" => Ok(LbMode::Snat),
+            "dsr" => Ok(LbMode::Dsr),
+            _ => Err(LbModeError {
                 text: text.to_string(),
             }),
         }
@@ -253,6 +290,46 @@ mod tests {
         assert!(!set.socket_lb);
         assert_eq!(set.cgroup_root, Some(PathBuf::from("/sys/fs/cgroup/node1")));
         assert!(load(&["--socket-lb"]).unwrap().services.socket_lb);
+    }
+
+    #[test]
+    fn dsr_and_xdp_acceleration_are_set_by_flag_and_dsr_needs_native_routing() {
+        let defaults = load(&[]).unwrap().services;
+        assert_eq!(
+            (defaults.lb_mode, defaults.acceleration),
+            (LbMode::Snat, Acceleration::Disabled)
+        );
+        let set = load(&[
+            "--bpf-lb-mode",
+            "dsr",
+            "--routing-mode",
+            "native",
+            "--bpf-lb-acceleration",
+            "testing-only",
+        ])
+        .unwrap()
+        .services;
+        assert_eq!(
+            (set.lb_mode, set.acceleration),
+            (LbMode::Dsr, Acceleration::Generic)
+        );
+        let text = load(&["--bpf-lb-mode", "dsr"]).unwrap_err().to_string();
+        assert!(
+            text.contains("--bpf-lb-mode dsr (services.lb-mode) needs --routing-mode native"),
+            "{text}"
+        );
+        let text = load(&["--bpf-lb-mode", "direct", "--bpf-lb-acceleration", "fast"])
+            .unwrap_err()
+            .to_string();
+        for expected in [
+            "--bpf-lb-mode (or MEMBRANE_BPF_LB_MODE) \"direct\" is invalid",
+            "--bpf-lb-acceleration (or MEMBRANE_BPF_LB_ACCELERATION) \"fast\" is invalid",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} missing from:\n{text}"
+            );
+        }
     }
 
     #[test]

@@ -234,6 +234,7 @@ pub fn with_bed_sized(sizes: MapSizes, test: impl FnOnce(&mut Bed) + Send + 'sta
             maglev_table_size: 251,
             flow_events: Default::default(),
             acceleration: Default::default(),
+            dsr: false,
         };
         let mut dp =
             Datapath::load_object(&pin_dir, options.map_sizes).expect("load the datapath object");

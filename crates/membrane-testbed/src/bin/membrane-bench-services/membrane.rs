@@ -68,6 +68,7 @@ impl Membrane {
             maglev_table_size: MAGLEV_TABLE_SIZE,
             flow_events: Default::default(),
             acceleration: Default::default(),
+            dsr: false,
         };
         let endpoints = endpoints(bed)?;
         let mut datapath = bed.node.run(|| -> anyhow::Result<Datapath> {
