@@ -222,13 +222,17 @@ impl<M: PolicyMaps> PolicyState<M> {
                         .map(|(id, _)| id)
                         .chain(inner.programmed.keys().copied())
                         .collect(),
-                    cidr_identities: true,
                     full: true,
                 };
                 inner.compiler = Some(compiler);
                 changes
             }
         };
+        tracing::debug!(
+            endpoints = changes.endpoints.len(),
+            full = changes.full,
+            "policy compiled"
+        );
         let compiler = inner.compiler.as_ref().expect("compiled above");
         for warning in compiler.warnings() {
             if !inner.warnings.contains(warning) {

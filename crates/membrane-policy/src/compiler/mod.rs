@@ -214,11 +214,6 @@ impl Compiler {
             .map(|(id, state)| (*id, &state.policy))
     }
 
-    /// The endpoint `id` as last given.
-    pub fn local_endpoint(&self, id: u16) -> Option<&LocalEndpoint> {
-        self.endpoints.get(&id).map(|state| &state.endpoint)
-    }
-
     /// The CIDR identities in use (prefix -> identity).
     pub fn cidr_identities(&self) -> &BTreeMap<IpNet, u32> {
         &self.shared.cidr_identities

@@ -17,8 +17,6 @@ pub struct Changes {
     /// Endpoints whose flags or entries may have changed, added and removed ones
     /// included.
     pub endpoints: BTreeSet<u16>,
-    /// The CIDR identities changed.
-    pub cidr_identities: bool,
     /// Everything was compiled again (the namespaces, the mode or audit changed).
     pub full: bool,
 }
@@ -90,7 +88,6 @@ impl Compiler {
                 .into_iter()
                 .chain(compiler.endpoints.keys().copied())
                 .collect(),
-            cidr_identities: compiler.shared.cidr_identities != self.shared.cidr_identities,
             full: true,
         };
         *self = compiler;
@@ -229,7 +226,6 @@ impl Compiler {
             let wanted = shared.wanted_cidr_identities(&shared.cidr_identities);
             let deltas = if wanted != shared.cidr_identities {
                 shared.cidr_identities = wanted;
-                changes.cidr_identities = true;
                 shared.resolve_again(|peers| {
                     matches!(peers, Peers::World { .. } | Peers::Cidr { .. })
                 })
