@@ -154,6 +154,7 @@ impl Node {
         let netns = Netns::create(&format!("n{index}"))?;
         wiring::loopback_up(&netns)?;
         wiring::enable_forwarding(&netns)?;
+        wiring::skip_dad(&netns)?;
         wiring::connect_node(&netns, outside.netns(), plan)?;
         let cgroup = Cgroup::create(&format!("node{index}"))?;
         let pin_dir = PinDir::create(&name)?;

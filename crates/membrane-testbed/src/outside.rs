@@ -27,6 +27,7 @@ impl Outside {
         let netns = Netns::create("out")?;
         wiring::loopback_up(&netns)?;
         wiring::enable_forwarding(&netns)?;
+        wiring::skip_dad(&netns)?;
         netns.set_sysctl("net/ipv4/conf/all/accept_local", "1")?;
         wiring::add_world(&netns)?;
         Ok(Outside { netns })

@@ -32,6 +32,17 @@ pub fn enable_forwarding(netns: &Netns) -> Result<(), WiringError> {
     Ok(())
 }
 
+/// Turns IPv6 duplicate address detection off for the links `netns` creates from now on.
+/// The bed's links are seconds old when traffic starts: with detection their
+/// link-local addresses stay tentative for a second or two, and the first neighbour
+/// discovery of a forwarded packet waits for them (long enough to fail a connection
+/// that gives up after two seconds). A real node's uplink has been up for long.
+pub fn skip_dad(netns: &Netns) -> Result<(), WiringError> {
+    netns.set_sysctl("net/ipv6/conf/all/accept_dad", "0")?;
+    netns.set_sysctl("net/ipv6/conf/default/accept_dad", "0")?;
+    Ok(())
+}
+
 /// Gives the outside namespace the world's addresses, on its loopback (kernels built
 /// without the dummy driver have nothing better; the addresses are local all the same).
 pub fn add_world(outside: &Netns) -> Result<(), WiringError> {
