@@ -1,8 +1,7 @@
-//! Watches a node's pinned endpoints map until every pod shows the ingress-enforced
-//! flag, recording when each one first did.
+//! Watches a node's pinned endpoints map until every pod shows an enforcement flag
+//! (`INGRESS_ENFORCED` or `EGRESS_ENFORCED`), recording when each one first did.
 
 use anyhow::{Context, bail};
-use membrane_common::endpoint::endpoint_flags;
 use membrane_datapath::PinnedMaps;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,11 +11,12 @@ use std::time::{Duration, Instant};
 /// Time between two reads of the endpoints map.
 const POLL: Duration = Duration::from_millis(2);
 
-/// Per pod address, the time from `since` until its endpoint entry first carried
-/// `INGRESS_ENFORCED`; fails naming how many never did within `within`.
+/// Per pod address, the time from `since` until its endpoint entry first carried `flag`
+/// (an `endpoint_flags` constant); fails naming how many never did within `within`.
 pub fn wait_enforced(
     pin_dir: &Path,
     addresses: &[IpAddr],
+    flag: u16,
     since: Instant,
     within: Duration,
 ) -> anyhow::Result<Vec<Duration>> {
@@ -30,7 +30,7 @@ pub fn wait_enforced(
             .context("reading the pinned endpoints map")?;
         let now = since.elapsed();
         for row in rows {
-            if row.info.flags & endpoint_flags::INGRESS_ENFORCED != 0 {
+            if row.info.flags & flag != 0 {
                 seen.entry(row.address).or_insert(now);
             }
         }
@@ -44,7 +44,7 @@ pub fn wait_enforced(
     }
     let missing = addresses.iter().filter(|a| !seen.contains_key(a)).count();
     bail!(
-        "{missing} of {} endpoints not enforcing ingress {} s after the apply",
+        "{missing} of {} endpoints without flag {flag:#x} {} s after the apply",
         addresses.len(),
         within.as_secs()
     )

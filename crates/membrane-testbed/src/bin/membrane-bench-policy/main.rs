@@ -7,7 +7,10 @@
 //! 2. then the state the issue names: identities of pods on other nodes allocated in
 //!    etcd as another agent would, and policies over the pods admitting some of them,
 //!    applied through the objects API; the time until the pinned policy map holds every
-//!    entry they make, and the agent's memory in that state.
+//!    entry they make, and the agent's memory in that state;
+//! 3. in that state, the time from `apply` of a NetworkPolicy selecting every pod for
+//!    egress to each pod's entry carrying `EGRESS_ENFORCED` (no policy before selected
+//!    them for egress).
 #![forbid(unsafe_code)]
 
 mod enforcement;
@@ -19,6 +22,7 @@ mod scale;
 
 use anyhow::{Context, ensure};
 use clap::Parser;
+use membrane_common::endpoint::endpoint_flags;
 use membrane_testbed::cluster::etcd_flags;
 use membrane_testbed::report::Latency;
 use membrane_testbed::{Etcd, Node, Outside, Place as _, Pod, pinned};
@@ -118,6 +122,16 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
+/// How a latency reads in a line of output.
+fn percentiles(latency: &Latency) -> String {
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latency.p50_us as f64 / 1000.0,
+        latency.p99_us as f64 / 1000.0,
+        latency.max_us as f64 / 1000.0
+    )
+}
+
 /// How `memory` reads in a line of output.
 fn mib(memory: Memory) -> String {
     format!(
@@ -158,6 +172,7 @@ fn main() -> anyhow::Result<()> {
     let before_any = enforcement::wait_enforced(
         node.pin_dir().path(),
         &addresses[..1],
+        endpoint_flags::INGRESS_ENFORCED,
         Instant::now(),
         Duration::from_millis(1),
     );
@@ -173,7 +188,13 @@ fn main() -> anyhow::Result<()> {
         .apply(vec![objects::policy()])
         .context("applying the NetworkPolicy")?;
     let apply_returned = applied.elapsed();
-    let latencies = enforcement::wait_enforced(node.pin_dir().path(), &addresses, applied, within)?;
+    let latencies = enforcement::wait_enforced(
+        node.pin_dir().path(),
+        &addresses,
+        endpoint_flags::INGRESS_ENFORCED,
+        applied,
+        within,
+    )?;
     let memory_policy = Memory::of(pid)?;
     let latency = Latency::from_samples(&latencies).context("no endpoints measured")?;
 
@@ -201,6 +222,21 @@ fn main() -> anyhow::Result<()> {
         loaded::wait_loaded(node.pin_dir().path(), &expected, scale_applied, within)?;
     let memory_loaded = Memory::of(pid)?;
 
+    eprintln!("applying the egress policy in that state ...");
+    let egress_applied = Instant::now();
+    node.agent()
+        .apply(vec![objects::egress_policy()])
+        .context("applying the egress NetworkPolicy")?;
+    let egress_returned = egress_applied.elapsed();
+    let egress_latencies = enforcement::wait_enforced(
+        node.pin_dir().path(),
+        &addresses,
+        endpoint_flags::EGRESS_ENFORCED,
+        egress_applied,
+        within,
+    )?;
+    let egress = Latency::from_samples(&egress_latencies).context("no endpoints measured")?;
+
     println!(
         "one node (IPv4 pod CIDR {}), real agent on a real etcd, {} pods created through the real CNI in {:.1} s ({:.0} ms per pod)",
         node.addressing().pod_cidr_v4(),
@@ -215,12 +251,9 @@ fn main() -> anyhow::Result<()> {
         ms(apply_returned)
     );
     println!(
-        "apply to INGRESS_ENFORCED in the pinned endpoints map (polled every 2 ms), over {} endpoints: \
-         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "apply to INGRESS_ENFORCED in the pinned endpoints map (polled every 2 ms), over {} endpoints: {}",
         latencies.len(),
-        latency.p50_us as f64 / 1000.0,
-        latency.p99_us as f64 / 1000.0,
-        latency.max_us as f64 / 1000.0
+        percentiles(&latency)
     );
     println!(
         "{} identities allocated in etcd by another node in {:.1} s",
@@ -234,6 +267,14 @@ fn main() -> anyhow::Result<()> {
         ms(scale_apply_returned),
         entries,
         ms(loaded)
+    );
+    println!(
+        "with them loaded: NetworkPolicy (podSelector {{}}, egress only to app={} on 7000/TCP) applied, \
+         the call returned after {:.1} ms; apply to EGRESS_ENFORCED over {} endpoints: {}",
+        objects::CLIENT,
+        ms(egress_returned),
+        egress_latencies.len(),
+        percentiles(&egress)
     );
     println!("agent memory:");
     println!(

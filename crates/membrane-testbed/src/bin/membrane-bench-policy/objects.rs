@@ -42,6 +42,24 @@ pub fn workload(pods: u32) -> Vec<Value> {
     objects
 }
 
+/// A NetworkPolicy selecting every pod of the namespace for egress (default deny) and
+/// letting them out only to the client pod, on TCP 7000.
+pub fn egress_policy() -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "only-to-the-client", "namespace": NAMESPACE},
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{
+                "to": [{"podSelector": {"matchLabels": {"app": CLIENT}}}],
+                "ports": [{"port": 7000, "protocol": "TCP"}],
+            }],
+        },
+    })
+}
+
 /// A NetworkPolicy selecting every pod of the namespace for ingress (default deny) and
 /// allowing only the client pod in, on TCP 7000.
 pub fn policy() -> Value {
