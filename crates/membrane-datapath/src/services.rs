@@ -196,6 +196,9 @@ impl Maps {
             operation: "insert",
             source,
         };
+        // An empty map holds no previous version of any frontend: a node's first full
+        // sync skips one lookup per frontend (100,000 syscalls at 100,000 Services).
+        let empty = self.services.keys().next().is_none();
         let mut plans = Vec::with_capacity(specs.len());
         for spec in specs {
             let count =
@@ -208,7 +211,11 @@ impl Maps {
                         spec.frontend.port
                     ),
                 })?;
-            let previous = self.services.get(&spec.frontend.key(0), 0).ok();
+            let previous = if empty {
+                None
+            } else {
+                self.services.get(&spec.frontend.key(0), 0).ok()
+            };
             plans.push(Plan {
                 spec,
                 count,
