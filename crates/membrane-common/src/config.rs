@@ -55,6 +55,6 @@ pub mod config_flags {
     pub const MASQUERADE_V4: u16 = 1 << 1;
     /// Masquerade IPv6 traffic leaving the node.
     pub const MASQUERADE_V6: u16 = 1 << 2;
-    /// Direct server return for TCP Services reached from outside (native routing, IPv4).
+    /// Direct server return for TCP Services reached from outside (native routing).
     pub const DSR: u16 = 1 << 3;
 }

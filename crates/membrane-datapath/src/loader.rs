@@ -54,7 +54,7 @@ pub struct DatapathOptions {
     /// XDP acceleration of Services reached from outside, on the uplink.
     pub acceleration: crate::Acceleration,
     /// Direct server return for TCP Services reached from outside whose backend is on
-    /// another node (native routing, IPv4): the backend answers the client itself.
+    /// another node (native routing): the backend answers the client itself.
     pub dsr: bool,
 }
 

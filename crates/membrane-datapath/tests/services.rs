@@ -765,27 +765,72 @@ fn with_dsr(bed: &mut Bed) {
     bed.dp.configure(&bed.options).unwrap();
 }
 
-/// The IPv4 options of a frame (the bytes between the fixed header and TCP).
-fn ipv4_options(bytes: &[u8]) -> Vec<u8> {
-    let ihl = usize::from(bytes[14] & 0x0f) * 4;
-    bytes[14 + 20..14 + ihl].to_vec()
+/// The bytes a frame carries between its fixed IP header and TCP: IPv4 options, or
+/// IPv6 extension headers (the TCP header's offset comes from the parser's view).
+fn inserted_header(bytes: &[u8], v6: bool) -> Vec<u8> {
+    if v6 {
+        let h = PacketHeaders::from_ethernet_slice(bytes).unwrap();
+        let NetHeaders::Ipv6(_, extensions) = h.net.unwrap() else {
+            panic!("not IPv6")
+        };
+        bytes[14 + 40..14 + 40 + extensions.header_len()].to_vec()
+    } else {
+        let ihl = usize::from(bytes[14] & 0x0f) * 4;
+        bytes[14 + 20..14 + ihl].to_vec()
+    }
 }
 
-/// The DSR option naming `addr:port`, as the balancing node writes it.
-fn dsr_option(addr: std::net::Ipv4Addr, port: u16) -> Vec<u8> {
-    let mut option = vec![0x9a, 8];
-    option.extend_from_slice(&port.to_be_bytes());
-    option.extend_from_slice(&addr.octets());
-    option
+/// What the balancing node inserts to name the frontend `addr:port`: the IPv4 option
+/// (type 0x9a: port, address) or the IPv6 Destination Options header (next header TCP,
+/// option 0x1b: address, port; two Pad1).
+fn dsr_header(addr: IpAddr, port: u16) -> Vec<u8> {
+    match addr {
+        IpAddr::V4(v4) => {
+            let mut option = vec![0x9a, 8];
+            option.extend_from_slice(&port.to_be_bytes());
+            option.extend_from_slice(&v4.octets());
+            option
+        }
+        IpAddr::V6(v6) => {
+            let mut header = vec![6, 2, 0x1b, 18];
+            header.extend_from_slice(&v6.octets());
+            header.extend_from_slice(&port.to_be_bytes());
+            header.extend_from_slice(&[0, 0]);
+            header
+        }
+    }
+}
+
+/// `frame` with `header` inserted after its fixed IP header, as the balancing node
+/// sends a DSR SYN (lengths, IHL or next header, and the IPv4 checksum fixed).
+fn with_inserted(frame: &[u8], header: &[u8], v6: bool) -> Vec<u8> {
+    let at = if v6 { 14 + 40 } else { 14 + 20 };
+    let mut out = frame[..at].to_vec();
+    out.extend_from_slice(header);
+    out.extend_from_slice(&frame[at..]);
+    let grow = header.len() as u16;
+    if v6 {
+        let len = u16::from_be_bytes([out[18], out[19]]) + grow;
+        out[18..20].copy_from_slice(&len.to_be_bytes());
+        out[20] = 60;
+    } else {
+        out[14] += (grow / 4) as u8;
+        let len = u16::from_be_bytes([out[16], out[17]]) + grow;
+        out[16..18].copy_from_slice(&len.to_be_bytes());
+        out[24..26].copy_from_slice(&[0, 0]);
+        let csum = !ones_complement_sum(&out[14..at + header.len()]);
+        out[24..26].copy_from_slice(&csum.to_be_bytes());
+    }
+    out
 }
 
 #[test]
 fn with_dsr_a_node_port_syn_to_a_remote_backend_keeps_the_client_and_names_the_frontend() {
-    with_bed(|bed| {
+    both(|bed, v6| {
         with_dsr(bed);
-        let remote = remote_backend(bed, false);
-        nodeport(bed, false, remote);
-        let (world, node) = outside(false);
+        let remote = remote_backend(bed, v6);
+        nodeport(bed, v6, remote);
+        let (world, node) = outside(v6);
         let send = |bed: &Bed, l4| {
             let input = packet(
                 bed::WORLD_MAC,
@@ -806,11 +851,15 @@ fn with_dsr_a_node_port_syn_to_a_remote_backend_keeps_the_client_and_names_the_f
             "the client's address reaches the backend"
         );
         assert_eq!(
-            ipv4_options(&syn.packet),
-            dsr_option(bed::NODE_V4, 30080),
+            inserted_header(&syn.packet, v6),
+            dsr_header(node, 30080),
             "the SYN names the frontend"
         );
-        assert_eq!(checked_ttl(&syn.packet), 63);
+        assert_eq!(
+            checked_ttl(&syn.packet),
+            63,
+            "checksums right, one hop less"
+        );
         assert!(
             bed.dp.nat_entries().unwrap().is_empty(),
             "nothing source-NATed"
@@ -819,17 +868,17 @@ fn with_dsr_a_node_port_syn_to_a_remote_backend_keeps_the_client_and_names_the_f
         let ack = send(bed, L4::TcpAck);
         assert_eq!(ack.action, TC_ACT_REDIRECT);
         assert_eq!(tuple(&ack.packet), (world, remote, 5555, 8080));
-        assert!(ipv4_options(&ack.packet).is_empty());
+        assert!(inserted_header(&ack.packet, v6).is_empty());
         checked_ttl(&ack.packet);
     });
 }
 
 #[test]
 fn with_dsr_the_backend_node_answers_the_client_from_the_frontend_and_collects_it() {
-    with_bed(|bed| {
-        let b = pod_b(bed, false);
-        let (world, node) = outside(false);
-        // The SYN as the balancing node sent it: the client's address, the option.
+    both(|bed, v6| {
+        let b = pod_b(bed, v6);
+        let (world, node) = outside(v6);
+        // The SYN as the balancing node sent it: the client's address, the frontend named.
         let plain = packet(
             bed::WORLD_MAC,
             [2, 0, 0, 0, 0, 1],
@@ -839,15 +888,7 @@ fn with_dsr_the_backend_node_answers_the_client_from_the_frontend_and_collects_i
             8080,
             L4::TcpSyn,
         );
-        let mut syn = plain[..34].to_vec();
-        syn.extend_from_slice(&dsr_option(bed::NODE_V4, 30080));
-        syn.extend_from_slice(&plain[34..]);
-        syn[14] += 2; // IHL: two more words
-        let tot_len = u16::from_be_bytes([syn[16], syn[17]]) + 8;
-        syn[16..18].copy_from_slice(&tot_len.to_be_bytes());
-        syn[24..26].copy_from_slice(&[0, 0]);
-        let csum = !ones_complement_sum(&syn[14..14 + 28]);
-        syn[24..26].copy_from_slice(&csum.to_be_bytes());
+        let syn = with_inserted(&plain, &dsr_header(node, 30080), v6);
         let delivered = bed.dp.test_run(FROM_NETDEV, &syn, bed.uplink, 1).unwrap();
         assert_eq!(
             delivered.action, TC_ACT_REDIRECT,

@@ -1,13 +1,15 @@
 //! Direct server return for TCP Services reached from outside (`--bpf-lb-mode dsr`,
-//! native routing, IPv4).
+//! native routing).
 //!
 //! The node that balances a request to a backend on another node does not source-NAT
 //! it: the client's address reaches the backend. The connection's SYN carries the
-//! frontend it was sent to in an IPv4 option (type [`OPT_TYPE`], 8 bytes: type, length,
-//! port, address, the layout Cilium uses), which the backend's node reads on delivery
-//! and remembers in the NAT map under the reply's tuple; the backend's replies then
+//! frontend it was sent to: IPv4 in an IP option (type [`OPT_TYPE`], 8 bytes: type,
+//! length, port, address, the layout Cilium uses), IPv6 in a Destination Options header
+//! (option [`OPT6_TYPE`]: address, port). The backend's node reads it on delivery and
+//! remembers it in the NAT map under the reply's tuple; the backend's replies then
 //! leave its node with the frontend as their source, straight to the client, never
-//! through the balancing node. Unknown IP options are ignored by the receiving stack.
+//! through the balancing node. The receiving stack skips both (an unknown IPv4 option
+//! is ignored; the IPv6 option's type says "skip if unknown").
 
 use crate::ct::Tracked;
 use crate::frame::Frame;
@@ -31,16 +33,32 @@ const OPT_LEN: usize = 8;
 const IPV4_HLEN: usize = 20;
 /// Offset of the IPv4 header checksum.
 const IPV4_CSUM: usize = ETH_HLEN + 10;
+/// The IPv6 header.
+const IPV6_HLEN: usize = 40;
+/// The IPv6 option's type: the two high bits 00 make a node that does not know it skip it.
+const OPT6_TYPE: u8 = 0x1b;
+/// The option's data: the address and the port.
+const OPT6_LEN: usize = 18;
+/// The Destination Options header holding it: next header, length, the option, and
+/// two Pad1 bytes to a multiple of 8.
+const EXT6_LEN: usize = 24;
+/// IPv6 next-header value of a Destination Options header.
+const IPPROTO_DSTOPTS: u8 = 60;
 
 /// True when a request to a backend on another node goes by DSR: the mode is on, the
-/// nodes route natively, and the packet is IPv4 TCP without options of its own.
+/// nodes route natively, and the packet is TCP without IPv4 options or IPv6 extension
+/// headers of its own.
 #[inline(always)]
 pub fn applies(pkt: &Packet, cfg: &DatapathConfig) -> bool {
+    let plain = if pkt.is_v4() {
+        ETH_HLEN + IPV4_HLEN
+    } else {
+        ETH_HLEN + IPV6_HLEN
+    };
     cfg.flags & config_flags::DSR != 0
         && cfg.routing_mode == routing_mode::NATIVE
-        && pkt.is_v4()
         && pkt.key.proto == proto::TCP
-        && pkt.l4 == ETH_HLEN + IPV4_HLEN
+        && pkt.l4 == plain
 }
 
 /// Adds the frontend of `rev_nat_index` (a node port's is the node's address) as an
@@ -62,10 +80,17 @@ pub fn add_option(
     };
     let addr = if frontend.addr != [0; 16] {
         &frontend.addr
-    } else {
+    } else if pkt.is_v4() {
         &cfg.node_ipv4
+    } else {
+        &cfg.node_ipv6
     };
-    match insert_option(ctx, pkt, addr, frontend.port) {
+    let inserted = if pkt.is_v4() {
+        insert_option(ctx, pkt, addr, frontend.port)
+    } else {
+        insert_extension(ctx, pkt, addr, frontend.port)
+    };
+    match inserted {
         Ok(()) => 0,
         Err(code) => code,
     }
@@ -120,10 +145,53 @@ fn insert_option(ctx: &TcContext, pkt: &mut Packet, addr: &[u8; 16], port: u16) 
     Ok(())
 }
 
-/// The frontend a DSR request names in its option, as (address, port).
+/// Inserts the Destination Options header naming the frontend after the IPv6 header.
+#[inline(always)]
+fn insert_extension(
+    ctx: &TcContext,
+    pkt: &mut Packet,
+    addr: &[u8; 16],
+    port: u16,
+) -> Result<(), u8> {
+    let payload_len: u16 = Frame::load(ctx, ETH_HLEN + 4)?;
+    ctx.adjust_room(EXT6_LEN as i32, BPF_ADJ_ROOM_NET, 0)
+        .map_err(|_| reason::DROP_REWRITE_FAILED)?;
+    let mut ext = [0u8; EXT6_LEN];
+    ext[0] = proto::TCP;
+    ext[1] = (EXT6_LEN / 8 - 1) as u8;
+    ext[2] = OPT6_TYPE;
+    ext[3] = OPT6_LEN as u8;
+    ext[4..20].copy_from_slice(addr);
+    ext[20..22].copy_from_slice(&port.to_ne_bytes());
+    Frame::store(ctx, ETH_HLEN + IPV6_HLEN, &ext)?;
+    let payload_len = (u16::from_be(payload_len) + EXT6_LEN as u16).to_be();
+    Frame::store(ctx, ETH_HLEN + 4, &payload_len)?;
+    Frame::store(ctx, ETH_HLEN + 6, &IPPROTO_DSTOPTS)?;
+    // The TCP checksum's pseudo-header holds the upper-layer length and protocol, which
+    // do not change.
+    pkt.l4 += EXT6_LEN;
+    Ok(())
+}
+
+/// The frontend a DSR request names, as (address, port).
 #[inline(always)]
 fn frontend_of<F: Frame>(ctx: &F, pkt: &Packet) -> Option<([u8; 16], u16)> {
-    if !pkt.is_v4() || pkt.key.proto != proto::TCP || pkt.l4 != ETH_HLEN + IPV4_HLEN + OPT_LEN {
+    if pkt.key.proto != proto::TCP {
+        return None;
+    }
+    if !pkt.is_v4() {
+        if pkt.l4 != ETH_HLEN + IPV6_HLEN + EXT6_LEN {
+            return None;
+        }
+        let ext: [u8; EXT6_LEN] = ctx.load(ETH_HLEN + IPV6_HLEN).ok()?;
+        if ext[2] != OPT6_TYPE || ext[3] != OPT6_LEN as u8 {
+            return None;
+        }
+        let mut addr = [0u8; 16];
+        addr.copy_from_slice(&ext[4..20]);
+        return Some((addr, u16::from_ne_bytes([ext[20], ext[21]])));
+    }
+    if pkt.l4 != ETH_HLEN + IPV4_HLEN + OPT_LEN {
         return None;
     }
     let option: [u8; OPT_LEN] = ctx.load(ETH_HLEN + IPV4_HLEN).ok()?;
@@ -164,7 +232,7 @@ pub fn remember<F: Frame>(ctx: &F, pkt: &Packet) -> u8 {
 /// On the backend's node: gives a reply of a DSR connection its frontend as source.
 #[inline(always)]
 pub fn reverse<F: Frame>(ctx: &F, pkt: &mut Packet, tracked: Tracked) -> Result<(), u8> {
-    if !tracked.is_reply() || !pkt.is_v4() || pkt.key.proto != proto::TCP {
+    if !tracked.is_reply() || pkt.key.proto != proto::TCP {
         return Ok(());
     }
     // SAFETY: plain read of a value copied out immediately.

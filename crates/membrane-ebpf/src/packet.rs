@@ -10,6 +10,10 @@ pub const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const IPV6_HLEN: usize = 40;
+/// IPv6 next-header value of a Destination Options header.
+const IPPROTO_DSTOPTS: u8 = 60;
+/// The longest Destination Options header the parser steps over.
+const DSTOPTS_MAX: usize = 32;
 
 /// ICMPv4 echo request / reply types.
 pub const ICMP_ECHO_REQUEST: u8 = 8;
@@ -133,7 +137,7 @@ pub fn parse<F: Frame>(ctx: &F) -> Result<Parsed, u8> {
         family: 0,
         _pad: [0; 2],
     };
-    let l4;
+    let mut l4;
     let ttl;
     let mut is_fragment = false;
     let mut tot_len = 0;
@@ -162,6 +166,17 @@ pub fn parse<F: Frame>(ctx: &F) -> Result<Parsed, u8> {
             key.daddr.copy_from_slice(&ip[24..40]);
             key.family = Family::V6;
             l4 = l3 + IPV6_HLEN;
+            if key.proto == IPPROTO_DSTOPTS {
+                // One short Destination Options header (direct server return names its
+                // frontend there) is stepped over; longer or further ones go to the stack.
+                let ext: [u8; 2] = read(ctx, l4)?;
+                let len = (usize::from(ext[1]) + 1) * 8;
+                if len > DSTOPTS_MAX {
+                    return Ok(Parsed::Other);
+                }
+                key.proto = ext[0];
+                l4 += len;
+            }
         }
         _ => return Ok(Parsed::Other),
     }

@@ -820,35 +820,39 @@ fn with_dsr_a_backend_on_another_node_sees_the_client_and_answers_it_directly() 
     let mut objects = vec![service("web", [CLUSTER_V4, CLUSTER_V6], json!({}))];
     objects.extend(slices("web", &b, &[&remote]));
     apply(&b, objects);
-    let backend = address(&remote, false);
-    wait_programmed(&a, cluster_ip(false), TCP_PORT, &[backend]);
-    let node_port = SocketAddr::new(node_address(&a, false), TCP_NODE_PORT);
-    let seen = workload::whoami_tcp(&outside, node_port).unwrap();
-    // The client connects from the outside's address on node a's link.
-    assert_eq!(
-        seen.report.peer.ip(),
-        IpAddr::V4(a.addressing().gateway_v4().addr()),
-        "the backend sees the client's own address, not node a's"
-    );
-    // TCP by direct return, UDP source-NATed as before, IPv6 too.
-    reaches_both_backends(
-        &outside,
-        node_port,
-        SocketAddr::new(node_address(&a, false), UDP_NODE_PORT),
-        &[backend],
-    );
-    let v6 = node_address(&a, true);
-    wait_programmed(&a, cluster_ip(true), TCP_PORT, &[address(&remote, true)]);
-    reaches_both_backends(
-        &outside,
-        SocketAddr::new(v6, TCP_NODE_PORT),
-        SocketAddr::new(v6, UDP_NODE_PORT),
-        &[address(&remote, true)],
-    );
-    // The replies never came back through node a: it translated no reply.
-    assert_eq!(
-        counted(&a, "reverse_nat"),
-        0,
-        "v4 replies went straight out"
+    for v6 in [false, true] {
+        let backend = address(&remote, v6);
+        wait_programmed(&a, cluster_ip(v6), TCP_PORT, &[backend]);
+        let at = node_address(&a, v6);
+        let seen = workload::whoami_tcp(&outside, SocketAddr::new(at, TCP_NODE_PORT)).unwrap();
+        // The client connects from the outside's address on node a's link.
+        let client = if v6 {
+            IpAddr::V6(a.addressing().gateway_v6().addr())
+        } else {
+            IpAddr::V4(a.addressing().gateway_v4().addr())
+        };
+        assert_eq!(
+            seen.report.peer.ip(),
+            client,
+            "the backend sees the client's own address, not node a's"
+        );
+        // TCP by direct return, UDP source-NATed as before.
+        reaches_both_backends(
+            &outside,
+            SocketAddr::new(at, TCP_NODE_PORT),
+            SocketAddr::new(at, UDP_NODE_PORT),
+            &[backend],
+        );
+    }
+    // Node a saw the TCP connections' requests and none of their replies.
+    let tcp: Vec<_> = pinned::conntrack_entries(a.pin_dir().path())
+        .unwrap()
+        .into_iter()
+        .filter(|(key, entry)| key.proto == 6 && entry.packets_fwd > 0)
+        .collect();
+    assert!(!tcp.is_empty(), "node a tracked the connections");
+    assert!(
+        tcp.iter().all(|(_, entry)| entry.packets_rev == 0),
+        "a reply came back through node a: {tcp:?}"
     );
 }

@@ -152,8 +152,8 @@ pub struct Cli {
     )]
     pub socket_lb: Option<String>,
     /// How a request from outside reaches a backend on another node: snat (replies
-    /// come back through this node) or dsr (TCP over IPv4 with native routing: the
-    /// backend answers the client directly) [default: snat].
+    /// come back through this node) or dsr (TCP with native routing: the backend
+    /// answers the client directly) [default: snat].
     #[arg(long, env = "MEMBRANE_BPF_LB_MODE", value_name = "MODE")]
     pub bpf_lb_mode: Option<String>,
     /// XDP acceleration of NodePort, LoadBalancer and external-IP Services on the

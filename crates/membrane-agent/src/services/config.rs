@@ -103,8 +103,8 @@ pub enum LbMode {
     /// Source-NATed to the balancing node, so the reply comes back through it.
     #[default]
     Snat,
-    /// Direct server return for TCP over IPv4 (native routing): the backend sees the
-    /// client's address and answers it itself; other traffic is source-NATed.
+    /// Direct server return for TCP (native routing): the backend sees the client's
+    /// address and answers it itself; UDP is source-NATed.
     Dsr,
 }
 
