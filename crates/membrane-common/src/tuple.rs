@@ -29,4 +29,6 @@ pub mod proto {
     pub const UDP: u8 = 17;
     /// ICMPv6.
     pub const ICMPV6: u8 = 58;
+    /// SCTP (policed by port; not load-balanced or masqueraded).
+    pub const SCTP: u8 = 132;
 }

@@ -1,6 +1,7 @@
 //! Policy enforcement in the real programs (BPF_PROG_TEST_RUN): default allow, default
 //! deny once enforced, L3/L4 rules with port ranges, deny over allow, ingress against
-//! the sender's identity, replies of allowed connections, audit mode, ICMP types.
+//! the sender's identity, replies of allowed connections, audit mode, ICMP types, SCTP
+//! ports.
 
 #[allow(dead_code)]
 mod bed;
@@ -14,6 +15,7 @@ use std::net::IpAddr;
 const TC_ACT_SHOT: i32 = 2;
 const TC_ACT_REDIRECT: i32 = 7;
 const TCP: u8 = 6;
+const SCTP: u8 = 132;
 
 /// A packet from pod A to pod B on `dport`; returns the action.
 fn a_to_b(bed: &Bed, sport: u16, dport: u16, l4: L4) -> i32 {
@@ -137,6 +139,34 @@ fn an_l3_l4_rule_allows_only_its_peer_on_its_ports() {
         );
         assert_eq!(
             a_to_b(bed, 40004, 8080, L4::Udp),
+            TC_ACT_SHOT,
+            "another protocol"
+        );
+    });
+}
+
+#[test]
+fn an_sctp_rule_allows_only_its_port() {
+    with_bed(|bed| {
+        enforce(bed, true, egress_only());
+        let b_identity = bed.b.spec.identity;
+        bed.dp
+            .write_policy(&rule(
+                bed,
+                Direction::Egress,
+                Some(b_identity),
+                Some((SCTP, 5000..=5000)),
+                false,
+            ))
+            .unwrap();
+        assert_eq!(a_to_b(bed, 40000, 5000, L4::Sctp), TC_ACT_REDIRECT);
+        assert_eq!(
+            a_to_b(bed, 40001, 5001, L4::Sctp),
+            TC_ACT_SHOT,
+            "another port"
+        );
+        assert_eq!(
+            a_to_b(bed, 40002, 5000, L4::TcpSyn),
             TC_ACT_SHOT,
             "another protocol"
         );

@@ -202,7 +202,8 @@ pub fn parse<F: Frame>(ctx: &F) -> Result<Parsed, u8> {
             pkt.key.dport = u16::from_ne_bytes([tcp[2], tcp[3]]);
             pkt.tcp_flags = tcp[13];
         }
-        proto::UDP => {
+        // SCTP's common header starts with the ports as UDP's does.
+        proto::UDP | proto::SCTP => {
             let udp: [u8; 8] = read(ctx, l4)?;
             pkt.key.sport = u16::from_ne_bytes([udp[0], udp[1]]);
             pkt.key.dport = u16::from_ne_bytes([udp[2], udp[3]]);

@@ -264,6 +264,9 @@ pub enum L4 {
     Udp,
     Echo,
     EchoReply,
+    /// An SCTP packet: the common header (ports, verification tag, checksum) and the
+    /// payload as one chunk's bytes.
+    Sctp,
 }
 
 /// Builds an Ethernet frame from `src` to `dst` (same family) with 16 payload bytes.
@@ -295,6 +298,14 @@ pub fn packet(
                 L4::Echo => $ip.icmpv4_echo_request(sport, 1).write(&mut out, &payload),
                 L4::EchoReply if $v6 => $ip.icmpv6_echo_reply(sport, 1).write(&mut out, &payload),
                 L4::EchoReply => $ip.icmpv4_echo_reply(sport, 1).write(&mut out, &payload),
+                L4::Sctp => {
+                    let mut sctp = Vec::new();
+                    sctp.extend_from_slice(&sport.to_be_bytes());
+                    sctp.extend_from_slice(&dport.to_be_bytes());
+                    sctp.extend_from_slice(&[0; 8]);
+                    sctp.extend_from_slice(&payload);
+                    $ip.write(&mut out, etherparse::IpNumber::SCTP, &sctp)
+                }
             }
         };
     }
