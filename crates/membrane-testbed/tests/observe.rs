@@ -288,12 +288,15 @@ fn wait_named_syn(node: &Node, client_ip: Ipv4Addr, server_ip: Ipv4Addr, from: &
             let mut client = unix_client(node).await;
             flows(&mut client, request.clone()).await
         });
+        // Named by the applied Pod objects: until an agent has seen them, a pod's flows
+        // carry only its CNI name and its namespace-only identity.
+        let knows_pod = |e: &pb::Endpoint| {
+            !e.pod_name.is_empty() && e.labels.iter().any(|l| l.starts_with("k8s:app="))
+        };
         let named = found.into_iter().rev().find(|f| {
             syn(f)
-                && f.source.as_ref().is_some_and(|e| !e.pod_name.is_empty())
-                && f.destination
-                    .as_ref()
-                    .is_some_and(|e| !e.pod_name.is_empty())
+                && f.source.as_ref().is_some_and(knows_pod)
+                && f.destination.as_ref().is_some_and(knows_pod)
         });
         if let Some(flow) = named {
             return flow;
