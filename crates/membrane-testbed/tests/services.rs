@@ -752,20 +752,16 @@ fn counted(node: &Node, reason: &str) -> u64 {
         .sum()
 }
 
-#[test]
-fn with_xdp_acceleration_the_outside_reaches_a_node_port_whose_backend_is_on_another_node() {
+/// Two natively routed nodes sharing an etcd, node a started with `extra_a` too, and the
+/// Service web (both families) whose one backend serves on node b; runs `check` with the
+/// outside, node a and the backend once node a has programmed the Service.
+fn with_remote_backend(extra_a: &[&str], check: impl FnOnce(&Outside, &Node, &Pod)) {
     let outside = Outside::create().unwrap();
     let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
     let endpoint = etcd.endpoint();
     let flags = etcd_flags(&endpoint, "native");
-    // Generic XDP: the bed's uplinks are veths, whose native XDP_TX needs the peer
-    // in the outside namespace to run XDP too.
-    let accelerated: Vec<&str> = flags
-        .iter()
-        .copied()
-        .chain(["--bpf-lb-acceleration", "generic"])
-        .collect();
-    let a = Node::start_with(&outside, 1, &accelerated).unwrap();
+    let flags_a: Vec<&str> = flags.iter().chain(extra_a).copied().collect();
+    let a = Node::start_with(&outside, 1, &flags_a).unwrap();
     let b = Node::start_with(&outside, 2, &flags).unwrap();
     for node in [&a, &b] {
         membrane_testbed::wiring::route_pod_cidrs(outside.netns(), node.addressing()).unwrap();
@@ -776,83 +772,79 @@ fn with_xdp_acceleration_the_outside_reaches_a_node_port_whose_backend_is_on_ano
     objects.extend(slices("web", &b, &[&remote]));
     apply(&b, objects);
     for v6 in [false, true] {
-        let backend = address(&remote, v6);
-        wait_programmed(&a, cluster_ip(v6), TCP_PORT, &[backend]);
-        let at = node_address(&a, v6);
-        let (requests, replies) = (
-            counted(&a, "xdp_service_to_network"),
-            counted(&a, "xdp_reverse_nat_to_network"),
-        );
-        reaches_both_backends(
-            &outside,
-            SocketAddr::new(at, TCP_NODE_PORT),
-            SocketAddr::new(at, UDP_NODE_PORT),
-            &[backend],
-        );
-        // Every connection's request and reply packets went through XDP on node a
-        // (TCP: the handshake, the exchange and the close; UDP: one each way).
-        let min = u64::from(2 * CONNECTIONS);
-        let sent = counted(&a, "xdp_service_to_network") - requests;
-        let answered = counted(&a, "xdp_reverse_nat_to_network") - replies;
-        assert!(sent >= min, "{sent} requests accelerated (v6: {v6})");
-        assert!(answered >= min, "{answered} replies accelerated (v6: {v6})");
+        wait_programmed(&a, cluster_ip(v6), TCP_PORT, &[address(&remote, v6)]);
     }
+    check(&outside, &a, &remote);
+}
+
+#[test]
+fn with_xdp_acceleration_the_outside_reaches_a_node_port_whose_backend_is_on_another_node() {
+    // Generic XDP: the bed's uplinks are veths, whose native XDP_TX needs the peer
+    // in the outside namespace to run XDP too.
+    with_remote_backend(
+        &["--bpf-lb-acceleration", "generic"],
+        |outside, a, remote| {
+            for v6 in [false, true] {
+                let backend = address(remote, v6);
+                let at = node_address(a, v6);
+                let (requests, replies) = (
+                    counted(a, "xdp_service_to_network"),
+                    counted(a, "xdp_reverse_nat_to_network"),
+                );
+                reaches_both_backends(
+                    outside,
+                    SocketAddr::new(at, TCP_NODE_PORT),
+                    SocketAddr::new(at, UDP_NODE_PORT),
+                    &[backend],
+                );
+                // Every connection's request and reply packets went through XDP on node a
+                // (TCP: the handshake, the exchange and the close; UDP: one each way).
+                let min = u64::from(2 * CONNECTIONS);
+                let sent = counted(a, "xdp_service_to_network") - requests;
+                let answered = counted(a, "xdp_reverse_nat_to_network") - replies;
+                assert!(sent >= min, "{sent} requests accelerated (v6: {v6})");
+                assert!(answered >= min, "{answered} replies accelerated (v6: {v6})");
+            }
+        },
+    );
 }
 
 #[test]
 fn with_dsr_a_backend_on_another_node_sees_the_client_and_answers_it_directly() {
-    let outside = Outside::create().unwrap();
-    let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
-    let endpoint = etcd.endpoint();
-    let flags = etcd_flags(&endpoint, "native");
-    let dsr: Vec<&str> = flags
-        .iter()
-        .copied()
-        .chain(["--bpf-lb-mode", "dsr"])
-        .collect();
-    let a = Node::start_with(&outside, 1, &dsr).unwrap();
-    let b = Node::start_with(&outside, 2, &flags).unwrap();
-    for node in [&a, &b] {
-        membrane_testbed::wiring::route_pod_cidrs(outside.netns(), node.addressing()).unwrap();
-    }
-    let remote = Pod::create(&b, "shop", "web-b").unwrap();
-    let _server = workload::serve(&remote, DEFAULT_PORTS).unwrap();
-    let mut objects = vec![service("web", [CLUSTER_V4, CLUSTER_V6], json!({}))];
-    objects.extend(slices("web", &b, &[&remote]));
-    apply(&b, objects);
-    for v6 in [false, true] {
-        let backend = address(&remote, v6);
-        wait_programmed(&a, cluster_ip(v6), TCP_PORT, &[backend]);
-        let at = node_address(&a, v6);
-        let seen = workload::whoami_tcp(&outside, SocketAddr::new(at, TCP_NODE_PORT)).unwrap();
-        // The client connects from the outside's address on node a's link.
-        let client = if v6 {
-            IpAddr::V6(a.addressing().gateway_v6().addr())
-        } else {
-            IpAddr::V4(a.addressing().gateway_v4().addr())
-        };
-        assert_eq!(
-            seen.report.peer.ip(),
-            client,
-            "the backend sees the client's own address, not node a's"
+    with_remote_backend(&["--bpf-lb-mode", "dsr"], |outside, a, remote| {
+        for v6 in [false, true] {
+            let backend = address(remote, v6);
+            let at = node_address(a, v6);
+            let seen = workload::whoami_tcp(outside, SocketAddr::new(at, TCP_NODE_PORT)).unwrap();
+            // The client connects from the outside's address on node a's link.
+            let client = if v6 {
+                IpAddr::V6(a.addressing().gateway_v6().addr())
+            } else {
+                IpAddr::V4(a.addressing().gateway_v4().addr())
+            };
+            assert_eq!(
+                seen.report.peer.ip(),
+                client,
+                "the backend sees the client's own address, not node a's"
+            );
+            // TCP by direct return, UDP source-NATed as before.
+            reaches_both_backends(
+                outside,
+                SocketAddr::new(at, TCP_NODE_PORT),
+                SocketAddr::new(at, UDP_NODE_PORT),
+                &[backend],
+            );
+        }
+        // Node a saw the TCP connections' requests and none of their replies.
+        let tcp: Vec<_> = pinned::conntrack_entries(a.pin_dir().path())
+            .unwrap()
+            .into_iter()
+            .filter(|(key, entry)| key.proto == 6 && entry.packets_fwd > 0)
+            .collect();
+        assert!(!tcp.is_empty(), "node a tracked the connections");
+        assert!(
+            tcp.iter().all(|(_, entry)| entry.packets_rev == 0),
+            "a reply came back through node a: {tcp:?}"
         );
-        // TCP by direct return, UDP source-NATed as before.
-        reaches_both_backends(
-            &outside,
-            SocketAddr::new(at, TCP_NODE_PORT),
-            SocketAddr::new(at, UDP_NODE_PORT),
-            &[backend],
-        );
-    }
-    // Node a saw the TCP connections' requests and none of their replies.
-    let tcp: Vec<_> = pinned::conntrack_entries(a.pin_dir().path())
-        .unwrap()
-        .into_iter()
-        .filter(|(key, entry)| key.proto == 6 && entry.packets_fwd > 0)
-        .collect();
-    assert!(!tcp.is_empty(), "node a tracked the connections");
-    assert!(
-        tcp.iter().all(|(_, entry)| entry.packets_rev == 0),
-        "a reply came back through node a: {tcp:?}"
-    );
+    });
 }
