@@ -274,15 +274,7 @@ fn ingress_policy_is_decided_against_the_senders_identity() {
         );
         // The world (no ipcache entry: identity world) may not.
         let world: IpAddr = bed::WORLD_V4.into();
-        let from_world = packet(
-            bed::WORLD_MAC,
-            [2, 0, 0, 0, 0, 1],
-            world,
-            bed.b.v4.into(),
-            5555,
-            8080,
-            L4::TcpSyn,
-        );
+        let from_world = bed::from_world(world, bed.b.v4.into(), 5555, 8080, L4::TcpSyn);
         assert_eq!(
             bed.dp
                 .test_run(FROM_NETDEV, &from_world, bed.uplink, 1)
@@ -299,15 +291,7 @@ fn ingress_policy_is_decided_against_the_senders_identity() {
                 false,
             ))
             .unwrap();
-        let again = packet(
-            bed::WORLD_MAC,
-            [2, 0, 0, 0, 0, 1],
-            world,
-            bed.b.v4.into(),
-            5556,
-            8080,
-            L4::TcpSyn,
-        );
+        let again = bed::from_world(world, bed.b.v4.into(), 5556, 8080, L4::TcpSyn);
         assert_eq!(
             bed.dp
                 .test_run(FROM_NETDEV, &again, bed.uplink, 1)

@@ -2,9 +2,12 @@
 //! rewritten bytes (addresses, ports, MACs, TTL, checksums) and map side effects.
 //! Each test runs in its own network namespace.
 
+#[allow(dead_code)]
 mod bed;
 
-use bed::{L4, NAT_PORTS, NODE_V4, NODE_V6, WORLD_MAC, WORLD_V4, WORLD_V6, packet, with_bed};
+use bed::{
+    L4, NAT_PORTS, NODE_V4, NODE_V6, WORLD_MAC, WORLD_V4, WORLD_V6, from_world, packet, with_bed,
+};
 use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 use membrane_common::ct::ct_flags;
 use membrane_common::metrics::reason;
@@ -366,9 +369,7 @@ fn traffic_to_the_world_is_masqueraded_and_replies_are_translated_back() {
             assert_checksums_valid(&out.packet);
 
             // The reply arrives on the uplink, addressed to the node.
-            let reply = packet(
-                WORLD_MAC,
-                [0x02, 0, 0, 0, 0, 1],
+            let reply = from_world(
                 world(v6),
                 node(v6),
                 if matches!(l4, L4::Echo) {
@@ -511,15 +512,7 @@ fn traffic_for_the_node_itself_goes_to_the_stack_untranslated() {
 #[test]
 fn uplink_traffic_without_a_translation_goes_to_the_stack() {
     both_families(|bed, v6| {
-        let input = packet(
-            WORLD_MAC,
-            [0x02, 0, 0, 0, 0, 1],
-            world(v6),
-            node(v6),
-            5555,
-            22,
-            L4::TcpSyn,
-        );
+        let input = from_world(world(v6), node(v6), 5555, 22, L4::TcpSyn);
         let out = bed.dp.test_run(FROM_NETDEV, &input, bed.uplink, 1).unwrap();
         assert_eq!(out.action, TC_ACT_OK);
         assert_eq!(out.packet, input);
@@ -731,15 +724,7 @@ fn packet_from_the_network_for_a_local_pod_is_delivered_with_the_senders_identit
                 Some("10.99.0.77".parse().unwrap()),
             )
             .unwrap();
-        let input = packet(
-            WORLD_MAC,
-            [2, 0, 0, 0, 0, 1],
-            remote_pod,
-            addrs(&bed.a, v6),
-            33000,
-            8080,
-            L4::TcpSyn,
-        );
+        let input = from_world(remote_pod, addrs(&bed.a, v6), 33000, 8080, L4::TcpSyn);
         let out = bed.dp.test_run(FROM_NETDEV, &input, bed.uplink, 1).unwrap();
         assert_eq!(out.action, TC_ACT_REDIRECT);
         assert_eq!(counter(&bed.dp, reason::FROM_NETWORK), 1);

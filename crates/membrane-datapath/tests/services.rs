@@ -401,15 +401,7 @@ fn node_port_from_outside_reaches_a_local_backend_and_the_reply_leaves_from_the_
         let b = pod_b(bed, v6);
         nodeport(bed, v6, b);
         let (world, node) = outside(v6);
-        let input = packet(
-            bed::WORLD_MAC,
-            [2, 0, 0, 0, 0, 1],
-            world,
-            node,
-            5555,
-            30080,
-            L4::TcpSyn,
-        );
+        let input = bed::from_world(world, node, 5555, 30080, L4::TcpSyn);
         let out = bed
             .dp
             .test_run(
@@ -457,15 +449,7 @@ fn node_port_to_a_backend_on_another_node_is_source_natted_and_answered_through_
         bed.route_via_world(remote);
         nodeport(bed, v6, remote);
         let (world, node) = outside(v6);
-        let input = packet(
-            bed::WORLD_MAC,
-            [2, 0, 0, 0, 0, 1],
-            world,
-            node,
-            5555,
-            30080,
-            L4::TcpSyn,
-        );
+        let input = bed::from_world(world, node, 5555, 30080, L4::TcpSyn);
         let out = bed
             .dp
             .test_run(
@@ -482,15 +466,7 @@ fn node_port_to_a_backend_on_another_node_is_source_natted_and_answered_through_
             (node, remote, 8080),
             "source-NATed to the node, sent to the backend"
         );
-        let reply = packet(
-            bed::WORLD_MAC,
-            [2, 0, 0, 0, 0, 1],
-            remote,
-            node,
-            8080,
-            nat_port,
-            L4::TcpAck,
-        );
+        let reply = bed::from_world(remote, node, 8080, nat_port, L4::TcpAck);
         let back = bed
             .dp
             .test_run(
@@ -515,15 +491,7 @@ fn a_cluster_ip_is_not_reachable_from_outside_the_node() {
         let b = pod_b(bed, v6);
         frontend(bed, v6, &[(1, b, 8080)], &[], 0);
         let (world, _) = outside(v6);
-        let input = packet(
-            bed::WORLD_MAC,
-            [2, 0, 0, 0, 0, 1],
-            world,
-            vip(v6),
-            5555,
-            80,
-            L4::TcpSyn,
-        );
+        let input = bed::from_world(world, vip(v6), 5555, 80, L4::TcpSyn);
         let out = bed
             .dp
             .test_run(
@@ -657,16 +625,7 @@ fn xdp_sends_a_node_port_request_for_a_remote_backend_back_out_and_its_reply_to_
         let remote = remote_backend(bed, v6);
         nodeport(bed, v6, remote);
         let (world, node) = outside(v6);
-        let uplink_mac = [2, 0, 0, 0, 0, 1];
-        let input = packet(
-            bed::WORLD_MAC,
-            uplink_mac,
-            world,
-            node,
-            5555,
-            30080,
-            L4::TcpSyn,
-        );
+        let input = bed::from_world(world, node, 5555, 30080, L4::TcpSyn);
         let out = bed
             .dp
             .test_run(XDP_FROM_NETDEV, &input, bed.uplink, 1)
@@ -682,15 +641,7 @@ fn xdp_sends_a_node_port_request_for_a_remote_backend_back_out_and_its_reply_to_
         assert_eq!(checked_ttl(&out.packet), 63, "routed: one hop less");
         assert_eq!(counter(bed, reason::XDP_SERVICE), 1);
 
-        let reply = packet(
-            bed::WORLD_MAC,
-            uplink_mac,
-            remote,
-            node,
-            8080,
-            nat_port,
-            L4::TcpAck,
-        );
+        let reply = bed::from_world(remote, node, 8080, nat_port, L4::TcpAck);
         let back = bed
             .dp
             .test_run(XDP_FROM_NETDEV, &reply, bed.uplink, 1)
@@ -707,15 +658,7 @@ fn xdp_sends_a_node_port_request_for_a_remote_backend_back_out_and_its_reply_to_
 
         // The connection's next packet through tc (XDP detached, say) keeps its backend
         // and its translation.
-        let next = packet(
-            bed::WORLD_MAC,
-            uplink_mac,
-            world,
-            node,
-            5555,
-            30080,
-            L4::TcpAck,
-        );
+        let next = bed::from_world(world, node, 5555, 30080, L4::TcpAck);
         let tc = bed.dp.test_run(FROM_NETDEV, &next, bed.uplink, 1).unwrap();
         assert_eq!(tc.action, TC_ACT_REDIRECT);
         assert_eq!(tuple(&tc.packet), (node, remote, nat_port, 8080));
@@ -728,17 +671,7 @@ fn xdp_leaves_what_it_does_not_accelerate_untouched_for_tc() {
         let b = pod_b(bed, v6);
         nodeport(bed, v6, b);
         let (world, node) = outside(v6);
-        let to = |dst: IpAddr, dport: u16| {
-            packet(
-                bed::WORLD_MAC,
-                [2, 0, 0, 0, 0, 1],
-                world,
-                dst,
-                5555,
-                dport,
-                L4::TcpSyn,
-            )
-        };
+        let to = |dst: IpAddr, dport: u16| bed::from_world(world, dst, 5555, dport, L4::TcpSyn);
         // A node port whose backend is on this node, the node's own port, a ClusterIP.
         for input in [to(node, 30080), to(node, 22), to(vip(v6), 80)] {
             let out = bed
@@ -832,15 +765,7 @@ fn with_dsr_a_node_port_syn_to_a_remote_backend_keeps_the_client_and_names_the_f
         nodeport(bed, v6, remote);
         let (world, node) = outside(v6);
         let send = |bed: &Bed, l4| {
-            let input = packet(
-                bed::WORLD_MAC,
-                [2, 0, 0, 0, 0, 1],
-                world,
-                node,
-                5555,
-                30080,
-                l4,
-            );
+            let input = bed::from_world(world, node, 5555, 30080, l4);
             bed.dp.test_run(FROM_NETDEV, &input, bed.uplink, 1).unwrap()
         };
         let syn = send(bed, L4::TcpSyn);
@@ -879,15 +804,7 @@ fn with_dsr_the_backend_node_answers_the_client_from_the_frontend_and_collects_i
         let b = pod_b(bed, v6);
         let (world, node) = outside(v6);
         // The SYN as the balancing node sent it: the client's address, the frontend named.
-        let plain = packet(
-            bed::WORLD_MAC,
-            [2, 0, 0, 0, 0, 1],
-            world,
-            b,
-            5555,
-            8080,
-            L4::TcpSyn,
-        );
+        let plain = bed::from_world(world, b, 5555, 8080, L4::TcpSyn);
         let syn = with_inserted(&plain, &dsr_header(node, 30080), v6);
         let delivered = bed.dp.test_run(FROM_NETDEV, &syn, bed.uplink, 1).unwrap();
         assert_eq!(

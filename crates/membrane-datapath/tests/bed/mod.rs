@@ -269,6 +269,12 @@ pub enum L4 {
     Sctp,
 }
 
+/// A frame from the world's neighbour arriving on the uplink (the destination MAC is not
+/// checked by BPF_PROG_TEST_RUN), otherwise as [`packet`] builds it.
+pub fn from_world(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, l4: L4) -> Vec<u8> {
+    packet(WORLD_MAC, [0x02, 0, 0, 0, 0, 1], src, dst, sport, dport, l4)
+}
+
 /// Builds an Ethernet frame from `src` to `dst` (same family) with 16 payload bytes.
 pub fn packet(
     smac: [u8; 6],
