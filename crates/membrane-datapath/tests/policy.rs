@@ -103,44 +103,42 @@ fn without_policy_everything_is_allowed_and_enforcement_makes_it_default_deny() 
     });
 }
 
+/// Sends pod A's probes to pod B, each `(port, l4, expected action, why)` from a port of
+/// its own, and asserts each probe's action.
+fn expect_a_to_b(bed: &Bed, probes: &[(u16, L4, i32, &str)]) {
+    for (sport, (dport, l4, expected, why)) in (40000..).zip(probes) {
+        assert_eq!(a_to_b(bed, sport, *dport, *l4), *expected, "{why}");
+    }
+}
+
+/// Pod A under egress enforcement with one rule allowing pod B on `l4` ports.
+fn egress_to_b_on(bed: &mut Bed, l4: (u8, std::ops::RangeInclusive<u16>)) {
+    enforce(bed, true, egress_only());
+    let b_identity = bed.b.spec.identity;
+    bed.dp
+        .write_policy(&rule(
+            bed,
+            Direction::Egress,
+            Some(b_identity),
+            Some(l4),
+            false,
+        ))
+        .unwrap();
+}
+
 #[test]
 fn an_l3_l4_rule_allows_only_its_peer_on_its_ports() {
     with_bed(|bed| {
-        enforce(bed, true, egress_only());
-        let b_identity = bed.b.spec.identity;
-        bed.dp
-            .write_policy(&rule(
-                bed,
-                Direction::Egress,
-                Some(b_identity),
-                Some((TCP, 8000..=8100)),
-                false,
-            ))
-            .unwrap();
-        assert_eq!(
-            a_to_b(bed, 40000, 8080, L4::TcpSyn),
-            TC_ACT_REDIRECT,
-            "in the range"
-        );
-        assert_eq!(
-            a_to_b(bed, 40001, 8000, L4::TcpSyn),
-            TC_ACT_REDIRECT,
-            "first port of the range"
-        );
-        assert_eq!(
-            a_to_b(bed, 40002, 8100, L4::TcpSyn),
-            TC_ACT_REDIRECT,
-            "last port of the range"
-        );
-        assert_eq!(
-            a_to_b(bed, 40003, 8101, L4::TcpSyn),
-            TC_ACT_SHOT,
-            "outside the range"
-        );
-        assert_eq!(
-            a_to_b(bed, 40004, 8080, L4::Udp),
-            TC_ACT_SHOT,
-            "another protocol"
+        egress_to_b_on(bed, (TCP, 8000..=8100));
+        expect_a_to_b(
+            bed,
+            &[
+                (8080, L4::TcpSyn, TC_ACT_REDIRECT, "in the range"),
+                (8000, L4::TcpSyn, TC_ACT_REDIRECT, "first port of the range"),
+                (8100, L4::TcpSyn, TC_ACT_REDIRECT, "last port of the range"),
+                (8101, L4::TcpSyn, TC_ACT_SHOT, "outside the range"),
+                (8080, L4::Udp, TC_ACT_SHOT, "another protocol"),
+            ],
         );
     });
 }
@@ -148,27 +146,14 @@ fn an_l3_l4_rule_allows_only_its_peer_on_its_ports() {
 #[test]
 fn an_sctp_rule_allows_only_its_port() {
     with_bed(|bed| {
-        enforce(bed, true, egress_only());
-        let b_identity = bed.b.spec.identity;
-        bed.dp
-            .write_policy(&rule(
-                bed,
-                Direction::Egress,
-                Some(b_identity),
-                Some((SCTP, 5000..=5000)),
-                false,
-            ))
-            .unwrap();
-        assert_eq!(a_to_b(bed, 40000, 5000, L4::Sctp), TC_ACT_REDIRECT);
-        assert_eq!(
-            a_to_b(bed, 40001, 5001, L4::Sctp),
-            TC_ACT_SHOT,
-            "another port"
-        );
-        assert_eq!(
-            a_to_b(bed, 40002, 5000, L4::TcpSyn),
-            TC_ACT_SHOT,
-            "another protocol"
+        egress_to_b_on(bed, (SCTP, 5000..=5000));
+        expect_a_to_b(
+            bed,
+            &[
+                (5000, L4::Sctp, TC_ACT_REDIRECT, "its port"),
+                (5001, L4::Sctp, TC_ACT_SHOT, "another port"),
+                (5000, L4::TcpSyn, TC_ACT_SHOT, "another protocol"),
+            ],
         );
     });
 }
