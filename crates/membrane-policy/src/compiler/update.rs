@@ -5,7 +5,7 @@
 
 use super::endpoint::{EndpointState, names_egress_ports};
 use super::{Compiler, PolicyKey, SectionRef, Shared, key_of};
-use crate::clause::Peers;
+use crate::clause::{Clause, Peers};
 use crate::input::{Labels, LocalEndpoint, PolicyInput};
 use crate::resolve::{Resolved, Resolver};
 use membrane_model::Object;
@@ -279,45 +279,50 @@ impl Shared {
     /// it into or out of every resolved clause whose peers now do or no longer admit
     /// it. Returns the sections of the clauses it changed.
     fn identity_changed(&mut self, number: u32) -> Deltas {
-        let Shared {
-            input,
-            policies,
-            universe,
-            cidr_identities,
-            resolved,
-            ..
-        } = self;
-        let resolver = Resolver {
-            universe,
-            cidr_identities,
-            pod_addresses: &input.pod_addresses,
-        };
-        let mut deltas = Deltas::new();
-        for (at, peers) in resolved.iter_mut() {
+        self.update_resolved(|resolver, clause, peers| {
             let Resolved::Set(set) = peers else {
-                continue;
+                return BTreeSet::new();
             };
-            let clause =
-                &policies[&at.section.policy].sections[at.section.section].clauses[at.clause];
             if !Resolver::reads_labels(&clause.peers, &clause.requires) {
-                continue;
+                return BTreeSet::new();
             }
             let admitted = resolver.admits(&clause.peers, &clause.requires, number);
-            if admitted != set.contains(&number) {
-                if admitted {
-                    set.insert(number);
-                } else {
-                    set.remove(&number);
-                }
-                deltas.entry(at.section).or_default().insert(number);
+            let changed = if admitted {
+                set.insert(number)
+            } else {
+                set.remove(&number)
+            };
+            if changed {
+                [number].into()
+            } else {
+                BTreeSet::new()
             }
-        }
-        deltas
+        })
     }
 
     /// Resolves again every resolved clause whose peers `which` picks; returns the
     /// identities that joined or left, by section.
     fn resolve_again(&mut self, which: impl Fn(&Peers) -> bool) -> Deltas {
+        self.update_resolved(|resolver, clause, peers| {
+            if !which(&clause.peers) {
+                return BTreeSet::new();
+            }
+            let fresh = resolver.resolve(&clause.peers, &clause.requires);
+            if fresh == *peers {
+                return BTreeSet::new();
+            }
+            let (old, new) = (members(peers), members(&fresh));
+            *peers = fresh;
+            old.symmetric_difference(&new).copied().collect()
+        })
+    }
+
+    /// Runs `update` on every resolved clause (it brings the resolution up to date in
+    /// place and returns the identities that joined or left); collects those by section.
+    fn update_resolved(
+        &mut self,
+        mut update: impl FnMut(&Resolver, &Clause, &mut Resolved) -> BTreeSet<u32>,
+    ) -> Deltas {
         let Shared {
             input,
             policies,
@@ -335,19 +340,10 @@ impl Shared {
         for (at, peers) in resolved.iter_mut() {
             let clause =
                 &policies[&at.section.policy].sections[at.section.section].clauses[at.clause];
-            if !which(&clause.peers) {
-                continue;
+            let changed = update(&resolver, clause, peers);
+            if !changed.is_empty() {
+                deltas.entry(at.section).or_default().extend(changed);
             }
-            let fresh = resolver.resolve(&clause.peers, &clause.requires);
-            if fresh == *peers {
-                continue;
-            }
-            let (old, new) = (members(peers), members(&fresh));
-            deltas
-                .entry(at.section)
-                .or_default()
-                .extend(old.symmetric_difference(&new));
-            *peers = fresh;
         }
         deltas
     }
