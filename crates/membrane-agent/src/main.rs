@@ -150,6 +150,9 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .context("loading the eBPF datapath failed")?,
     ));
     membrane_agent::agent::lock(&datapath).set_ct_timeouts(config.ct_timeouts());
+    for replaced in membrane_agent::agent::lock(&datapath).replaced_maps() {
+        tracing::warn!(%replaced, "replaced a pinned map of an older layout: its entries are gone");
+    }
     let events = datapath
         .lock()
         .map_err(|_| anyhow::anyhow!("the datapath lock is poisoned"))?

@@ -14,6 +14,29 @@ pub enum DatapathError {
         #[source]
         source: std::io::Error,
     },
+    /// The embedded eBPF object could not be parsed (a build problem).
+    #[error("the embedded eBPF object cannot be parsed")]
+    Object(#[source] aya_obj::ParseError),
+    /// A map pinned in the pin directory could not be opened or inspected.
+    #[error("cannot {operation} the map pinned at {path}")]
+    PinnedMap {
+        /// The pin path.
+        path: PathBuf,
+        /// What was attempted ("open", "read the info of"...).
+        operation: &'static str,
+        /// The aya error.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// The pin of a map of an outdated layout could not be removed.
+    #[error("cannot remove the outdated pin {path}")]
+    Unpin {
+        /// The pin path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The object could not be loaded (maps created or adopted, relocations).
     #[error("loading the eBPF object failed")]
     Load(#[source] aya::EbpfError),

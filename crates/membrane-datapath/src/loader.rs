@@ -168,6 +168,7 @@ pub struct Datapath {
     maglev_size: u32,
     ct_timeouts: crate::CtTimeouts,
     accelerated: Option<crate::Attached>,
+    replaced_maps: Vec<crate::ReplacedMap>,
 }
 
 impl Datapath {
@@ -189,6 +190,12 @@ impl Datapath {
             options.acceleration,
         )?;
         Ok(datapath)
+    }
+
+    /// Pinned maps this load replaced because their layout was not the object's (their
+    /// entries were dropped).
+    pub fn replaced_maps(&self) -> &[crate::ReplacedMap] {
+        &self.replaced_maps
     }
 
     /// The mode the uplink's XDP program runs in, `None` when there is none.
@@ -343,6 +350,7 @@ impl Datapath {
             source,
         })?;
         sizes.validate()?;
+        let replaced_maps = crate::layout::replace_incompatible(EBPF_OBJECT, pin_dir)?;
         sizes.check_pinned(pin_dir)?;
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(pin_dir);
@@ -371,6 +379,7 @@ impl Datapath {
             maglev_size: 0,
             ct_timeouts: crate::CtTimeouts::default(),
             accelerated: None,
+            replaced_maps,
         })
     }
 

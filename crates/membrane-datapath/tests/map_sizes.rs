@@ -1,11 +1,12 @@
 //! Map capacities set at load time reach the kernel's maps, a pinned map of another size
-//! is refused with an error naming it (instead of being adopted silently), and the maps'
-//! kernel memory is read back.
+//! is refused with an error naming it (instead of being adopted silently), a pinned map of
+//! an older layout is replaced, and the maps' kernel memory is read back.
 //!
 //! Needs root and bpffs; without root each test says so and passes without checking.
 
-use membrane_common::map_names;
-use membrane_datapath::{Datapath, MapSizes, pinned_memory};
+use aya::maps::{HashMap, MapData};
+use membrane_common::{EndpointInfo, EndpointKey, map_names};
+use membrane_datapath::{Datapath, MapLayout, MapSizes, ReplacedMap, pinned_memory};
 use std::path::PathBuf;
 
 /// A unique pin directory under bpffs, removed on drop.
@@ -141,4 +142,61 @@ fn a_zero_capacity_is_refused_before_anything_is_loaded() {
         std::fs::read_dir(&pins.0).unwrap().next().is_none(),
         "nothing is pinned"
     );
+}
+
+#[test]
+fn a_pinned_map_of_an_older_layout_is_replaced_not_adopted() {
+    if !root() {
+        return;
+    }
+    let pins = PinDir::new();
+    std::fs::create_dir_all(&pins.0).unwrap();
+    // The endpoints map as an older datapath might have pinned it: the same type, size
+    // and keys, 4-byte values, one entry.
+    let hash = 1;
+    let key_size = size_of::<EndpointKey>() as u32;
+    let old = MapData::create(
+        aya_obj::Map::new_from_params(hash, key_size, 4, 32, 0),
+        "old_endpoints",
+        None,
+    )
+    .unwrap();
+    let pin = pins.0.join(map_names::ENDPOINTS);
+    old.pin(&pin).unwrap();
+    let mut old_map: HashMap<MapData, [u8; 20], u32> =
+        HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(&pin).unwrap())).unwrap();
+    old_map.insert([7; 20], 7, 0).unwrap();
+
+    let datapath = Datapath::load_object(&pins.0, small()).unwrap();
+    let entry = size_of::<EndpointInfo>() as u32;
+    assert_eq!(
+        datapath.replaced_maps(),
+        [ReplacedMap {
+            map: map_names::ENDPOINTS.to_string(),
+            pinned: MapLayout {
+                map_type: hash,
+                key_size,
+                value_size: 4,
+            },
+            object: MapLayout {
+                map_type: hash,
+                key_size,
+                value_size: entry,
+            },
+        }]
+    );
+    let info = MapData::from_pin(&pin).unwrap().info().unwrap();
+    assert_eq!(info.value_size(), entry, "the pin is the new map");
+    let new_map: HashMap<MapData, EndpointKey, EndpointInfo> =
+        HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(&pin).unwrap())).unwrap();
+    assert_eq!(
+        new_map.keys().count(),
+        0,
+        "nothing of the old map was adopted"
+    );
+    drop(datapath);
+
+    // Pins of the current layout are adopted as they are.
+    let again = Datapath::load_object(&pins.0, small()).unwrap();
+    assert_eq!(again.replaced_maps(), []);
 }
