@@ -206,11 +206,28 @@ fn a_cilium_deny_wins_over_an_allow_of_everything() {
 
 #[test]
 fn the_receiving_node_decides_by_the_identity_carried_from_the_other_node() {
+    the_receiving_node_decides_by_the_senders_identity("tunnel");
+}
+
+#[test]
+fn by_native_routing_the_receiving_node_decides_by_the_senders_identity_from_its_ipcache() {
+    the_receiving_node_decides_by_the_senders_identity("native");
+}
+
+/// A pod on node 2 admits a labelled client of node 1 and refuses another, with `mode`
+/// routing between the nodes: in the tunnel the identity travels in the VNI, by native
+/// routing node 2 finds it in its ipcache by the source address.
+fn the_receiving_node_decides_by_the_senders_identity(mode: &str) {
     let outside = Outside::create().unwrap();
     let etcd = Etcd::start(outside.netns(), IpAddr::V4(outside.world_v4())).unwrap();
     let endpoint = etcd.endpoint();
-    let a = Node::start_with(&outside, 1, &etcd_flags(&endpoint, "tunnel")).unwrap();
-    let b = Node::start_with(&outside, 2, &etcd_flags(&endpoint, "tunnel")).unwrap();
+    let a = Node::start_with(&outside, 1, &etcd_flags(&endpoint, mode)).unwrap();
+    let b = Node::start_with(&outside, 2, &etcd_flags(&endpoint, mode)).unwrap();
+    if mode == "native" {
+        for node in [&a, &b] {
+            membrane_testbed::wiring::route_pod_cidrs(outside.netns(), node.addressing()).unwrap();
+        }
+    }
     apply(
         &a,
         vec![
