@@ -2,13 +2,16 @@
 //! local API, the metrics and the maintenance task read or do through it.
 
 use crate::endpoints::{EndpointError, EndpointManager, NodeDatapath, Reconcile, ReconcileReport};
+use crate::metrics::CountGauge;
 use crate::node::NodeNetwork;
 use membrane_api::{
     AgentStatus, AllocateRequest, Allocation, AttachmentRef, Endpoint, EndpointRegistration,
     GcReport, GcRequest,
 };
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Mutex;
 
 /// The IPv4 gateway every pod routes through: link-local, answered by a permanent
@@ -18,17 +21,46 @@ pub const GATEWAY_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// The IPv6 gateway every pod routes through, likewise.
 pub const GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 
-/// Counters of the agent's own work, for metrics.
+/// Counters of the agent's own work, for metrics (prometheus-client handles: a
+/// registered clone shares the value).
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Conntrack entries seen by the last collection.
-    pub conntrack_entries: AtomicU64,
+    pub conntrack_entries: CountGauge,
     /// Conntrack entries expired since start.
-    pub conntrack_expired: AtomicU64,
+    pub conntrack_expired: Counter,
     /// Endpoints and allocations released as leaked since start.
-    pub leaks_released: AtomicU64,
+    pub leaks_released: Counter,
     /// Maintenance passes that failed since start.
-    pub maintenance_failures: AtomicU64,
+    pub maintenance_failures: Counter,
+}
+
+impl Counters {
+    /// Registers the counters as `membrane_conntrack_entries`,
+    /// `membrane_conntrack_expired_total`, `membrane_leaks_released_total` and
+    /// `membrane_maintenance_failures_total`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "conntrack_entries",
+            "Conntrack entries at the last collection",
+            self.conntrack_entries.clone(),
+        );
+        registry.register(
+            "conntrack_expired",
+            "Conntrack entries expired by the agent",
+            self.conntrack_expired.clone(),
+        );
+        registry.register(
+            "leaks_released",
+            "Endpoints and allocations released as leaked",
+            self.leaks_released.clone(),
+        );
+        registry.register(
+            "maintenance_failures",
+            "Maintenance passes that failed",
+            self.maintenance_failures.clone(),
+        );
+    }
 }
 
 /// The agent: one per node.
@@ -74,12 +106,8 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
         let mut ok = true;
         match conntrack {
             Ok(stats) => {
-                self.counters
-                    .conntrack_entries
-                    .store(stats.entries as u64, Ordering::Relaxed);
-                self.counters
-                    .conntrack_expired
-                    .fetch_add(stats.expired as u64, Ordering::Relaxed);
+                self.counters.conntrack_entries.set(stats.entries as u64);
+                self.counters.conntrack_expired.inc_by(stats.expired as u64);
                 tracing::debug!(
                     entries = stats.entries,
                     expired = stats.expired,
@@ -102,9 +130,7 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
             }
         }
         if !ok {
-            self.counters
-                .maintenance_failures
-                .fetch_add(1, Ordering::Relaxed);
+            self.counters.maintenance_failures.inc();
         }
         self.healthy.store(ok, Ordering::Relaxed);
     }
@@ -213,7 +239,7 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
         }
         self.counters
             .leaks_released
-            .fetch_add(report.released.len() as u64, Ordering::Relaxed);
+            .inc_by(report.released.len() as u64);
     }
 }
 

@@ -9,6 +9,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+/// Prefix of every Membrane metric name (`membrane_...`), the observer's and the agent's.
+pub const PREFIX: &str = "membrane";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FlowLabels {
     verdict: &'static str,
@@ -74,9 +77,9 @@ impl Default for ObserveMetrics {
 }
 
 impl ObserveMetrics {
-    /// Registers every metric under the `membrane` prefix.
+    /// Registers every metric under [`PREFIX`].
     pub fn new() -> ObserveMetrics {
-        let mut registry = Registry::with_prefix("membrane");
+        let mut registry = Registry::with_prefix(PREFIX);
         let metrics = ObserveMetrics {
             flows: Family::default(),
             drops: Family::default(),

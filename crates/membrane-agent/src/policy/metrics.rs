@@ -1,72 +1,64 @@
-//! The policy component's counters, in the Prometheus text format for the agent's
-//! metrics endpoint.
+//! The policy component's counters, registered into the agent's metrics registry.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::metrics::CountGauge;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 
-/// Counters of the policy component.
+/// Counters of the policy component (prometheus-client handles: a registered clone
+/// shares the value).
 #[derive(Debug, Default)]
 pub struct PolicyCounters {
     /// Endpoint updates refused because the policy map was full (nothing of them was
     /// applied: the endpoint kept its previous entries and flags).
-    pub map_full: AtomicU64,
+    pub map_full: Counter,
     /// Endpoint updates that failed for any reason, full map included (each retried at
     /// the next pass).
-    pub failures: AtomicU64,
+    pub failures: Counter,
     /// Entries the agent holds programmed in the policy map.
-    pub entries: AtomicU64,
+    pub entries: CountGauge,
 }
 
 impl PolicyCounters {
-    /// The counters in the Prometheus text format.
-    pub fn render_metrics(&self) -> String {
-        let mut out = String::new();
-        for (name, kind, help, value) in [
-            (
-                "membrane_policy_map_full_total",
-                "counter",
-                "Endpoint policy updates refused whole because the policy map was full.",
-                &self.map_full,
-            ),
-            (
-                "membrane_policy_update_failures_total",
-                "counter",
-                "Endpoint policy updates that failed and were undone (full map included).",
-                &self.failures,
-            ),
-            (
-                "membrane_policy_entries",
-                "gauge",
-                "Entries programmed in the policy map.",
-                &self.entries,
-            ),
-        ] {
-            // Writing into a String cannot fail.
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                value.load(Ordering::Relaxed)
-            );
-        }
-        out
+    /// Registers the counters as `membrane_policy_map_full_total`,
+    /// `membrane_policy_update_failures_total` and `membrane_policy_entries`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "policy_map_full",
+            "Endpoint policy updates refused whole because the policy map was full",
+            self.map_full.clone(),
+        );
+        registry.register(
+            "policy_update_failures",
+            "Endpoint policy updates that failed and were undone (full map included)",
+            self.failures.clone(),
+        );
+        registry.register(
+            "policy_entries",
+            "Entries programmed in the policy map",
+            self.entries.clone(),
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::{assert_lines, encoded};
 
     #[test]
-    fn counters_render_as_prometheus_text() {
+    fn counters_encode_under_their_exposed_names() {
         let counters = PolicyCounters::default();
-        counters.map_full.store(2, Ordering::Relaxed);
-        let text = counters.render_metrics();
-        assert!(
-            text.contains(
-                "# TYPE membrane_policy_map_full_total counter\nmembrane_policy_map_full_total 2\n"
-            ),
-            "{text}"
+        counters.map_full.inc_by(2);
+        assert_lines(
+            &encoded(|registry| counters.register(registry)),
+            &[
+                "# HELP membrane_policy_map_full Endpoint policy updates refused whole because the policy map was full.",
+                "# TYPE membrane_policy_map_full counter",
+                "membrane_policy_map_full_total 2",
+                "membrane_policy_update_failures_total 0",
+                "# TYPE membrane_policy_entries gauge",
+                "membrane_policy_entries 0",
+            ],
         );
-        assert!(text.contains("membrane_policy_entries 0"), "{text}");
     }
 }

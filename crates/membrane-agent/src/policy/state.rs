@@ -17,7 +17,6 @@ use membrane_policy::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the cluster holds that policy reads (everything but this node's endpoints).
@@ -126,9 +125,9 @@ impl<M: PolicyMaps> PolicyState<M> {
 
     /// Reports that endpoint `id`'s entries could not be written (and were undone).
     fn refused(&self, id: u16, error: &M::Error) {
-        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        self.counters.failures.inc();
         if is_map_full(error) {
-            self.counters.map_full.fetch_add(1, Ordering::Relaxed);
+            self.counters.map_full.inc();
             tracing::error!(endpoint = id, error = %crate::agent::chain(error), "the policy map is full: endpoint {id}'s new policy is not applied (it keeps its previous entries and flags; retried at every pass); raise --bpf-policy-map-max");
         } else {
             tracing::warn!(endpoint = id, error = %crate::agent::chain(error), "cannot write endpoint {id}'s policy entries: undone, retried at the next pass");
@@ -138,9 +137,7 @@ impl<M: PolicyMaps> PolicyState<M> {
     /// Publishes how many entries are programmed.
     fn count_entries(&self, programmed: &BTreeMap<u16, BTreeMap<EntryKey, Entry>>) {
         let entries: usize = programmed.values().map(BTreeMap::len).sum();
-        self.counters
-            .entries
-            .store(entries as u64, Ordering::Relaxed);
+        self.counters.entries.set(entries as u64);
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {

@@ -269,10 +269,7 @@ fn a_full_map_applies_nothing_of_the_endpoints_new_policy_and_the_next_pass_does
         "nothing applied halfway"
     );
     let counters = state.counters();
-    assert_eq!(
-        counters.map_full.load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(counters.map_full.get(), 1);
     // Nothing changes, but the refused endpoint is written again once there is room.
     maps.0.lock().unwrap().room = None;
     let (_, failures) = state.reconcile(grown.clone(), vec![web(&grown)]);
@@ -286,10 +283,7 @@ fn a_full_map_applies_nothing_of_the_endpoints_new_policy_and_the_next_pass_does
         "{:?}",
         recorded.entries
     );
-    assert_eq!(
-        counters.entries.load(std::sync::atomic::Ordering::Relaxed) as usize,
-        recorded.entries.len()
-    );
+    assert_eq!(counters.entries.get() as usize, recorded.entries.len());
 }
 
 #[test]

@@ -12,14 +12,15 @@ use crate::agent::{Agent, chain};
 use crate::cluster::Cluster;
 use crate::cluster::reflector::Reflector;
 use crate::endpoints::NodeDatapath;
+use crate::metrics::CountGauge;
 use crate::node::NodeNetwork;
 use membrane_api::ServiceFrontend;
 use membrane_model::{Kind, Object};
 use membrane_state::keys;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use std::collections::{BTreeSet, HashSet};
-use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -50,21 +51,58 @@ impl<D: NodeDatapath, N: NodeNetwork> LocalEndpoints for Agent<D, N> {
     }
 }
 
-/// Counters of the component, for metrics.
+/// Counters of the component, for metrics (prometheus-client handles: a registered
+/// clone shares the value).
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Reconcile passes run.
-    pub passes: AtomicU64,
+    pub passes: Counter,
     /// Writes that failed because a map was full.
-    pub map_full: AtomicU64,
+    pub map_full: Counter,
     /// Writes that failed for any reason (full maps included).
-    pub failures: AtomicU64,
+    pub failures: Counter,
     /// Frontends the datapath holds as desired.
-    pub frontends_programmed: AtomicU64,
+    pub frontends_programmed: CountGauge,
     /// Desired frontends the datapath does not hold (their last write failed).
-    pub frontends_failed: AtomicU64,
+    pub frontends_failed: CountGauge,
     /// Backends the desired state names.
-    pub backends: AtomicU64,
+    pub backends: CountGauge,
+}
+
+impl Counters {
+    /// Registers the counters as `membrane_services_*`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "services_reconcile_passes",
+            "Service reconcile passes",
+            self.passes.clone(),
+        );
+        registry.register(
+            "services_map_full",
+            "Service writes refused because a datapath map was full",
+            self.map_full.clone(),
+        );
+        registry.register(
+            "services_write_failures",
+            "Service writes that failed (full maps included)",
+            self.failures.clone(),
+        );
+        registry.register(
+            "services_frontends",
+            "Frontends programmed as desired",
+            self.frontends_programmed.clone(),
+        );
+        registry.register(
+            "services_frontends_failed",
+            "Desired frontends not programmed because their last write failed",
+            self.frontends_failed.clone(),
+        );
+        registry.register(
+            "services_backends",
+            "Backends of the desired frontends",
+            self.backends.clone(),
+        );
+    }
 }
 
 /// What the component publishes: the frontends and the counters.
@@ -88,71 +126,17 @@ impl Services {
         &self.counters
     }
 
-    /// The metrics in the Prometheus text format.
-    pub fn render_metrics(&self) -> String {
-        let c = &self.counters;
-        let mut out = String::new();
-        for (name, kind, help, value) in [
-            (
-                "membrane_services_reconcile_passes_total",
-                "counter",
-                "Service reconcile passes.",
-                &c.passes,
-            ),
-            (
-                "membrane_services_map_full_total",
-                "counter",
-                "Service writes refused because a datapath map was full.",
-                &c.map_full,
-            ),
-            (
-                "membrane_services_write_failures_total",
-                "counter",
-                "Service writes that failed (full maps included).",
-                &c.failures,
-            ),
-            (
-                "membrane_services_frontends",
-                "gauge",
-                "Frontends programmed as desired.",
-                &c.frontends_programmed,
-            ),
-            (
-                "membrane_services_frontends_failed",
-                "gauge",
-                "Desired frontends not programmed because their last write failed.",
-                &c.frontends_failed,
-            ),
-            (
-                "membrane_services_backends",
-                "gauge",
-                "Backends of the desired frontends.",
-                &c.backends,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                value.load(Ordering::Relaxed)
-            );
-        }
-        out
-    }
-
     fn publish(&self, frontends: Vec<ServiceFrontend>, desired: &DesiredState, report: &Report) {
         let c = &self.counters;
-        c.passes.fetch_add(1, Ordering::Relaxed);
+        c.passes.inc();
         let full = report.failures.iter().filter(|e| e.is_map_full()).count();
-        c.map_full.fetch_add(full as u64, Ordering::Relaxed);
-        c.failures
-            .fetch_add(report.failures.len() as u64, Ordering::Relaxed);
+        c.map_full.inc_by(full as u64);
+        c.failures.inc_by(report.failures.len() as u64);
         let programmed = frontends.iter().filter(|f| f.programmed).count();
-        c.frontends_programmed
-            .store(programmed as u64, Ordering::Relaxed);
+        c.frontends_programmed.set(programmed as u64);
         c.frontends_failed
-            .store((frontends.len() - programmed) as u64, Ordering::Relaxed);
-        c.backends
-            .store(desired.backends.len() as u64, Ordering::Relaxed);
+            .set((frontends.len() - programmed) as u64);
+        c.backends.set(desired.backends.len() as u64);
         *self.frontends.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(frontends);
     }
 }
@@ -308,28 +292,24 @@ fn log_report(report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::{assert_lines, encoded};
 
     #[test]
-    fn metrics_render_every_counter_in_the_prometheus_text_format() {
+    fn counters_encode_under_their_exposed_names() {
         let services = Services::default();
-        services.counters.map_full.store(2, Ordering::Relaxed);
-        services
-            .counters
-            .frontends_programmed
-            .store(7, Ordering::Relaxed);
-        let text = services.render_metrics();
-        for line in [
-            "# TYPE membrane_services_map_full_total counter",
-            "membrane_services_map_full_total 2",
-            "# TYPE membrane_services_frontends gauge",
-            "membrane_services_frontends 7",
-            "membrane_services_frontends_failed 0",
-            "membrane_services_reconcile_passes_total 0",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "{line:?} missing from:\n{text}"
-            );
-        }
+        services.counters.map_full.inc_by(2);
+        services.counters.frontends_programmed.set(7);
+        assert_lines(
+            &encoded(|registry| services.counters().register(registry)),
+            &[
+                "# HELP membrane_services_map_full Service writes refused because a datapath map was full.",
+                "# TYPE membrane_services_map_full counter",
+                "membrane_services_map_full_total 2",
+                "# TYPE membrane_services_frontends gauge",
+                "membrane_services_frontends 7",
+                "membrane_services_frontends_failed 0",
+                "membrane_services_reconcile_passes_total 0",
+            ],
+        );
     }
 }
