@@ -16,7 +16,7 @@ pub enum DatapathError {
     },
     /// The embedded eBPF object could not be parsed (a build problem).
     #[error("the embedded eBPF object cannot be parsed")]
-    Object(#[source] aya_obj::ParseError),
+    Object(#[source] Box<aya_obj::ParseError>),
     /// A map pinned in the pin directory could not be opened or inspected.
     #[error("cannot {operation} the map pinned at {path}")]
     PinnedMap {
@@ -26,7 +26,7 @@ pub enum DatapathError {
         operation: &'static str,
         /// The aya error.
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
     /// The pin of a map of an outdated layout could not be removed.
     #[error("cannot remove the outdated pin {path}")]

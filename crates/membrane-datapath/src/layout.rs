@@ -58,7 +58,7 @@ pub(crate) fn replace_incompatible(
     object: &[u8],
     pin_dir: &Path,
 ) -> Result<Vec<ReplacedMap>, DatapathError> {
-    let parsed = aya_obj::Object::parse(object).map_err(DatapathError::Object)?;
+    let parsed = aya_obj::Object::parse(object).map_err(|e| DatapathError::Object(Box::new(e)))?;
     let mut replaced = Vec::new();
     for (name, map) in &parsed.maps {
         let path = pin_dir.join(name);
@@ -94,7 +94,7 @@ fn pinned_layout(path: &Path) -> Result<MapLayout, DatapathError> {
         move |source| DatapathError::PinnedMap {
             path: path.to_path_buf(),
             operation,
-            source,
+            source: Box::new(source),
         }
     };
     let info = MapData::from_pin(path)
