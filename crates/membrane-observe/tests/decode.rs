@@ -120,9 +120,15 @@ fn policy_verdict_is_forwarded_or_dropped_by_its_reason() {
     // would-be drop's verdict.
     let mut let_through = tcp(0, 1, 2, 40000, 80, 0x02);
     let_through.policy_verdict = policy_verdict::AUDIT;
-    assert_eq!(decoder().decode(&let_through).unwrap().verdict, Verdict::Audit);
+    assert_eq!(
+        decoder().decode(&let_through).unwrap().verdict,
+        Verdict::Audit
+    );
     let forwarded = tcp(0, 1, 2, 40000, 80, 0x02);
-    assert_eq!(decoder().decode(&forwarded).unwrap().verdict, Verdict::Forwarded);
+    assert_eq!(
+        decoder().decode(&forwarded).unwrap().verdict,
+        Verdict::Forwarded
+    );
 }
 
 #[test]
