@@ -62,8 +62,56 @@ where
     V: aya::Pod,
 {
     assert_eq!(keys.len(), values.len(), "one value per key");
+    update_fd(fd_of(map), keys, values)
+}
+
+/// Most threads a large write is split over.
+const MAX_THREADS: usize = 4;
+
+/// Writes like [`update`], but a write of more than [`CHUNK`] entries is split into one
+/// part per core, written by threads of their own: the kernel's per-entry work (a hash
+/// insert each) then runs on every core, which is what a node's first full sync of
+/// 100,000 Services waits for. On failure, which entries were written is unknown: the
+/// caller must treat every entry as possibly written.
+pub(crate) fn update_unordered<M, K, V>(map: &M, keys: &[K], values: &[V]) -> Result<(), MapError>
+where
+    M: IterableMap<K, V>,
+    K: aya::Pod + Sync,
+    V: aya::Pod + Sync,
+{
+    assert_eq!(keys.len(), values.len(), "one value per key");
+    let fd = fd_of(map);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS);
+    if threads < 2 || keys.len() <= CHUNK {
+        return update_fd(fd, keys, values).map_err(|partial| partial.source);
+    }
+    let part = keys.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let writers: Vec<_> = keys
+            .chunks(part)
+            .zip(values.chunks(part))
+            .map(|(keys, values)| scope.spawn(move || update_fd(fd, keys, values)))
+            .collect();
+        // Join every writer before answering, failed or not.
+        let results: Vec<_> = writers
+            .into_iter()
+            .map(|writer| writer.join().expect("a map writer thread panicked"))
+            .collect();
+        results.into_iter().collect::<Result<(), Partial>>()
+    })
+    .map_err(|partial| partial.source)
+}
+
+/// The raw descriptor of `map`, for the syscall.
+fn fd_of<M: IterableMap<K, V>, K: aya::Pod, V: aya::Pod>(map: &M) -> i32 {
     let data: &MapData = map.map();
-    let fd = data.fd().as_fd().as_raw_fd();
+    data.fd().as_fd().as_raw_fd()
+}
+
+/// [`update`] on a raw map descriptor.
+fn update_fd<K, V>(fd: i32, keys: &[K], values: &[V]) -> Result<(), Partial> {
     let mut written = 0;
     for (keys, values) in keys.chunks(CHUNK).zip(values.chunks(CHUNK)) {
         update_chunk(fd, keys, values).map_err(|(done, io_error)| Partial {

@@ -164,10 +164,12 @@ impl Maps {
     ) -> Result<(), DatapathError> {
         let ids: Vec<u32> = backends.iter().map(|(id, _)| *id).collect();
         let values: Vec<Backend> = backends.iter().map(|(_, spec)| backend(spec)).collect();
-        batch::update(&self.backends, &ids, &values).map_err(|partial| DatapathError::Map {
-            map: map_names::BACKENDS,
-            operation: "insert",
-            source: partial.source,
+        batch::update_unordered(&self.backends, &ids, &values).map_err(|source| {
+            DatapathError::Map {
+                map: map_names::BACKENDS,
+                operation: "insert",
+                source,
+            }
         })
     }
 
@@ -226,25 +228,25 @@ impl Maps {
             });
         }
         let (keys, values): (Vec<_>, Vec<_>) = plans.iter().flat_map(Plan::slot_entries).unzip();
-        if let Err(partial) = batch::update(&self.services, &keys, &values) {
-            self.forget_invisible(&plans, partial.written);
-            return Err(err(map_names::SERVICES, partial.source));
+        if let Err(source) = batch::update_unordered(&self.services, &keys, &values) {
+            self.forget_invisible(&plans);
+            return Err(err(map_names::SERVICES, source));
         }
         let (keys, values): (Vec<u32>, Vec<RevNat>) = plans
             .iter()
             .filter(|plan| !plan.spec.frontend.internal)
             .map(|plan| (plan.spec.rev_nat_index, rev_nat(&plan.spec.frontend)))
             .unzip();
-        if let Err(partial) = batch::update(&self.rev_nat, &keys, &values) {
-            self.forget_invisible(&plans, usize::MAX);
-            return Err(err(map_names::REV_NAT, partial.source));
+        if let Err(source) = batch::update_unordered(&self.rev_nat, &keys, &values) {
+            self.forget_invisible(&plans);
+            return Err(err(map_names::REV_NAT, source));
         }
         let (keys, values): (Vec<_>, Vec<_>) = plans
             .iter()
             .map(|plan| (plan.spec.frontend.key(0), plan.head()))
             .unzip();
         if let Err(partial) = batch::update(&self.services, &keys, &values) {
-            self.forget_invisible(&plans[partial.written..], usize::MAX);
+            self.forget_invisible(&plans[partial.written..]);
             return Err(err(map_names::SERVICES, partial.source));
         }
         for plan in plans
@@ -264,14 +266,14 @@ impl Maps {
         Ok(())
     }
 
-    /// Removes, of the first `written` slot entries of `plans` (in batch order), those
-    /// beyond what their frontend's previous service entry made visible: slots of a
-    /// failed write that no packet can see. Best effort.
-    fn forget_invisible(&mut self, plans: &[Plan<'_>], written: usize) {
+    /// Removes the slot entries of `plans` beyond what their frontend's previous service
+    /// entry made visible: slots of a failed write that no packet can see (written or
+    /// not: the slot batches write in no set order). Best effort.
+    fn forget_invisible(&mut self, plans: &[Plan<'_>]) {
         let entries = plans
             .iter()
             .flat_map(|plan| plan.slot_entries().map(move |(key, _)| (plan, key)));
-        for (plan, key) in entries.take(written) {
+        for (plan, key) in entries {
             if key.slot > plan.visible_before {
                 let _ = self.services.remove(&key);
             }
