@@ -188,15 +188,55 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
     }
 
     /// Moves endpoints whose labels changed to their new identity (logging failures: the
-    /// next change or resync tries again).
-    pub async fn refresh_identities(&self) {
-        match self.manager.lock().await.refresh_identities().await {
-            Ok(0) => {}
-            Ok(moved) => tracing::info!(moved, "endpoints moved to new identities"),
+    /// next change or resync tries again); returns whether every endpoint was resolved.
+    /// Every endpoint's labels are resolved outside the endpoint manager's lock (which
+    /// the CNI and the policy component wait for); only those that resolve to another
+    /// identity are handled under it.
+    pub async fn refresh_identities(&self) -> bool {
+        let (identities, endpoints) = {
+            let manager = self.manager.lock().await;
+            (manager.identities(), manager.identified())
+        };
+        let Some(identities) = identities else {
+            return true;
+        };
+        let endpoints = match endpoints {
+            Ok(endpoints) => endpoints,
             Err(error) => {
-                tracing::warn!(error = %chain(&error), "cannot resolve every endpoint's identity; retrying at the next change")
+                tracing::warn!(error = %chain(&error), "cannot list the endpoints to resolve their identities; retrying at the next change");
+                return false;
+            }
+        };
+        let mut moved = std::collections::BTreeSet::new();
+        let mut first_error = None;
+        for (endpoint, identity) in &endpoints {
+            match identities.of(&endpoint.registration).await {
+                Ok(now) if now == *identity => {}
+                Ok(_) => {
+                    moved.insert(endpoint.id);
+                }
+                Err(source) => {
+                    first_error.get_or_insert(EndpointError::Identity {
+                        id: endpoint.id,
+                        source,
+                    });
+                }
             }
         }
+        if !moved.is_empty() {
+            match self.manager.lock().await.refresh_identities(&moved).await {
+                Ok(0) => {}
+                Ok(moved) => tracing::info!(moved, "endpoints moved to new identities"),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        let Some(error) = first_error else {
+            return true;
+        };
+        tracing::warn!(error = %chain(&error), "cannot resolve every endpoint's identity; retrying at the next change");
+        false
     }
 
     /// Every endpoint.

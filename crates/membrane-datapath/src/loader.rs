@@ -139,6 +139,18 @@ impl PolicyEnforcement {
 }
 
 impl EndpointSpec {
+    /// The value of its endpoints map entries.
+    fn info(&self) -> EndpointInfo {
+        EndpointInfo {
+            ifindex: self.host_ifindex,
+            endpoint_id: self.id,
+            flags: self.policy.flags(),
+            pod_mac: self.pod_mac,
+            host_mac: self.host_mac,
+            identity: self.identity,
+        }
+    }
+
     /// The endpoint map keys of this endpoint's addresses.
     fn keys(&self) -> Vec<EndpointKey> {
         let mut keys = Vec::with_capacity(2);
@@ -393,14 +405,7 @@ impl Datapath {
 
     /// Writes the endpoint's map entries (both or neither) without attaching anything.
     pub fn write_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
-        let info = EndpointInfo {
-            ifindex: endpoint.host_ifindex,
-            endpoint_id: endpoint.id,
-            flags: endpoint.policy.flags(),
-            pod_mac: endpoint.pod_mac,
-            host_mac: endpoint.host_mac,
-            identity: endpoint.identity,
-        };
+        let info = endpoint.info();
         let keys = endpoint.keys();
         for key in &keys {
             if let Err(e) = self.maps.endpoints.insert(key, info, 0) {
@@ -429,6 +434,35 @@ impl Datapath {
             }
         }
         Ok(())
+    }
+
+    /// Writes the endpoints map entries of many endpoints (as [`Datapath::write_endpoint`]
+    /// does, netns entries aside) in one batch: for a pass that changes the policy flags
+    /// of every endpoint, one syscall instead of one per address. If the batch stops
+    /// part-way, the endpoints from the one it stopped at are written one by one (each
+    /// both entries or neither); returns those that failed, with their errors.
+    pub fn write_endpoints(&mut self, endpoints: &[EndpointSpec]) -> Vec<(u16, DatapathError)> {
+        let (mut keys, mut values, mut owners) = (Vec::new(), Vec::new(), Vec::new());
+        for (index, endpoint) in endpoints.iter().enumerate() {
+            let info = endpoint.info();
+            for key in endpoint.keys() {
+                keys.push(key);
+                values.push(info);
+                owners.push(index);
+            }
+        }
+        let Err(partial) = crate::batch::update(&self.maps.endpoints, &keys, &values) else {
+            return Vec::new();
+        };
+        tracing::debug!(error = %partial.source, written = partial.written, "a batch of endpoint entries stopped; writing the rest one by one");
+        let from = owners
+            .get(partial.written)
+            .copied()
+            .unwrap_or(endpoints.len());
+        endpoints[from..]
+            .iter()
+            .filter_map(|endpoint| Some((endpoint.id, self.write_endpoint(endpoint).err()?)))
+            .collect()
     }
 
     /// Removes the endpoint's map entries, its connections' conntrack and NAT entries,

@@ -7,6 +7,7 @@
 mod bed;
 
 use bed::{Bed, L4, packet, with_bed};
+use membrane_common::endpoint::endpoint_flags;
 use membrane_common::metrics::reason;
 use membrane_common::program_names::{FROM_CONTAINER, FROM_NETDEV};
 use membrane_datapath::{Direction, PolicyEnforcement, PolicyRule};
@@ -99,6 +100,57 @@ fn without_policy_everything_is_allowed_and_enforcement_makes_it_default_deny() 
                 .iter()
                 .all(|(k, _)| u16::from_be(k.sport) != 40001),
             "a denied connection leaves no conntrack entry"
+        );
+    });
+}
+
+#[test]
+fn a_batch_of_endpoint_writes_sets_the_flags_of_every_address_of_every_endpoint() {
+    with_bed(|bed| {
+        let mut a = bed.a.spec.clone();
+        a.policy = egress_only();
+        let mut b = bed.b.spec.clone();
+        b.policy = PolicyEnforcement {
+            ingress: true,
+            ..Default::default()
+        };
+        assert!(bed.dp.write_endpoints(&[b, a]).is_empty());
+        let enforced = |bed: &Bed, id: u16, flag: u16| {
+            let maps = membrane_datapath::PinnedMaps::open(&bed.options.pin_dir).unwrap();
+            let rows = maps.endpoints().unwrap();
+            let of_id: Vec<_> = rows.iter().filter(|r| r.info.endpoint_id == id).collect();
+            assert_eq!(
+                of_id.len(),
+                2,
+                "endpoint {id} has an IPv4 and an IPv6 entry"
+            );
+            of_id.iter().filter(|r| r.info.flags & flag != 0).count()
+        };
+        assert_eq!(
+            enforced(bed, bed.a.spec.id, endpoint_flags::EGRESS_ENFORCED),
+            2
+        );
+        assert_eq!(
+            enforced(bed, bed.b.spec.id, endpoint_flags::INGRESS_ENFORCED),
+            2
+        );
+        assert_eq!(
+            a_to_b(bed, 40000, 8080, L4::TcpSyn),
+            TC_ACT_SHOT,
+            "A's egress is enforced"
+        );
+        assert!(
+            bed.dp
+                .write_endpoints(std::slice::from_ref(&bed.a.spec))
+                .is_empty()
+        );
+        assert_eq!(
+            enforced(bed, bed.a.spec.id, endpoint_flags::EGRESS_ENFORCED),
+            0
+        );
+        assert_eq!(
+            enforced(bed, bed.b.spec.id, endpoint_flags::INGRESS_ENFORCED),
+            2
         );
     });
 }

@@ -73,6 +73,26 @@ impl<T: Clone + Send + Sync> Reflector<T> {
             .collect()
     }
 
+    /// The cached item of exactly `key`.
+    pub fn get(&self, key: &str) -> Option<T> {
+        self.read().get(key).cloned()
+    }
+
+    /// What `f` makes of each cached item whose key starts with `prefix` (in key
+    /// order, those it returns something for), reading the items in place: for
+    /// callers that need a part of many items, without copying them whole.
+    pub fn filter_map_under<R>(
+        &self,
+        prefix: &str,
+        mut f: impl FnMut(&str, &T) -> Option<R>,
+    ) -> Vec<R> {
+        self.read()
+            .range(prefix.to_string()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .filter_map(|(key, value)| f(key, value))
+            .collect()
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, T>> {
         self.items.read().unwrap_or_else(|p| p.into_inner())
     }

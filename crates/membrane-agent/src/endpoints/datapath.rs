@@ -16,6 +16,15 @@ pub trait NodeDatapath: Send + 'static {
     /// program.
     fn write_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), Self::Error>;
 
+    /// Rewrites the map entries of many endpoints, as [`NodeDatapath::write_endpoint`]
+    /// does for each; returns the endpoints that failed, with their errors.
+    fn write_endpoints(&mut self, endpoints: &[EndpointSpec]) -> Vec<(u16, Self::Error)> {
+        endpoints
+            .iter()
+            .filter_map(|endpoint| Some((endpoint.id, self.write_endpoint(endpoint).err()?)))
+            .collect()
+    }
+
     /// Removes the endpoint's map entries and program. Idempotent.
     fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), Self::Error>;
 
@@ -32,6 +41,11 @@ impl NodeDatapath for Datapath {
 
     fn write_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
         Datapath::write_endpoint(self, endpoint)
+    }
+
+    /// One batch (see [`Datapath::write_endpoints`]).
+    fn write_endpoints(&mut self, endpoints: &[EndpointSpec]) -> Vec<(u16, DatapathError)> {
+        Datapath::write_endpoints(self, endpoints)
     }
 
     fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), DatapathError> {
@@ -54,6 +68,11 @@ impl<T: NodeDatapath> NodeDatapath for std::sync::Arc<std::sync::Mutex<T>> {
 
     fn write_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), T::Error> {
         lock(self).write_endpoint(endpoint)
+    }
+
+    /// Under one lock.
+    fn write_endpoints(&mut self, endpoints: &[EndpointSpec]) -> Vec<(u16, T::Error)> {
+        lock(self).write_endpoints(endpoints)
     }
 
     fn detach_endpoint(&mut self, endpoint: &EndpointSpec) -> Result<(), T::Error> {

@@ -201,28 +201,31 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
         let Some(hook) = &self.policy else {
             return Ok(0);
         };
-        let (mut written, mut first_error) = (0, None);
+        let mut first_error = None;
+        let mut specs = Vec::new();
         for endpoint in self.list()?.iter().filter(|e| ids.contains(&e.id)) {
             let Some(identity) = self.programmed.get(&endpoint.id) else {
                 continue;
             };
-            let outcome = spec::entry_spec(endpoint).and_then(|mut spec| {
-                spec.identity = *identity;
-                spec.policy = hook.enforcement(endpoint.id);
-                self.datapath
-                    .write_endpoint(&spec)
-                    .map_err(|e| EndpointError::Datapath {
-                        operation: "writing the policy flags of",
-                        id: endpoint.id,
-                        source: Box::new(e),
-                    })
-            });
-            match outcome {
-                Ok(()) => written += 1,
+            match spec::entry_spec(endpoint) {
+                Ok(mut spec) => {
+                    spec.identity = *identity;
+                    spec.policy = hook.enforcement(endpoint.id);
+                    specs.push(spec);
+                }
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
             }
+        }
+        let failed = self.datapath.write_endpoints(&specs);
+        let written = specs.len() - failed.len();
+        for (id, error) in failed {
+            first_error.get_or_insert(EndpointError::Datapath {
+                operation: "writing the policy flags of",
+                id,
+                source: Box::new(error),
+            });
         }
         first_error.map_or(Ok(written), Err)
     }
@@ -245,16 +248,24 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
             .collect())
     }
 
-    /// Resolves every endpoint's identity again and reprograms those whose identity
-    /// changed (their Pod or Namespace labels did). Returns how many moved; an endpoint
-    /// that cannot be resolved keeps its identity and the first such error is returned
-    /// after the others were handled.
-    pub async fn refresh_identities(&mut self) -> Result<usize, EndpointError> {
+    /// What resolves the endpoints' identities, when they get identities.
+    pub fn identities(&self) -> Option<std::sync::Arc<Identities>> {
+        self.identities.clone()
+    }
+
+    /// Resolves the identity of the endpoints `ids` again and reprograms those whose
+    /// identity changed (their Pod or Namespace labels did). Returns how many moved; an
+    /// endpoint that cannot be resolved keeps its identity and the first such error is
+    /// returned after the others were handled.
+    pub async fn refresh_identities(
+        &mut self,
+        ids: &BTreeSet<u16>,
+    ) -> Result<usize, EndpointError> {
         let Some(identities) = self.identities.clone() else {
             return Ok(0);
         };
         let (mut moved, mut first_error) = (0, None);
-        for endpoint in self.list()? {
+        for endpoint in self.list()?.into_iter().filter(|e| ids.contains(&e.id)) {
             let outcome = match identities.of(&endpoint.registration).await {
                 Ok(identity) if self.programmed.get(&endpoint.id) == Some(&identity) => Ok(false),
                 Ok(_) => self.program(&endpoint).await.map(|()| true),

@@ -79,7 +79,6 @@ impl<M: PolicyMaps, D: NodeDatapath, N: NodeNetwork> Component<M, D, N> {
             }
         };
         let gathered = started.elapsed();
-        let previous = self.state.known_endpoints();
         let known: Vec<Known> = endpoints
             .iter()
             .map(|(endpoint, identity)| {
@@ -87,11 +86,7 @@ impl<M: PolicyMaps, D: NodeDatapath, N: NodeNetwork> Component<M, D, N> {
                     .identities
                     .get(identity)
                     .cloned()
-                    .or_else(|| {
-                        previous
-                            .get(&endpoint.id)
-                            .map(|k| k.endpoint.labels.clone())
-                    })
+                    .or_else(|| self.state.known_labels(endpoint.id))
                     .unwrap_or_default();
                 PolicyState::<M>::known(&view, endpoint, *identity, labels)
             })

@@ -8,7 +8,7 @@ use crate::routing::ipcache::IpcacheRecord;
 use membrane_common::endpoint::endpoint_flags;
 use membrane_common::metrics::direction;
 use membrane_datapath::{DatapathError, PinnedMaps, PolicyEnforcement};
-use membrane_model::Object;
+use membrane_model::{Kind, Object};
 use membrane_policy::{Direction, Entry, EntryKey, FIRST_CIDR_IDENTITY, Labels, NamedPort, proto};
 use membrane_state::keys;
 use std::collections::BTreeMap;
@@ -20,70 +20,76 @@ pub fn decode_labels(_key: &str, value: &[u8]) -> Result<Labels, DecodeError> {
     Ok(serde_json::from_slice(value)?)
 }
 
+/// The kinds of policy objects, in the order of their keys.
+const POLICY_KINDS: [Kind; 3] = [
+    Kind::CiliumClusterwideNetworkPolicy,
+    Kind::CiliumNetworkPolicy,
+    Kind::NetworkPolicy,
+];
+
 /// The cluster's view: policy objects, namespaces' labels and pods' named ports from
 /// the cluster's objects, node addresses from its nodes, identities from `identities`,
-/// pod addresses from `ipcache`.
+/// pod addresses from `ipcache`. Every pass reads it, so it copies only what it keeps
+/// (the policies, labels and ports), not the Pod objects.
 pub fn cluster_view(
     cluster: &Cluster,
     identities: &Reflector<Labels>,
     ipcache: &Reflector<IpcacheRecord>,
 ) -> ClusterView {
-    let mut view = ClusterView {
+    let objects = cluster.objects();
+    let of_kind = |kind: Kind| keys::objects_of_kind(kind.as_str());
+    ClusterView {
+        policies: POLICY_KINDS
+            .into_iter()
+            .flat_map(|kind| objects.filter_map_under(&of_kind(kind), |_, o| Some(o.clone())))
+            .collect(),
+        namespaces: objects
+            .filter_map_under(&of_kind(Kind::Namespace), |_, namespace| {
+                let name = namespace.metadata().name.clone().unwrap_or_default();
+                Some((name, namespace.labels().clone()))
+            })
+            .into_iter()
+            .collect(),
+        pod_ports: objects
+            .filter_map_under(&of_kind(Kind::Pod), |_, object| {
+                let Object::Pod(pod) = object else {
+                    return None;
+                };
+                let ports = named_ports(pod);
+                if ports.is_empty() {
+                    return None;
+                }
+                let meta = &pod.metadata;
+                let key = (
+                    meta.namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".to_string()),
+                    meta.name.clone().unwrap_or_default(),
+                );
+                Some((key, ports))
+            })
+            .into_iter()
+            .collect(),
+        identities: identities
+            .filter_map_under(keys::IDENTITY_IDS, |key, labels| {
+                let id = keys::suffix(key, keys::IDENTITY_IDS)?.parse::<u32>().ok()?;
+                Some((id, labels.clone()))
+            })
+            .into_iter()
+            .collect(),
+        pod_addresses: ipcache
+            .filter_map_under(keys::IPCACHE, |key, record| {
+                let address = keys::suffix(key, keys::IPCACHE)?.parse::<IpAddr>().ok()?;
+                Some((address, record.identity))
+            })
+            .into_iter()
+            .collect(),
         node_addresses: cluster
             .nodes()
             .into_iter()
             .flat_map(|n| n.addresses)
             .collect(),
-        ..ClusterView::default()
-    };
-    for object in cluster.objects().values() {
-        match &object {
-            Object::NetworkPolicy(_)
-            | Object::CiliumNetworkPolicy(_)
-            | Object::CiliumClusterwideNetworkPolicy(_) => view.policies.push(object),
-            Object::Namespace(namespace) => {
-                let name = namespace.metadata.name.clone().unwrap_or_default();
-                view.namespaces.insert(name, object.labels().clone());
-            }
-            Object::Pod(pod) => {
-                let ports = named_ports(pod);
-                if !ports.is_empty() {
-                    let meta = &pod.metadata;
-                    let key = (
-                        meta.namespace
-                            .clone()
-                            .unwrap_or_else(|| "default".to_string()),
-                        meta.name.clone().unwrap_or_default(),
-                    );
-                    view.pod_ports.insert(key, ports);
-                }
-            }
-            _ => {}
-        }
     }
-    view.identities = identities
-        .under(keys::IDENTITY_IDS)
-        .into_iter()
-        .filter_map(|(key, labels)| {
-            Some((
-                keys::suffix(&key, keys::IDENTITY_IDS)?
-                    .parse::<u32>()
-                    .ok()?,
-                labels,
-            ))
-        })
-        .collect();
-    view.pod_addresses = ipcache
-        .under(keys::IPCACHE)
-        .into_iter()
-        .filter_map(|(key, record)| {
-            Some((
-                keys::suffix(&key, keys::IPCACHE)?.parse::<IpAddr>().ok()?,
-                record.identity,
-            ))
-        })
-        .collect();
-    view
 }
 
 /// The named container ports of a pod.

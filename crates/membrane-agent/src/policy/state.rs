@@ -163,9 +163,9 @@ impl<M: PolicyMaps> PolicyState<M> {
         )
     }
 
-    /// The endpoints of the last compilation.
-    pub fn known_endpoints(&self) -> BTreeMap<u16, Known> {
-        self.inner().endpoints.clone()
+    /// The labels endpoint `id` had in the last compilation.
+    pub fn known_labels(&self, id: u16) -> Option<Labels> {
+        Some(self.inner().endpoints.get(&id)?.endpoint.labels.clone())
     }
 
     /// The compiler's input for `endpoints` over `cluster`.

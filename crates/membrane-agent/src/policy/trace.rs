@@ -194,15 +194,7 @@ fn resolve<M: PolicyMaps>(
     {
         return Ok(local(k.endpoint.id, k.endpoint.identity));
     }
-    let object = |key: String| {
-        context
-            .cluster
-            .objects()
-            .under(&key)
-            .into_iter()
-            .find(|(found, _)| *found == key)
-            .map(|(_, object)| object)
-    };
+    let object = |key: String| context.cluster.objects().get(&key);
     let pod =
         object(keys::object("Pod", namespace, pod_name)).ok_or_else(|| TraceError::NoSuchPod {
             field,

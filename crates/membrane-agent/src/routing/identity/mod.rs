@@ -268,12 +268,7 @@ impl Identities {
     }
 
     fn object(&self, key: &str) -> Option<membrane_model::Object> {
-        self.cluster
-            .objects()
-            .under(key)
-            .into_iter()
-            .find(|(found, _)| found == key)
-            .map(|(_, object)| object)
+        self.cluster.objects().get(key)
     }
 
     fn resolved(&self) -> std::sync::MutexGuard<'_, Resolved> {
