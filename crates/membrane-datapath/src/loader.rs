@@ -312,6 +312,16 @@ impl Datapath {
         self.maps.write_policy(rule)
     }
 
+    /// Writes every entry of many policy rules, in order, in one batch; on failure, how
+    /// many of the first rules may hold written entries (those before the one the batch
+    /// stopped in, and that one), and the error.
+    pub fn write_policies(
+        &mut self,
+        rules: &[PolicyRule],
+    ) -> Result<(), (usize, Box<DatapathError>)> {
+        self.maps.write_policies(rules)
+    }
+
     /// Removes every entry of a policy rule; absent entries are fine.
     pub fn remove_policy(&mut self, rule: &PolicyRule) -> Result<(), DatapathError> {
         self.maps.remove_policy(rule)

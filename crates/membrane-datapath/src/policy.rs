@@ -42,6 +42,20 @@ pub fn port_prefixes(range: &RangeInclusive<u16>) -> Vec<(u16, u32)> {
 }
 
 impl PolicyRule {
+    /// The value of each of its entries.
+    fn entry(&self) -> PolicyEntry {
+        PolicyEntry {
+            action: if self.deny {
+                policy_action::DENY
+            } else {
+                policy_action::ALLOW
+            },
+            _pad: 0,
+            proxy_port: 0,
+            rule_id: self.rule_id,
+        }
+    }
+
     /// The trie keys of this rule.
     fn keys(&self) -> Vec<Key<PolicyKey>> {
         let dir = match self.direction {
@@ -78,16 +92,7 @@ impl PolicyRule {
 impl Maps {
     /// Writes every entry of `rule`.
     pub fn write_policy(&mut self, rule: &PolicyRule) -> Result<(), DatapathError> {
-        let entry = PolicyEntry {
-            action: if rule.deny {
-                policy_action::DENY
-            } else {
-                policy_action::ALLOW
-            },
-            _pad: 0,
-            proxy_port: 0,
-            rule_id: rule.rule_id,
-        };
+        let entry = rule.entry();
         for key in rule.keys() {
             self.policy
                 .insert(&key, entry, 0)
@@ -98,6 +103,36 @@ impl Maps {
                 })?;
         }
         Ok(())
+    }
+
+    /// Writes every entry of `rules`, in order, in one batch (a syscall per
+    /// [`crate::batch`] chunk instead of one per entry). On failure (a full map, above
+    /// all) returns the error and how many of the first rules may hold written entries:
+    /// the rules before the one the batch stopped in, and that one.
+    pub fn write_policies(
+        &mut self,
+        rules: &[PolicyRule],
+    ) -> Result<(), (usize, Box<DatapathError>)> {
+        let (mut keys, mut values, mut owners) = (Vec::new(), Vec::new(), Vec::new());
+        for (index, rule) in rules.iter().enumerate() {
+            let entry = rule.entry();
+            for key in rule.keys() {
+                keys.push(key);
+                values.push(entry);
+                owners.push(index);
+            }
+        }
+        crate::batch::update(&self.policy, &keys, &values).map_err(|partial| {
+            let touched = owners
+                .get(partial.written)
+                .map_or(rules.len(), |rule| rule + 1);
+            let error = DatapathError::Map {
+                map: map_names::POLICY,
+                operation: "insert",
+                source: partial.source,
+            };
+            (touched, Box::new(error))
+        })
     }
 
     /// Removes every entry of `rule`; absent entries are fine.

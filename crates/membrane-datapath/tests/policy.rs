@@ -6,17 +6,19 @@
 #[allow(dead_code)]
 mod bed;
 
-use bed::{Bed, L4, packet, with_bed};
+use bed::{Bed, L4, packet, with_bed, with_bed_sized};
 use membrane_common::endpoint::endpoint_flags;
 use membrane_common::metrics::reason;
 use membrane_common::program_names::{FROM_CONTAINER, FROM_NETDEV};
-use membrane_datapath::{Direction, PolicyEnforcement, PolicyRule};
+use membrane_datapath::{Direction, MapSizes, PolicyEnforcement, PolicyRule};
 use std::net::IpAddr;
 
 const TC_ACT_SHOT: i32 = 2;
 const TC_ACT_REDIRECT: i32 = 7;
 const TCP: u8 = 6;
 const SCTP: u8 = 132;
+/// What a full LPM trie answers a new key.
+const ENOSPC: i32 = 28;
 
 /// A packet from pod A to pod B on `dport`; returns the action.
 fn a_to_b(bed: &Bed, sport: u16, dport: u16, l4: L4) -> i32 {
@@ -151,6 +153,55 @@ fn a_batch_of_endpoint_writes_sets_the_flags_of_every_address_of_every_endpoint(
         assert_eq!(
             enforced(bed, bed.b.spec.id, endpoint_flags::INGRESS_ENFORCED),
             2
+        );
+    });
+}
+
+#[test]
+fn a_batch_of_policy_rules_into_a_full_map_says_how_many_rules_it_may_have_written() {
+    let sizes = MapSizes {
+        policy: 4,
+        ..MapSizes::default()
+    };
+    with_bed_sized(sizes, |bed| {
+        // Six rules of one port each: one trie entry each, two more than the map holds.
+        let rules: Vec<PolicyRule> = (8000..8006)
+            .map(|port| {
+                rule(
+                    bed,
+                    Direction::Egress,
+                    Some(300),
+                    Some((TCP, port..=port)),
+                    false,
+                )
+            })
+            .collect();
+        let (touched, error) = bed.dp.write_policies(&rules).unwrap_err();
+        assert_eq!(
+            touched, 5,
+            "four rules written and the fifth refused: {error}"
+        );
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
+        let mut os_error = None;
+        while let Some(current) = source {
+            os_error = os_error.or(current
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error));
+            source = current.source();
+        }
+        assert_eq!(os_error, Some(ENOSPC), "the map is full: {error:?}");
+        let maps = membrane_datapath::PinnedMaps::open(&bed.options.pin_dir).unwrap();
+        let mut ports: Vec<u16> = maps
+            .policy()
+            .unwrap()
+            .iter()
+            .map(|row| *row.ports.start())
+            .collect();
+        ports.sort_unstable();
+        assert_eq!(
+            ports,
+            [8000, 8001, 8002, 8003],
+            "the first four are in the map"
         );
     });
 }

@@ -21,6 +21,21 @@ pub trait PolicyMaps: Send + 'static {
         entry: &Entry,
     ) -> Result<(), Self::Error>;
 
+    /// Writes entries of endpoint `endpoint` (replacing what their keys held), in order.
+    /// On failure, returns how many of the first entries may have been written (to be
+    /// undone) and the error.
+    fn write_entries(
+        &mut self,
+        endpoint: u16,
+        entries: &[(EntryKey, Entry)],
+    ) -> Result<(), (usize, Box<Self::Error>)> {
+        for (written, (key, entry)) in entries.iter().enumerate() {
+            self.write_entry(endpoint, key, entry)
+                .map_err(|error| (written, Box::new(error)))?;
+        }
+        Ok(())
+    }
+
     /// Removes one entry; absent is fine.
     fn remove_entry(&mut self, endpoint: u16, key: &EntryKey) -> Result<(), Self::Error>;
 
@@ -57,6 +72,19 @@ impl PolicyMaps for Arc<Mutex<Datapath>> {
         entry: &Entry,
     ) -> Result<(), DatapathError> {
         lock(self).write_policy(&rule_of(endpoint, key, entry))
+    }
+
+    /// One batch under one lock.
+    fn write_entries(
+        &mut self,
+        endpoint: u16,
+        entries: &[(EntryKey, Entry)],
+    ) -> Result<(), (usize, Box<DatapathError>)> {
+        let rules: Vec<PolicyRule> = entries
+            .iter()
+            .map(|(key, entry)| rule_of(endpoint, key, entry))
+            .collect();
+        lock(self).write_policies(&rules)
     }
 
     fn remove_entry(&mut self, endpoint: u16, key: &EntryKey) -> Result<(), DatapathError> {

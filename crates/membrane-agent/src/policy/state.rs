@@ -340,7 +340,7 @@ fn write_cidrs<M: PolicyMaps>(
 }
 
 /// Makes endpoint `id`'s programmed entries equal `want`, whole or not at all: new and
-/// changed entries are written first; if one write fails, those already made are undone
+/// changed entries are written first, together; if a write fails, those made are undone
 /// (the endpoint keeps its previous entries) and the error returned; then stale entries
 /// are removed. Returns how many removals failed (those entries stay programmed and are
 /// removed at a later pass).
@@ -351,23 +351,27 @@ fn write_entries<M: PolicyMaps>(
     want: &BTreeMap<EntryKey, Entry>,
 ) -> Result<usize, M::Error> {
     let had = programmed.entry(id).or_default();
-    let mut written: Vec<(EntryKey, Option<Entry>)> = Vec::new();
-    for (key, entry) in want {
-        let before = had.get(key).copied();
-        if before == Some(*entry) {
-            continue;
+    let (changes, before): (Vec<(EntryKey, Entry)>, Vec<Option<Entry>>) = want
+        .iter()
+        .filter(|(key, entry)| had.get(*key) != Some(*entry))
+        .map(|(key, entry)| ((*key, *entry), had.get(key).copied()))
+        .unzip();
+    if let Err((written, error)) = maps.write_entries(id, &changes) {
+        let written = changes.iter().zip(before).take(written);
+        undo(
+            maps,
+            id,
+            written.map(|((key, _), before)| (*key, before)).collect(),
+            had,
+            want,
+        );
+        if had.is_empty() {
+            programmed.remove(&id);
         }
-        if let Err(error) = maps.write_entry(id, key, entry) {
-            undo(maps, id, written, had, want);
-            if had.is_empty() {
-                programmed.remove(&id);
-            }
-            return Err(error);
-        }
-        written.push((*key, before));
+        return Err(*error);
     }
-    for (key, _) in &written {
-        had.insert(*key, want[key]);
+    for (key, entry) in changes {
+        had.insert(key, entry);
     }
     let stale: Vec<EntryKey> = had
         .keys()
