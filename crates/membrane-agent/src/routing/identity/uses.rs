@@ -8,8 +8,7 @@ use crate::cluster::Cluster;
 use crate::endpoints::NodeDatapath;
 use crate::node::NodeNetwork;
 use membrane_model::Kind;
-use membrane_state::IdentityCollector;
-use membrane_state::keys;
+use membrane_state::{IdentityCollector, keys};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs until `token` is cancelled: after every change of the object cache that
 /// changed a Pod's or Namespace's labels, `agent`'s endpoints are resolved again (those
-/// whose labels changed are reprogrammed with their new identity); after every change of the endpoints, and every `interval`, the use
-/// records are made to match and the lease is kept alive; every quarter of `grace` (or
-/// `interval`, if longer) a collection pass deletes identities unused for `grace`.
+/// whose labels changed are reprogrammed with their new identity); after every change
+/// of the endpoints, and every `interval`, the use records are made to match and the
+/// lease is kept alive; every quarter of `grace` (or `interval`, if longer) a
+/// collection pass deletes identities unused for `grace`.
 pub async fn run<D: NodeDatapath, N: NodeNetwork>(
     agent: Arc<Agent<D, N>>,
     identities: Arc<Identities>,
