@@ -187,15 +187,16 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
         self.manager.lock().await.subscribe()
     }
 
-    /// Moves endpoints whose labels changed to their new identity (logging failures: the
-    /// next change or resync tries again); returns whether every endpoint was resolved.
+    /// Moves endpoints whose labels changed to their new identity, and programs those
+    /// whose recovery could not resolve one (logging failures: the next change or resync
+    /// tries again); returns whether every endpoint was resolved.
     /// Every endpoint's labels are resolved outside the endpoint manager's lock (which
     /// the CNI and the policy component wait for); only those that resolve to another
     /// identity are handled under it.
     pub async fn refresh_identities(&self) -> bool {
         let (identities, endpoints) = {
             let manager = self.manager.lock().await;
-            (manager.identities(), manager.identified())
+            (manager.identities(), manager.with_programmed_identity())
         };
         let Some(identities) = identities else {
             return true;
@@ -211,7 +212,7 @@ impl<D: NodeDatapath, N: NodeNetwork> Agent<D, N> {
         let mut first_error = None;
         for (endpoint, identity) in &endpoints {
             match identities.of(&endpoint.registration).await {
-                Ok(now) if now == *identity => {}
+                Ok(now) if Some(now) == *identity => {}
                 Ok(_) => {
                     moved.insert(endpoint.id);
                 }

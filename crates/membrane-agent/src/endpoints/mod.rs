@@ -248,6 +248,20 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
             .collect())
     }
 
+    /// Every persisted endpoint with the identity it was programmed with, `None` for one
+    /// not programmed yet (its recovery at start could not resolve its identity): the
+    /// identity refresh programs those once they resolve.
+    pub fn with_programmed_identity(&self) -> Result<Vec<(Endpoint, Option<u32>)>, EndpointError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .map(|endpoint| {
+                let identity = self.programmed.get(&endpoint.id).copied();
+                (endpoint, identity)
+            })
+            .collect())
+    }
+
     /// What resolves the endpoints' identities, when they get identities.
     pub fn identities(&self) -> Option<std::sync::Arc<Identities>> {
         self.identities.clone()
