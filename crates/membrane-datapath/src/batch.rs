@@ -65,6 +65,38 @@ where
     update_fd(fd_of(map), keys, values)
 }
 
+/// Writes the entries of many owners (an endpoint's addresses, a rule's trie keys: `of`
+/// gives an owner's keys and the value they all take) in order, in one [`update`]. On
+/// failure, the index of the owner the batch stopped in (`owners.len()` if it stopped
+/// after the last), with the error: the owners before it are written whole.
+pub(crate) fn update_owned<M, K, V, O>(
+    map: &M,
+    owners: &[O],
+    of: impl Fn(&O) -> (Vec<K>, V),
+) -> Result<(), (usize, Partial)>
+where
+    M: IterableMap<K, V>,
+    K: aya::Pod,
+    V: aya::Pod,
+{
+    let (mut keys, mut values, mut owner_of) = (Vec::new(), Vec::new(), Vec::new());
+    for (index, owner) in owners.iter().enumerate() {
+        let (owned, value) = of(owner);
+        for key in owned {
+            keys.push(key);
+            values.push(value);
+            owner_of.push(index);
+        }
+    }
+    update(map, &keys, &values).map_err(|partial| {
+        let stopped_in = owner_of
+            .get(partial.written)
+            .copied()
+            .unwrap_or(owners.len());
+        (stopped_in, partial)
+    })
+}
+
 /// Most threads a large write is split over.
 const MAX_THREADS: usize = 4;
 

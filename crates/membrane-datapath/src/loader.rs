@@ -452,23 +452,14 @@ impl Datapath {
     /// part-way, the endpoints from the one it stopped at are written one by one (each
     /// both entries or neither); returns those that failed, with their errors.
     pub fn write_endpoints(&mut self, endpoints: &[EndpointSpec]) -> Vec<(u16, DatapathError)> {
-        let (mut keys, mut values, mut owners) = (Vec::new(), Vec::new(), Vec::new());
-        for (index, endpoint) in endpoints.iter().enumerate() {
-            let info = endpoint.info();
-            for key in endpoint.keys() {
-                keys.push(key);
-                values.push(info);
-                owners.push(index);
-            }
-        }
-        let Err(partial) = crate::batch::update(&self.maps.endpoints, &keys, &values) else {
+        let Err((from, partial)) =
+            crate::batch::update_owned(&self.maps.endpoints, endpoints, |endpoint| {
+                (endpoint.keys(), endpoint.info())
+            })
+        else {
             return Vec::new();
         };
         tracing::debug!(error = %partial.source, written = partial.written, "a batch of endpoint entries stopped; writing the rest one by one");
-        let from = owners
-            .get(partial.written)
-            .copied()
-            .unwrap_or(endpoints.len());
         endpoints[from..]
             .iter()
             .filter_map(|endpoint| Some((endpoint.id, self.write_endpoint(endpoint).err()?)))

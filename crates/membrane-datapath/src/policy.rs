@@ -113,26 +113,17 @@ impl Maps {
         &mut self,
         rules: &[PolicyRule],
     ) -> Result<(), (usize, Box<DatapathError>)> {
-        let (mut keys, mut values, mut owners) = (Vec::new(), Vec::new(), Vec::new());
-        for (index, rule) in rules.iter().enumerate() {
-            let entry = rule.entry();
-            for key in rule.keys() {
-                keys.push(key);
-                values.push(entry);
-                owners.push(index);
-            }
-        }
-        crate::batch::update(&self.policy, &keys, &values).map_err(|partial| {
-            let touched = owners
-                .get(partial.written)
-                .map_or(rules.len(), |rule| rule + 1);
-            let error = DatapathError::Map {
-                map: map_names::POLICY,
-                operation: "insert",
-                source: partial.source,
-            };
-            (touched, Box::new(error))
-        })
+        crate::batch::update_owned(&self.policy, rules, |rule| (rule.keys(), rule.entry())).map_err(
+            |(stopped_in, partial)| {
+                let touched = (stopped_in + 1).min(rules.len());
+                let error = DatapathError::Map {
+                    map: map_names::POLICY,
+                    operation: "insert",
+                    source: partial.source,
+                };
+                (touched, Box::new(error))
+            },
+        )
     }
 
     /// Removes every entry of `rule`; absent entries are fine.
