@@ -88,11 +88,22 @@ impl FlowStore {
         self.push(&mut ring, Event::Lost(lost));
     }
 
+    /// Adds `event` to the ring in time order and sends it to followers. Events reach the
+    /// store in the order the datapath's ring buffer handed them over, which can put a
+    /// packet seen on one CPU a few microseconds behind a later one seen on another: such
+    /// an event is placed by its time, so that the ring (and every window read from it)
+    /// stays oldest first. Followers get events as they come.
     fn push(&self, ring: &mut Ring, event: Event) {
         if ring.events.len() == self.capacity {
             ring.events.pop_front();
         }
-        ring.events.push_back(event.clone());
+        let time = event.time();
+        let at = if ring.events.back().is_none_or(|last| last.time() <= time) {
+            ring.events.len()
+        } else {
+            ring.events.partition_point(|e| e.time() <= time)
+        };
+        ring.events.insert(at, event.clone());
         // No receiver is not an error: nobody follows right now.
         let _ = self.sender.send(event);
     }

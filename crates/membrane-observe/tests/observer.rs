@@ -75,6 +75,24 @@ async fn last_and_first_n_return_the_latest_and_earliest_flows_in_order() {
 }
 
 #[tokio::test]
+async fn flows_handed_over_out_of_time_order_are_stored_oldest_first() {
+    let h = Harness::start(100, 64).await;
+    // Two CPUs' packets can reach the ring buffer in the other order than their times.
+    let events: Vec<_> = [(1, 1), (3, 3), (2, 2), (5, 5), (4, 4), (0, 9)]
+        .into_iter()
+        .map(|(ms, port)| tcp(ms, 1, 2, 40000, port, 0x02))
+        .collect();
+    assert_eq!(h.pipeline.ingest(&events), 0);
+    let all = GetFlowsRequest::default();
+    assert_eq!(ports(&h, all).await, [9, 1, 2, 3, 4, 5]);
+    let last = GetFlowsRequest {
+        number: 2,
+        ..Default::default()
+    };
+    assert_eq!(ports(&h, last).await, [4, 5]);
+}
+
+#[tokio::test]
 async fn ring_keeps_only_the_last_n_flows_and_counts_every_flow_seen() {
     let h = Harness::start(5, 64).await;
     feed(&h, 1, 1..21);
