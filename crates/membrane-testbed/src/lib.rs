@@ -24,6 +24,7 @@ pub mod netlink;
 pub mod netns;
 pub mod node;
 pub mod outside;
+pub mod panic_note;
 pub mod pin_dir;
 pub mod pinned;
 pub mod pod;

@@ -10,6 +10,7 @@ use crate::names;
 use crate::netlink::{self, Link, NetlinkError, Route};
 use crate::netns::{Netns, NetnsError};
 use crate::outside::Outside;
+use crate::panic_note;
 use crate::pin_dir::{PinDir, PinDirError};
 use crate::process::Place;
 use crate::wiring::{self, WiringError};
@@ -104,6 +105,7 @@ impl NodeBuilder<'_> {
 
     /// Brings the node up and starts its agent.
     pub fn start(self) -> Result<Node, NodeError> {
+        panic_note::remember_panics();
         let index = self.index;
         let plan = NodeAddressing::new(index).ok_or(NodeError::BadIndex {
             index,
@@ -309,6 +311,9 @@ impl Drop for Node {
                 self.agent.log_path().display(),
                 self.agent.log_tail(LOG_LINES_ON_PANIC)
             );
+            if let Some(message) = panic_note::message() {
+                eprintln!("---- the test failed with: {message}");
+            }
         }
     }
 }
