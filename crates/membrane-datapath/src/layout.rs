@@ -5,7 +5,7 @@
 //! (its old entries cannot be read by the new programs anyway).
 
 use crate::error::DatapathError;
-use aya::maps::MapData;
+use aya::maps::{MapData, MapError, MapInfo};
 use aya_obj::maps::PinningType;
 use std::fmt;
 use std::path::Path;
@@ -90,20 +90,33 @@ pub(crate) fn replace_incompatible(
 
 /// The layout of the map pinned at `path`.
 fn pinned_layout(path: &Path) -> Result<MapLayout, DatapathError> {
-    let failed = |operation| {
-        move |source| DatapathError::PinnedMap {
-            path: path.to_path_buf(),
-            operation,
-            source: Box::new(source),
-        }
-    };
-    let info = MapData::from_pin(path)
-        .map_err(failed("open"))?
-        .info()
-        .map_err(failed("read the info of"))?;
+    let (_, info) = open_pinned(path)?;
     Ok(MapLayout {
-        map_type: info.map_type().map_err(failed("read the type of"))? as u32,
+        map_type: info
+            .map_type()
+            .map_err(pinned_map_error(path, "read the type of"))? as u32,
         key_size: info.key_size(),
         value_size: info.value_size(),
     })
+}
+
+/// The map pinned at `path` and the kernel's description of it.
+pub(crate) fn open_pinned(path: &Path) -> Result<(MapData, MapInfo), DatapathError> {
+    let map = MapData::from_pin(path).map_err(pinned_map_error(path, "open"))?;
+    let info = map
+        .info()
+        .map_err(pinned_map_error(path, "read the info of"))?;
+    Ok((map, info))
+}
+
+/// The error of `operation` failing on the map pinned at `path`.
+fn pinned_map_error(
+    path: &Path,
+    operation: &'static str,
+) -> impl FnOnce(MapError) -> DatapathError {
+    move |source| DatapathError::PinnedMap {
+        path: path.to_path_buf(),
+        operation,
+        source: Box::new(source),
+    }
 }

@@ -2,8 +2,8 @@
 //! is loaded, checked against maps already pinned, and what the maps cost the kernel.
 
 use crate::error::DatapathError;
+use crate::layout::open_pinned;
 use aya::EbpfLoader;
-use aya::maps::MapData;
 use membrane_common::map_names;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
@@ -116,7 +116,7 @@ impl MapSizes {
             if !path.exists() {
                 continue;
             }
-            let pinned = pinned_info(&path, name)?.max_entries();
+            let pinned = open_pinned(&path)?.1.max_entries();
             if pinned != size {
                 return Err(DatapathError::InvalidOption {
                     option: "map_sizes",
@@ -144,38 +144,14 @@ pub struct MapMemory {
     pub bytes: u64,
 }
 
-fn pinned_info(path: &Path, name: &'static str) -> Result<aya::maps::MapInfo, DatapathError> {
-    let map = MapData::from_pin(path).map_err(|source| DatapathError::Map {
-        map: name,
-        operation: "open the pin",
-        source,
-    })?;
-    map.info().map_err(|source| DatapathError::Map {
-        map: name,
-        operation: "read info",
-        source,
-    })
-}
-
 /// The kernel memory of every sized map pinned under `pin_dir`.
 pub fn pinned_memory(pin_dir: &Path) -> Result<Vec<MapMemory>, DatapathError> {
     let names = MapSizes::default().entries().map(|(name, _)| name);
     let mut memory = Vec::with_capacity(names.len());
     for name in names {
         let path = pin_dir.join(name);
-        let map = MapData::from_pin(&path).map_err(|source| DatapathError::Map {
-            map: name,
-            operation: "open the pin",
-            source,
-        })?;
-        let capacity = map
-            .info()
-            .map_err(|source| DatapathError::Map {
-                map: name,
-                operation: "read info",
-                source,
-            })?
-            .max_entries();
+        let (map, info) = open_pinned(&path)?;
+        let capacity = info.max_entries();
         let fdinfo = format!("/proc/self/fdinfo/{}", map.fd().as_fd().as_raw_fd());
         let text = std::fs::read_to_string(&fdinfo)
             .map_err(|source| DatapathError::Fdinfo { map: name, source })?;

@@ -239,12 +239,9 @@ impl<D: NodeDatapath, N: NodeNetwork> EndpointManager<D, N> {
     /// Every endpoint that has been programmed, with the identity it carries.
     pub fn identified(&self) -> Result<Vec<(Endpoint, u32)>, EndpointError> {
         Ok(self
-            .list()?
+            .with_programmed_identity()?
             .into_iter()
-            .filter_map(|endpoint| {
-                let identity = *self.programmed.get(&endpoint.id)?;
-                Some((endpoint, identity))
-            })
+            .filter_map(|(endpoint, identity)| Some((endpoint, identity?)))
             .collect())
     }
 
