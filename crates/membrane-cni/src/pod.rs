@@ -7,7 +7,7 @@ use crate::link::{self, Link};
 use crate::result::MacAddr;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags};
-use rtnetlink::packet_route::route::RouteScope;
+use rtnetlink::packet_route::route::{RouteMessage, RouteScope};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -48,28 +48,22 @@ pub async fn configure(handle: Handle, plan: PodPlan) -> Result<MacAddr, CniErro
             .output_interface(pod.index)
             .scope(RouteScope::Link)
             .build();
-        handle
-            .route()
-            .add(gateway)
-            .execute()
-            .await
-            .map_err(netlink(format!(
-                "adding route {} dev {}",
-                plan.gateway_v4, pod.name
-            )))?;
+        add_route(
+            &handle,
+            gateway,
+            format!("adding route {} dev {}", plan.gateway_v4, pod.name),
+        )
+        .await?;
         let default = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(plan.gateway_v4)
             .output_interface(pod.index)
             .build();
-        handle
-            .route()
-            .add(default)
-            .execute()
-            .await
-            .map_err(netlink(format!(
-                "adding default route via {}",
-                plan.gateway_v4
-            )))?;
+        add_route(
+            &handle,
+            default,
+            format!("adding default route via {}", plan.gateway_v4),
+        )
+        .await?;
         add_gateway_neighbour(&handle, &pod, plan.gateway_v4.into(), plan.gateway_mac).await?;
     }
     if let Some(ip) = plan.ipv6 {
@@ -82,18 +76,25 @@ pub async fn configure(handle: Handle, plan: PodPlan) -> Result<MacAddr, CniErro
             .gateway(plan.gateway_v6)
             .output_interface(pod.index)
             .build();
-        handle
-            .route()
-            .add(default)
-            .execute()
-            .await
-            .map_err(netlink(format!(
-                "adding default route via {}",
-                plan.gateway_v6
-            )))?;
+        add_route(
+            &handle,
+            default,
+            format!("adding default route via {}", plan.gateway_v6),
+        )
+        .await?;
         add_gateway_neighbour(&handle, &pod, plan.gateway_v6.into(), plan.gateway_mac).await?;
     }
     pod.mac.ok_or(CniError::NoMacAddress { name: plan.ifname })
+}
+
+/// Adds `route`; `what` names it in the error.
+async fn add_route(handle: &Handle, route: RouteMessage, what: String) -> Result<(), CniError> {
+    handle
+        .route()
+        .add(route)
+        .execute()
+        .await
+        .map_err(|source| CniError::Netlink { what, source })
 }
 
 /// A permanent neighbour entry so the pod never resolves its gateway.
