@@ -150,7 +150,8 @@ impl Identities {
                 }
                 error => error.is_unavailable(),
             };
-            if !retry || started.elapsed() + delay > self.allocation_timeout {
+            let remaining = self.allocation_timeout.saturating_sub(started.elapsed());
+            if !retry || remaining.is_zero() {
                 return Err(match error {
                     StoreError::Exhausted { .. } => RoutingError::IdentitiesExhausted {
                         labels: labels.into_iter().collect(),
@@ -170,7 +171,8 @@ impl Identities {
                 tracing::warn!(?labels, error = %crate::agent::chain(&error), "cannot allocate an identity yet; retrying");
                 complained = true;
             }
-            tokio::time::sleep(delay).await;
+            // The last attempt is made at the timeout, not a backoff step before it.
+            tokio::time::sleep(delay.min(remaining)).await;
         }
     }
 
