@@ -98,11 +98,7 @@ impl FlowStore {
             ring.events.pop_front();
         }
         let time = event.time();
-        let at = if ring.events.back().is_none_or(|last| last.time() <= time) {
-            ring.events.len()
-        } else {
-            ring.events.partition_point(|e| e.time() <= time)
-        };
+        let at = ring.events.partition_point(|e| e.time() <= time);
         ring.events.insert(at, event.clone());
         // No receiver is not an error: nobody follows right now.
         let _ = self.sender.send(event);

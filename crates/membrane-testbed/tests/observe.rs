@@ -586,8 +586,9 @@ fn flows_of_both_nodes_are_served_enriched_through_the_observer_api_cli_and_metr
     block_on(async {
         let mut observer = unix_client(&a).await;
         // A fixed window that new flows cannot move: it ends just before the newest flow
-        // already stored, and the agent stores flows in the order the datapath handed
-        // them over, so nothing older than that flow can still come in.
+        // already stored. The agent takes flows from the datapath's ring buffer in order,
+        // so every flow handed over before that one is stored, and one handed over after
+        // it is not a millisecond older.
         let until =
             system_time(no_backend.time.as_ref().unwrap()).unwrap() - Duration::from_millis(1);
         let window = |number: u64, first: bool| GetFlowsRequest {
